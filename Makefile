@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with only python3 and make:
+#   make demo   - set up .venv, install, run `forecast demo`
+#   make test   - set up .venv, install (plus the browser the report test needs), run the tests
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/forecast demo
+
+# System packages the tests use (headless Chromium for the report's browser test).
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/score.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

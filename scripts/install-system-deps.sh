@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs, when they are missing and we can:
+# headless Chromium (Debian package) for the report's real-browser test. Java is needed by the
+# optional Spark engine's test and is expected on the machine.
+set -u
+need_browser=1
+for b in chromium chromium-browser google-chrome; do
+  command -v "$b" >/dev/null 2>&1 && need_browser=0
+done
+if [ "$need_browser" = 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the report's browser test..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "could not install chromium; the browser test will say why it skipped"
+  else
+    echo "chromium not found and cannot install it here (needs root and apt-get)"
+  fi
+fi
+exit 0

@@ -1,0 +1,45 @@
+"""Month arithmetic. Months are pandas `Period[M]` at the edges and integer ordinals inside
+hot loops (`ordinal = (year - 1970) * 12 + month - 1`, the same as Period's ordinal)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MONTH_DTYPE = pd.PeriodDtype("M")
+
+
+def to_ordinal(months: pd.Series | pd.PeriodIndex) -> np.ndarray:
+    """Integer month ordinals of a Period[M] series (NaT -> INT64 min)."""
+    arr = months.array if isinstance(months, pd.Series) else months
+    return np.asarray(arr.asi8, dtype=np.int64)
+
+
+def from_ordinal(ordinals: np.ndarray | list[int]) -> pd.PeriodIndex:
+    return pd.PeriodIndex.from_ordinals(np.asarray(ordinals, dtype=np.int64), freq="M")
+
+
+def dates_to_ordinal(dates: pd.Series) -> np.ndarray:
+    """Month ordinal of each date; NaT becomes a very large number ("never")."""
+    d = pd.to_datetime(dates)
+    out = (d.dt.year.to_numpy(dtype="float64") - 1970) * 12 + d.dt.month.to_numpy(dtype="float64") - 1
+    return np.where(np.isnan(out), NEVER, out).astype(np.int64)
+
+
+NEVER = np.int64(10**9)
+
+
+def parse_month(text: str) -> pd.Period:
+    """Parse `YYYY-MM` strictly."""
+    import re
+
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}", text.strip()):
+        raise ValueError(text)
+    p = pd.Period(text.strip(), freq="M")
+    return p
+
+
+def month_str(p: pd.Period | int) -> str:
+    if isinstance(p, int | np.integer):
+        p = from_ordinal([int(p)])[0]
+    return p.strftime("%Y-%m")

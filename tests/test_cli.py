@@ -1,0 +1,65 @@
+"""The CLI's promises: exit codes, one-line errors without tracebacks, --version, --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_contract import CASES, GOOD, write_dir
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "forecast", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )
+
+
+def test_version_and_help() -> None:
+    assert run("--version").stdout.startswith("forecast ")
+    helped = run("--help")
+    assert helped.returncode == 0
+    for command in ("simulate", "validate", "train", "score", "demo", "promote", "what-if"):
+        assert command in helped.stdout
+
+
+def test_validate_good_directory_exits_0(tmp_path: Path) -> None:
+    result = run("validate", str(write_dir(tmp_path, GOOD)))
+    assert result.returncode == 0, result.stderr
+    assert "3 teams" not in result.stdout and "2 teams" in result.stdout
+    assert "gender" in result.stdout  # protected columns seen are reported
+
+
+@pytest.mark.parametrize("case", ["exit_before_hire", "duplicate_team_month", "csat_out_of_range"])
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, case: str) -> None:
+    tables, file, column, _, _ = CASES[case]
+    result = run("validate", str(write_dir(tmp_path, tables)))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert file in lines[0] and f"column {column}" in lines[0]
+
+
+def test_missing_directory_exits_2(tmp_path: Path) -> None:
+    result = run("validate", str(tmp_path / "absent"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_option_value_is_one_line_error(tmp_path: Path) -> None:
+    result = run("simulate", "--out", str(tmp_path / "x"), "--teams", "0")
+    assert result.returncode == 2
+    assert "`n_teams` must be" in result.stderr or "`--teams` must be" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_simulate_then_validate_exits_0(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    assert run("simulate", "--out", str(out), "--teams", "30", "--months", "24", "--seed", "1",
+               "--quiet").returncode == 0
+    result = run("validate", str(out))
+    assert result.returncode == 0, result.stderr
