@@ -59,7 +59,23 @@ def test_bad_option_value_is_one_line_error(tmp_path: Path) -> None:
 
 def test_simulate_then_validate_exits_0(tmp_path: Path) -> None:
     out = tmp_path / "sim"
-    assert run("simulate", "--out", str(out), "--teams", "30", "--months", "24", "--seed", "1",
-               "--quiet").returncode == 0
+    made = run("--quiet", "simulate", "--out", str(out), "--teams", "30", "--months", "24",
+               "--seed", "1")
+    assert made.returncode == 0, made.stderr
     result = run("validate", str(out))
     assert result.returncode == 0, result.stderr
+
+
+def test_features_command_writes_panel(tmp_path: Path) -> None:
+    import pandas as pd
+
+    out = tmp_path / "sim"
+    assert run("--quiet", "simulate", "--out", str(out), "--teams", "20", "--months", "18").returncode == 0
+    target = tmp_path / "panel.parquet"
+    result = run("features", "--data", str(out), "--out", str(target), "--as-of", "2023-03")
+    assert result.returncode == 0, result.stderr
+    panel = pd.read_parquet(target)
+    assert set(panel["as_of"]) == {"2023-03"}
+    assert any(c.startswith("workload__after_hours_ratio__") for c in panel.columns)
+    bad = run("features", "--data", str(out), "--out", str(target), "--as-of", "March")
+    assert bad.returncode == 2 and "`--as-of` must be a month YYYY-MM" in bad.stderr

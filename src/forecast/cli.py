@@ -167,6 +167,35 @@ def _print_summary(s) -> None:
         warn(w)
 
 
+@app.command()
+def features(
+    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write the panel to.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Only this month (YYYY-MM).")] = None,
+    spec_dir: Annotated[
+        Path | None, typer.Option("--features", help="Feature spec directory (default: features/).")
+    ] = None,
+) -> None:
+    """Write the team-month feature panel (one row per team and as-of month) for inspection."""
+    from forecast.contract import load_tables
+    from forecast.features import build_panel, panel_warnings
+    from forecast.months import parse_month_option
+    from forecast.specs import load_specs
+
+    check_param("--out", str(out_file), out_file.suffix == ".parquet", "a path ending in .parquet")
+    tables = load_tables(data)
+    specs = load_specs(spec_dir)
+    for w in panel_warnings(tables, specs):
+        warn(w)
+    panel = build_panel(tables, specs, as_of=parse_month_option("--as-of", as_of))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    frame = panel.assign(as_of=panel["as_of"].astype("string"))
+    frame.attrs = {}
+    frame.to_parquet(out_file, index=False)
+    n_features = panel.shape[1] - 3
+    say(f"Wrote {len(panel)} team-months x {n_features} features to {out_file}")
+
+
 # --------------------------------------------------------------------------- not built yet
 
 
@@ -192,10 +221,27 @@ def demo(
 @app.command()
 def train(
     data: Annotated[Path, typer.Option("--data", help="The data directory.")],
-    horizon: Annotated[int, typer.Option(help="Months ahead to forecast.")] = 3,
+    horizon: Annotated[
+        int | None, typer.Option(help="Months ahead to forecast (default: training/model.yaml).")
+    ] = None,
 ) -> None:
     """Build features, backtest, train both models, log to MLflow and register them."""
-    _not_built("train", "models issue")
+    from forecast.training import STEPS, backtest_table, run_training
+
+    with progress() as bar:
+        task = bar.add_task("training", total=len(STEPS))
+        outcome = run_training(
+            data, horizon=horizon,
+            progress=lambda step: bar.update(
+                task, description=step, completed=STEPS.index(step) if step in STEPS else 0
+            ),
+        )
+    out.print(backtest_table(outcome.backtest))
+    ref = outcome.pair
+    out.print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment "
+              f"{outcome.experiment}); artifacts at {outcome.artifact_uri}")
+    out.print(f"Registered {ref.attrition_name} v{ref.attrition_version} and {ref.csat_name} "
+              f"v{ref.csat_version or '-'} as a pair; aliases: {', '.join(ref.aliases)}")
 
 
 @app.command()
@@ -203,10 +249,79 @@ def score(
     data: Annotated[Path, typer.Option("--data", help="The data directory.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM.")] = None,
-    model: Annotated[str, typer.Option(help="Alias, version, run id or models:/ URI.")] = "champion",
+    model: Annotated[
+        str, typer.Option(help="Alias, version, run id or models:/ URI.")
+    ] = "champion",
+    min_group: Annotated[
+        int, typer.Option("--min-group", help="Smallest team shown with drivers (privacy).")
+    ] = 5,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html.")] = False,
+    horizon: Annotated[
+        int | None, typer.Option(help="Must equal the model's horizon if given.")
+    ] = None,
+    out_root: Annotated[
+        Path | None, typer.Option("--out-root", help="With --catch-up: ROOT/YYYY-MM/ folders.")
+    ] = None,
+    catch_up: Annotated[
+        bool, typer.Option("--catch-up", help="Score every month due under --out-root.")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="With --catch-up: backfill from YYYY-MM.")
+    ] = None,
 ) -> None:
     """Batch-score every team as of a month with the registered models."""
-    _not_built("score", "scoring issue")
+    if catch_up:
+        if out_root is None or out_dir is not None or as_of is not None:
+            raise ConfigError("`--catch-up` needs `--out-root ROOT` (not --out or --as-of).")
+        from forecast.catchup import run_catch_up
+
+        done = run_catch_up(
+            data, out_root, since=since, model=model, min_group=min_group,
+            report=not no_report, horizon=horizon, say=say, warn=warn,
+        )
+        for month, why in done.skipped.items():
+            say(f"{month}: {why}")
+        out.print(
+            f"scored {', '.join(done.scored)} into {done.root}" if done.scored else
+            f"nothing to score: {done.root} is up to date (latest complete month {done.latest})"
+        )
+        return
+    if out_dir is None or out_root is not None or since is not None:
+        raise ConfigError("`forecast score` needs `--out OUT` (or `--out-root ROOT --catch-up`).")
+    from forecast.score import run_score
+
+    result = run_score(
+        data, out_dir, as_of=as_of, model=model, min_group=min_group, report=not no_report,
+        horizon=horizon, warn=warn,
+    )
+    m = result.manifest
+    org = m["organisation"]
+    out.print(
+        f"scored {m['rows']['scores']} teams as of {m['as_of']} (horizon {m['horizon']} months) "
+        f"with {m['model']['attrition']['name']} v{m['model']['attrition']['version']}: "
+        f"{org['expected_leavers']:.1f} expected leavers "
+        f"(80% interval {org['leavers_p10']:.0f}-{org['leavers_p90']:.0f}) -> {result.out}"
+    )
+
+
+@app.command()
+def review(
+    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    out_root: Annotated[Path, typer.Option("--out-root", help="ROOT of scored month folders.")],
+) -> None:
+    """Compare past forecasts under ROOT whose horizon has passed with what happened."""
+    from forecast.review import run_review
+
+    result = run_review(data, out_root)
+    org = result.review[result.review["level"] == "organisation"]
+    for row in org.itertuples():
+        out.print(
+            f"{row.as_of}: predicted {row.predicted_leavers:.1f} leavers, realised "
+            f"{row.realised_leavers:.0f}; team interval coverage {row.leavers_coverage:.0%}"
+        )
+    if result.pending:
+        say(f"not yet due (horizon not passed): {', '.join(result.pending)}")
+    out.print(f"reviewed {len(result.reviewed)} forecast(s) -> {result.path}")
 
 
 @app.command()
@@ -214,8 +329,43 @@ def promote(
     data: Annotated[Path | None, typer.Option("--data", help="The data directory.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote whatever the gate says.")] = False,
 ) -> None:
-    """Move `champion` to the challenger when its backtest is not worse."""
-    _not_built("promote", "models issue")
+    """Move `champion` to the challenger when its backtest is not worse.
+
+    Rule: the challenger is promoted when its mean Poisson deviance of attrition over the
+    shared backtest origins is not higher than the champion's. Exits 1 when the gate refuses.
+    """
+    from forecast.promote import RULE, comparison_rich, run_promotion
+
+    with progress() as bar:
+        task = bar.add_task("promotion", total=None)
+        outcome = run_promotion(
+            data, force=force, progress=lambda step: bar.update(task, description=step)
+        )
+    if outcome.comparison is not None:
+        out.print(comparison_rich(outcome))
+    say(f"Rule: {RULE}.")
+    if outcome.note:
+        out.print(outcome.note)
+    elif outcome.promoted:
+        out.print(f"Promoted: champion is now {outcome.challenger.describe()} "
+                  f"({outcome.decision.reason}).")
+    else:
+        out.print(f"Not promoted: {outcome.decision.reason}; champion stays "
+                  f"{outcome.champion.describe() if outcome.champion else '-'}. "
+                  f"Use --force to promote anyway.")
+        raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """List registered model pairs: versions, aliases, horizon, run id, date, backtest."""
+    from forecast.registry import list_pairs, models_table
+
+    pairs = list_pairs()
+    if not pairs:
+        out.print("No models registered yet; run `forecast train --data DIR` first.")
+        return
+    out.print(models_table(pairs))
 
 
 @app.command("what-if")
@@ -228,6 +378,106 @@ def what_if(
 ) -> None:
     """Expected leavers and CSAT change if SIGNAL were held at VALUE from the as-of month on."""
     _not_built("what-if", "report and causal what-if issues")
+
+
+# --------------------------------------------------------------------------- import / individual
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="Export format: mfg or hrdataset.")],
+    path: Annotated[Path, typer.Argument(help="The exported CSV file.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Data directory to write.")],
+    team_by: Annotated[
+        str | None, typer.Option("--team-by", help="mfg: store|store-department; "
+                                 "hrdataset: department|manager.")
+    ] = None,
+    retirement_as: Annotated[
+        str, typer.Option("--retirement-as", help="mfg: exit_type of retirements "
+                          "(voluntary|involuntary).")
+    ] = "voluntary",
+    min_group: Annotated[
+        int, typer.Option("--min-group", help="hrdataset: suppress survey cells under N.")
+    ] = 5,
+    data_start: Annotated[
+        str | None, typer.Option("--data-start", help="YYYY-MM for meta.json (overrides).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing data dir.")] = False,
+) -> None:
+    """Convert a public HR export into a validated data directory (docs/adapters.md)."""
+    from rich.table import Table
+
+    from forecast.adapters import import_source
+
+    r = import_source(source, path, out_dir, team_by=team_by, retirement_as=retirement_as,
+                      min_group=min_group, data_start=data_start, fmt=fmt, force=force)
+    t = Table(title=f"{r.source}: {r.rows_in} source rows -> {r.out_dir} (valid)")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k, v in r.stats.items():
+        if k != "snapshot_check":
+            t.add_row(k, str(v))
+    for name, rows in r.tables.items():
+        t.add_row(f"{name} rows", str(rows))
+    if not State.quiet:
+        out.print(t)
+        check = r.stats.get("snapshot_check")
+        if check:
+            out.print("December headcount vs source ACTIVE snapshots: " + ", ".join(
+                f"{c['year']} {c['ours']}/{c['source_active']}" for c in check))
+        for note in r.notes:
+            say(f"  {note}")
+    out.print(f"{r.teams} teams, {r.employees} employees"
+              + (f"; data_start {r.data_start}" if r.data_start else ""))
+    for w in r.warnings:
+        warn(w)
+
+
+@app.command()
+def individual(
+    data: Annotated[Path, typer.Option("--data", help="IBM HR attrition CSV.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write results.")] = None,
+    per_person: Annotated[
+        bool, typer.Option("--per-person", help="Also write out-of-fold scores (needs --out).")
+    ] = False,
+    folds: Annotated[int, typer.Option(help="Stratified CV folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    include_protected: Annotated[
+        bool, typer.Option("--include-protected", help="Use Age, Gender, MaritalStatus.")
+    ] = False,
+) -> None:
+    """Individual-level check: cross-validated LightGBM vs logistic AUC, with SHAP drivers."""
+    from rich.table import Table
+
+    from forecast.individual import run_individual
+
+    r = run_individual(data, out_dir=out_dir, per_person=per_person, folds=folds, seed=seed,
+                       include_protected=include_protected)
+    t = Table(title=f"{r.file}: {r.rows} rows, {r.leavers} leavers, {r.folds}-fold CV")
+    t.add_column("model")
+    t.add_column("ROC-AUC mean ± sd", justify="right")
+    t.add_column("folds")
+    for name, s in (("LightGBM", r.lightgbm), ("logistic regression", r.logistic)):
+        t.add_row(name, f"{s.auc_mean:.3f} ± {s.auc_sd:.3f}",
+                  " ".join(f"{a:.3f}" for a in s.auc_folds))
+    out.print(t)
+    if not State.quiet:
+        d = Table(title="LightGBM drivers: mean |SHAP| (log-odds)")
+        d.add_column("feature")
+        d.add_column("mean |SHAP|", justify="right")
+        for row in r.shap[:10]:
+            d.add_row(str(row["feature"]), f"{row['mean_abs_shap']:.3f}")
+        out.print(d)
+        if r.protected_excluded:
+            say(f"protected columns not used: {', '.join(r.protected_excluded)}")
+        if r.proxies:
+            say("but these features carry them (normalised mutual information): " + "; ".join(
+                f"{p['feature']} ~ {p['protected']} {p['nmi']:.2f}" for p in r.proxies))
+    for w in r.warnings:
+        warn(w)
+    for p in r.written:
+        say(f"wrote {p}")
 
 
 # --------------------------------------------------------------------------- entry point

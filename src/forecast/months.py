@@ -43,3 +43,15 @@ def month_str(p: pd.Period | int) -> str:
     if isinstance(p, int | np.integer):
         p = from_ordinal([int(p)])[0]
     return p.strftime("%Y-%m")
+
+
+def parse_month_option(option: str, text: str | None) -> pd.Period | None:
+    """A `YYYY-MM` CLI option, or None; raises ConfigError in the house format."""
+    from forecast.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return parse_month(text)
+    except ValueError:
+        raise ConfigError(f"`{option}` must be a month YYYY-MM. Got {text!r} instead.") from None

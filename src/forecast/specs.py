@@ -153,7 +153,8 @@ def load_specs(directory: Path | str | None = None) -> FeatureSpecs:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise SpecError(f"{path.name}: not valid YAML ({' '.join(str(exc).split())}).") from None
+            detail = " ".join(str(exc).split())
+            raise SpecError(f"{path.name}: not valid YAML ({detail}).") from None
         families.append(parse_family(raw, path.name))
     return _check_unique(families)
 
@@ -239,7 +240,9 @@ def parse_family(raw: object, file: str) -> FamilySpec:
 
     transforms_raw = raw.get("transforms")
     if not isinstance(transforms_raw, list) or not transforms_raw:
-        raise _fail(file, "transforms", "a non-empty list of {kind: ..., window: ...}", transforms_raw)
+        raise _fail(
+            file, "transforms", "a non-empty list of {kind: ..., window: ...}", transforms_raw
+        )
     transforms = tuple(
         _parse_transform(t, file, f"transforms[{i}]", source) for i, t in enumerate(transforms_raw)
     )

@@ -1,0 +1,382 @@
+"""The leaders' report: self-contained, names no one, hides small teams, says things in words.
+
+Most tests run on a synthetic OUT folder that follows the contract (built here, fast); one test
+runs the real `forecast score` outputs of the shared trained organisation and also scans the
+MLflow artifacts and the logs for employee identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast import report_words as words
+from forecast.fairness import audit_sentences, composition_bands, fairness_audit, fairness_input
+from forecast.report import (
+    build_context,
+    load_outputs,
+    render,
+    rollups,
+    team_attributes,
+    write_report,
+)
+
+AS_OF = "2024-06"
+FEATURES = [
+    ("workload__after_hours_ratio__vs_longrun", "workload", "after-hours work, vs. own long-run level"),
+    ("workload__after_hours_ratio__mean_3m", "workload", "after-hours work, 3-month average"),
+    ("workload__cases_per_head__current", "workload", "cases per head, this month"),
+    ("engagement__engagement__last", "engagement", "engagement, latest survey"),
+    ("engagement__manager_support__change", "engagement",
+     "manager support, change since previous survey"),
+    ("engagement__engagement__age_months", "engagement", "engagement, months since last survey"),
+    ("people_flow__vol_leavers__sum_6m", "people_flow", "voluntary leavers, last 6 months"),
+    ("people_flow__vol_leavers__longrun_rate_shrunk", "people_flow",
+     "voluntary leavers, long-run rate per person-month"),
+    ("tenure__tenure__share_lt_6m", "tenure", "tenure, share under 6 months"),
+    ("tenure__tenure__median", "tenure", "tenure, median (months)"),
+    ("tenure__headcount__current", "tenure", "team size, this month"),
+    ("cx__csat__mean_3m", "cx", "CSAT, 3-month average"),
+]
+
+
+def synthetic_employees(teams: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Spells for the teams' current headcounts plus some leavers; a `name` column and manager
+    ids that are themselves employee ids (the hard case for privacy)."""
+    rng = np.random.default_rng(seed)
+    rows, n = [], 0
+    depts = ["Billing", "Support", "Sales"]
+    for i, t in enumerate(teams.itertuples()):
+        manager = f"E{9000 + i // 2:06d}"  # every two teams share a manager who is an employee
+        for k in range(int(t.headcount) + 2):
+            n += 1
+            left = k >= t.headcount
+            rows.append({
+                "employee_id": f"E{n:06d}",
+                "team_id": t.team_id,
+                "hire_date": f"20{rng.integers(15, 23)}-0{rng.integers(1, 9)}-1{rng.integers(0, 9)}",
+                "exit_date": "2024-02-15" if left else None,
+                "exit_type": "voluntary" if left else None,
+                "name": f"Person Surname{n:05d}",
+                "department": depts[i % 3] if i != len(teams) - 1 else "Tiny Unit",
+                "site": ["Leeds", "Porto"][i % 2],
+                "manager_id": manager,
+                "gender": rng.choice(["F", "M"], p=[0.7 if i % 2 else 0.3, 0.3 if i % 2 else 0.7]),
+                "birth_year": int(rng.integers(1965, 2002)),
+            })
+    emp = pd.DataFrame(rows)
+    emp["hire_date"] = pd.to_datetime(emp["hire_date"])
+    emp["exit_date"] = pd.to_datetime(emp["exit_date"])
+    return emp
+
+
+def make_outputs(out: Path, *, n_teams: int = 40, seed: int = 0, as_of: str = AS_OF,
+                 employees: pd.DataFrame | None = None) -> Path:
+    """A contract-following OUT folder: scores, additive drivers, history, calibration, drift,
+    manifest, team attributes, fairness input and what-ifs."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    teams = [f"T{i:03d}" for i in range(n_teams)]
+    headcount = rng.integers(6, 40, n_teams)
+    headcount[[3, 7]] = [2, 4]  # below the minimum group size
+    base_att, base_cs = math.log(0.05), -0.3
+    att_shap = rng.normal(0, 0.25, (n_teams, len(FEATURES)))
+    cs_shap = rng.normal(0, 0.4, (n_teams, len(FEATURES) + 1))
+    values = rng.normal(0, 1, (n_teams, len(FEATURES)))
+    values[:, 1] = rng.uniform(0.02, 0.3, n_teams)  # after-hours ratio
+    rate = np.exp(base_att + att_shap.sum(axis=1))
+    csat = base_cs + cs_shap.sum(axis=1)
+    exp_leavers = rate * headcount
+    scores = pd.DataFrame({
+        "team_id": teams, "as_of": as_of, "headcount": headcount.astype("int64"),
+        "expected_leavers": exp_leavers, "attrition_rate": rate, "csat_change": csat,
+        "leavers_p10": np.floor(exp_leavers * 0.4), "leavers_p90": np.ceil(exp_leavers * 1.8),
+        "csat_change_p10": csat - 1.5, "csat_change_p90": csat + 1.5,
+        "risk_band": np.where(rate > 0.08, "high", np.where(rate > 0.04, "medium", "low")),
+        "reportable": headcount >= 5,
+    })
+    scores.loc[5, "csat_change"] = np.nan  # a team without recent CSAT
+    scores.to_parquet(out / "scores.parquet")
+    rows = []
+    for i, team in enumerate(teams):
+        if headcount[i] < 5:
+            continue
+        for j, (feat, fam, label) in enumerate(FEATURES):
+            rows.append((team, as_of, "attrition", feat, values[i, j], att_shap[i, j], base_att,
+                         fam, label))
+            rows.append((team, as_of, "csat", feat, values[i, j], cs_shap[i, j], base_cs, fam,
+                         label))
+        rows.append((team, as_of, "csat", "expected_attrition_rate", rate[i], cs_shap[i, -1],
+                     base_cs, "attrition", "expected attrition (people risk)"))
+    drivers = pd.DataFrame(rows, columns=["team_id", "as_of", "target", "feature",
+                                          "feature_value", "shap_value", "base_value", "family",
+                                          "feature_label"])
+    drivers.to_parquet(out / "drivers.parquet")
+    months = pd.period_range(end=as_of, periods=12, freq="M").astype(str)
+    pd.DataFrame({
+        "team_id": np.repeat(teams, 12), "month": np.tile(months, n_teams),
+        "vol_leavers": rng.poisson(0.4, 12 * n_teams).astype(float),
+        "csat": rng.normal(80, 4, 12 * n_teams).round(1),
+    }).to_parquet(out / "history.parquet")
+    pd.DataFrame({
+        "decile": np.arange(1, 11), "rows": 40, "headcount": 800,
+        "mean_rate": np.linspace(0.01, 0.12, 10),
+        "predicted": np.linspace(4, 60, 10), "realised": np.linspace(5, 55, 10),
+    }).to_parquet(out / "backtest_calibration.parquet")
+    pd.DataFrame({"feature": [FEATURES[0][0], FEATURES[3][0]], "psi": [0.41, 0.05],
+                  "warn": [True, False]}).to_parquet(out / "drift.parquet")
+    emp = employees if employees is not None else synthetic_employees(scores, seed)
+    team_attributes(emp, as_of).to_parquet(out / "team_attributes.parquet")
+    bt = pd.DataFrame({
+        "team_id": np.repeat(teams, 3), "as_of": np.tile(["2023-09", "2023-12", "2024-03"], n_teams),
+        "pred_model": rng.gamma(2, 0.8, 3 * n_teams), "leavers": rng.poisson(1.6, 3 * n_teams),
+    })
+    fairness_input(bt, emp).to_parquet(out / "fairness.parquet")
+    top = scores.loc[scores["reportable"]].nlargest(5, "expected_leavers")
+    pd.DataFrame({
+        "team_id": top["team_id"], "as_of": as_of, "signal": "after_hours_ratio",
+        "value": 0.08, "current_value": 0.21,
+        "before_expected_leavers": top["expected_leavers"],
+        "after_expected_leavers": top["expected_leavers"] * 0.85,
+        "before_csat_change": top["csat_change"], "after_csat_change": top["csat_change"] + 0.3,
+    }).to_parquet(out / "whatif.parquet")
+    manifest = {
+        "as_of": as_of, "horizon": 3, "min_group": 5,
+        "models": {"attrition": {"name": "forecast-attrition", "version": "3"},
+                   "run_id": "a" * 32, "trained_at": "2024-07-01"},
+        "org_total": {"expected": float(exp_leavers.sum()), "p10": float(exp_leavers.sum() * 0.8),
+                      "p90": float(exp_leavers.sum() * 1.2)},
+        "data_hash": "f" * 64, "created_at": "2024-07-02T08:00:00Z",
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, str]:
+    root = tmp_path_factory.mktemp("report")
+    scores_stub = pd.DataFrame({"team_id": [f"T{i:03d}" for i in range(40)],
+                                "headcount": np.random.default_rng(0).integers(6, 40, 40)})
+    scores_stub.loc[[3, 7], "headcount"] = [2, 4]
+    emp = synthetic_employees(scores_stub, 0)
+    prev = make_outputs(root / "2024-05", seed=1, as_of="2024-05", employees=emp)
+    write_report(prev)
+    out = make_outputs(root / AS_OF, seed=0, employees=emp)
+    path = write_report(out, n_detail=20)
+    return out, emp, path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+def scan_for_people(text: str, employees: pd.DataFrame) -> list[str]:
+    """Employee ids and name-like values of `employees` that occur in `text`."""
+    found = []
+    ids = set(employees["employee_id"].astype(str))
+    tokens = set(re.findall(r"[A-Za-z0-9_]+", text))
+    found += sorted(ids & tokens)
+    for col in [c for c in employees.columns if re.search(r"name", c, re.IGNORECASE)]:
+        found += [v for v in employees[col].dropna().astype(str).unique() if v in text]
+    return found
+
+
+def external_urls(html: str) -> list[str]:
+    refs = re.findall(r"""(?:src|href|xlink:href)\s*=\s*["']([^"']*)["']""", html, re.IGNORECASE)
+    refs += re.findall(r"""url\(\s*["']?([^)"']*)""", html)
+    return [r for r in refs if re.match(r"^(?:[a-z][a-z0-9+.-]*:)?//", r, re.IGNORECASE)
+            or (re.match(r"^[a-z][a-z0-9+.-]*:", r, re.IGNORECASE)
+                and not r.lower().startswith("data:"))]
+
+
+def test_report_names_no_employee_and_no_manager_id(sample) -> None:
+    _, emp, html = sample
+    assert scan_for_people(html, emp) == []
+    assert "manager of" in html  # managers are rolled up by the teams they lead instead
+
+
+def test_report_fetches_nothing_from_the_network(sample) -> None:
+    _, _, html = sample
+    assert external_urls(html) == []
+    assert "<link" not in html and "@import" not in html
+
+
+def test_suppressed_teams_have_no_section_and_are_counted(sample) -> None:
+    _, _, html = sample
+    for small in ("T003", "T007"):
+        assert f'id="team-{small}"' not in html
+        assert small not in html
+    assert "2 teams below the minimum group size" in html
+
+
+def test_detailed_sections_are_capped_and_the_rest_are_compact(sample) -> None:
+    _, _, html = sample
+    assert html.count('<section class="team"') == 20
+    assert "Other reportable teams" in html
+
+
+def test_every_chart_has_a_text_alternative(sample) -> None:
+    _, _, html = sample
+    svgs = re.findall(r"<svg\b[^>]*>(.*?)</svg>", html, re.DOTALL)
+    assert len(svgs) > 80
+    for tag in re.findall(r"<svg\b[^>]*>", html):
+        assert 'role="img"' in tag and "aria-label=" in tag
+    for body in svgs:
+        assert body.startswith("<title>")
+    for img in re.findall(r"<img\b[^>]*>", html):
+        assert re.search(r'alt="[^"]{20,}"', img)
+
+
+def test_headline_compares_with_the_previous_month_folder(sample) -> None:
+    out, _, html = sample
+    ctx = build_context(load_outputs(out))
+    assert ctx["headline"]["previous"]["as_of"] == "2024-05"
+    assert "as of 2024-05" in html
+
+
+def test_drivers_are_in_plain_words_with_actionable_apart_from_history(sample) -> None:
+    out, _, html = sample
+    ctx = build_context(load_outputs(out), n_detail=5)
+    team = ctx["detailed"][0]
+    assert all(d["family"] in ("workload", "engagement") for d in team["actionable"])
+    assert all(d["family"] not in ("workload", "engagement") for d in team["history"])
+    sentences = [d["sentence"] for d in team["actionable"] + team["history"]]
+    assert all("__" not in s for s in sentences)
+    assert "workload__" not in re.sub(r"<[^>]+>", "", html.split("<main>")[1])
+
+
+def test_ex_cx_link_is_reported_per_team(sample) -> None:
+    out, _, _ = sample
+    ctx = build_context(load_outputs(out), n_detail=10)
+    with_link = [t for t in ctx["detailed"] if t["ex_cx"]]
+    assert with_link and "attrition" in with_link[0]["ex_cx"]["sentence"]
+
+
+def test_waterfall_adds_up_to_the_forecast(sample) -> None:
+    out, _, _ = sample
+    inputs = load_outputs(out)
+    d = inputs.drivers
+    team = d.loc[d["target"] == "attrition", "team_id"].iloc[0]
+    rows = d.loc[(d["team_id"] == team) & (d["target"] == "attrition")]
+    s = inputs.scores.set_index("team_id").loc[team]
+    raw = rows["base_value"].iloc[0] + rows["shap_value"].sum()
+    assert raw == pytest.approx(math.log(s["attrition_rate"]), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- words
+
+
+def test_driver_sentence_for_vs_longrun_says_usual_level() -> None:
+    s = words.describe_driver(
+        "workload__after_hours_ratio__vs_longrun", family="workload",
+        feature_label="after-hours work, vs. own long-run level", value=0.09, shap_value=0.2,
+        target="attrition", spread=0.03,
+    )
+    assert s.startswith("After-hours work is well above this team's usual level")
+    assert "raises the expected leaving rate by about 22%" in s
+
+
+def test_driver_sentence_for_a_level_compares_with_the_organisation() -> None:
+    s = words.describe_driver(
+        "engagement__engagement__last", family="engagement", feature_label=None, value=55.0,
+        shap_value=0.1, target="attrition", percentile=0.05, org_median=70.0,
+    )
+    assert "well below the organisation's typical level (55 against a typical 70)" in s
+
+
+def test_csat_driver_sentence_is_in_points() -> None:
+    s = words.describe_driver("tenure__tenure__share_lt_6m", family="tenure", feature_label=None,
+                              value=0.4, shap_value=-0.8, target="csat", percentile=0.95)
+    assert s.startswith("40% of the team have under 6 months' tenure")
+    assert "takes about 0.8 CSAT points off" in s
+
+
+def test_numbers_are_rounded_sensibly() -> None:
+    assert words.fmt_count(3.14159) == "3.1"
+    assert words.fmt_count(123.6) == "124"
+    assert words.fmt_points(-1.26) == "−1.3"
+    assert words.round_sensibly(0.012345) == 0.012
+
+
+# --------------------------------------------------------------------------- roll-ups
+
+
+def test_team_attributes_keep_team_level_columns_only() -> None:
+    scores = pd.DataFrame({"team_id": ["A", "B", "C"], "headcount": [6, 6, 1]})
+    emp = synthetic_employees(scores)
+    attrs = team_attributes(emp, AS_OF)
+    assert set(attrs.columns) == {"team_id", "department", "site", "manager"}
+    assert not attrs.isin(set(emp["employee_id"])).any().any()
+    assert attrs.set_index("team_id").loc["A", "manager"] == "manager of A, B"
+
+
+def test_rollup_suppresses_groups_below_the_minimum_or_of_small_teams_only() -> None:
+    scores = pd.DataFrame({
+        "team_id": ["A", "B", "C", "D"], "headcount": [10, 3, 3, 3],
+        "expected_leavers": [1.0, 0.5, 0.5, 0.2], "csat_change": [-1.0, 0.0, 0.0, 0.0],
+        "risk_band": ["high", "low", "low", "low"], "reportable": [True, False, False, False],
+    })
+    attrs = pd.DataFrame({"team_id": ["A", "B", "C", "D"], "site": ["X", "Y", "Y", "Z"]})
+    [site] = rollups(scores, attrs, 5)
+    assert [g["value"] for g in site["groups"]] == ["X"]
+    assert site["suppressed"] == 2  # Y: 6 people but only small teams; Z: 3 people
+
+
+# --------------------------------------------------------------------------- fairness
+
+
+def test_fairness_bands_by_majority_and_median_age() -> None:
+    scores = pd.DataFrame({"team_id": [f"T{i}" for i in range(12)], "headcount": [8] * 12})
+    emp = synthetic_employees(scores, 3)
+    bands = composition_bands(emp, AS_OF)
+    assert set(bands["attribute"]) == {"gender", "median age"}
+    assert bands.loc[bands["attribute"] == "gender", "band"].str.startswith(
+        ("majority", "no majority")).all()
+
+
+def test_fairness_audit_suppresses_small_bands_and_flags_a_miscalibrated_one() -> None:
+    frame = pd.DataFrame({
+        "team_id": [f"T{i}" for i in range(14)], "as_of": "2024-01", "attribute": "gender",
+        "band": ["majority women"] * 10 + ["majority men"] * 4,
+        "predicted": [2.0] * 10 + [1.0] * 4, "realised": [1.5] * 10 + [1.0] * 4,
+    })
+    audit = fairness_audit(frame)
+    men = audit.loc[audit["band"] == "majority men"].iloc[0]
+    assert men["suppressed"] and np.isnan(men["predicted"])
+    [sentence] = audit_sentences(audit)
+    assert "majority women" in sentence and "over-forecast by 33%" in sentence
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_forecast_report_rebuilds_the_html(tmp_path: Path) -> None:
+    out = make_outputs(tmp_path / AS_OF)
+    result = subprocess.run([sys.executable, "-m", "forecast", "report", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (out / "report.html").stat().st_size > 10_000
+
+
+def test_forecast_report_without_scores_is_a_one_line_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "forecast", "report", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "scores.parquet" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_render_is_pure_given_a_fixed_clock(sample) -> None:
+    from datetime import UTC, datetime
+
+    out, _, _ = sample
+    now = datetime(2024, 7, 1, tzinfo=UTC)
+    a = render(build_context(load_outputs(out), now=now))
+    b = render(build_context(load_outputs(out), now=now))
+    assert a == b
