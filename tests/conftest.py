@@ -62,3 +62,140 @@ def trained_org(tmp_path_factory: pytest.TempPathFactory) -> TrainedOrg:
     latest = month_str(latest_complete_month(load_tables(data)))
     return TrainedOrg(data=data, tracking_uri=uri, root=root,
                       horizon=int(outcome.backtest.horizon), latest=latest)
+
+
+# --------------------------------------------------------------------------- models / backtest
+# One simulated organisation with known causes, modelled once per session (tests/test_models.py,
+# tests/test_backtest.py). Fast settings: a higher learning rate and early stopping cap the trees.
+FAST_MODEL = {
+    "num_boost_round": 300,
+    "early_stopping_rounds": 20,
+    "attrition": {"learning_rate": 0.1},
+    "csat": {"learning_rate": 0.1},
+}
+SIM_TEAMS, SIM_MONTHS, SIM_SEED = 150, 36, 7
+
+
+@dataclass
+class ModelledOrg:
+    """A simulated organisation with its truth, panel, targets, backtest and trained pair."""
+
+    truth: object  # pd.DataFrame: the simulator's true expected leavers per team and month
+    tables: object
+    panel: object
+    targets: object
+    config: object  # forecast.models.ModelConfig
+    backtest: object  # forecast.backtest.BacktestResult
+    pair: object  # forecast.models.ModelPair
+    employees: object
+
+
+@pytest.fixture(scope="session")
+def fast_config():
+    from forecast.models import load_model_config
+
+    base = load_model_config()
+    changes = {k: ({**getattr(base, k), **v} if isinstance(v, dict) else v)
+               for k, v in FAST_MODEL.items()}
+    return base.replace(**changes)
+
+
+@pytest.fixture(scope="session")
+def modelled_org(fast_config) -> ModelledOrg:
+    from forecast import contract, features, specs
+    from forecast.backtest import run_backtest
+    from forecast.models import train_pair
+    from forecast.simulate import SimConfig, simulate
+    from forecast.targets import build_targets
+
+    result = simulate(SimConfig(n_teams=SIM_TEAMS, n_months=SIM_MONTHS, seed=SIM_SEED))
+    tables = contract.tables_from_frames(result.frames)
+    spec = specs.load_specs()
+    panel = features.build_panel(tables, spec)
+    targets = build_targets(tables, fast_config.horizon)
+    backtest = run_backtest(panel, targets, fast_config, truth=result.truth)
+    pair = train_pair(panel, targets, fast_config, spec_hash=spec.hash(), backtest=backtest)
+    return ModelledOrg(
+        truth=result.truth, tables=tables, panel=panel, targets=targets, config=fast_config,
+        backtest=backtest, pair=pair, employees=result.frames["employees"],
+    )
+
+
+# --------------------------------------------------------------------------- tracking / registry
+# One small organisation trained twice into one SQLite MLflow store (tests/test_tracking.py,
+# tests/test_training.py, tests/test_promote.py): the first pair becomes champion + challenger,
+# the second challenger only. Tiny trees and two OOF blocks keep both trainings to seconds.
+REGISTRY_MODEL = {
+    "num_boost_round": 15,
+    "early_stopping_rounds": 5,
+    "oof_blocks": 2,
+    "attrition": {"min_data_in_leaf": 30},
+    "csat": {"min_data_in_leaf": 30},
+}
+
+
+@dataclass
+class RegistryOrg:
+    data: Path
+    config_path: Path
+    store: Path  # folder holding mlflow.db and artifacts/
+    tracking_uri: str
+    first: object  # forecast.training.TrainingOutcome
+    second: object
+    first_aliases: list[str]  # aliases of the first pair right after the first train
+
+
+@pytest.fixture(scope="session")
+def registry_org(tmp_path_factory: pytest.TempPathFactory) -> RegistryOrg:
+    from forecast.simulate import SimConfig, simulate, write_simulation
+    from forecast.training import run_training
+
+    root = tmp_path_factory.mktemp("registry_org")
+    result = simulate(SimConfig(n_teams=30, n_months=36, seed=5, compute_truth=False))
+    data = root / "data"
+    write_simulation(result, data)
+    config_path = root / "model.yaml"
+    config_path.write_text(yaml.safe_dump(REGISTRY_MODEL), encoding="utf-8")
+    store = root / "mlruns"
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    first = run_training(data, tracking_uri=uri, config_path=config_path)
+    first_aliases = list(first.pair.aliases)
+    second = run_training(data, tracking_uri=uri, config_path=config_path)
+    return RegistryOrg(
+        data=data, config_path=config_path, store=store, tracking_uri=uri, first=first,
+        second=second, first_aliases=first_aliases,
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite database with its schema migrations applied (they take seconds,
+    so tests copy this instead of migrating their own)."""
+    from forecast.tracking import connect
+
+    db = tmp_path_factory.mktemp("migrated") / "mlflow.db"
+    connect(f"sqlite:///{db}", create_experiment=False)
+    return db
+
+
+@pytest.fixture
+def empty_store(migrated_db: Path, tmp_path: Path) -> str:
+    """A tracking URI of an empty, private SQLite store under tmp_path/mlruns."""
+    import shutil
+
+    db = tmp_path / "mlruns" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(migrated_db, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def registry_copy(registry_org: RegistryOrg, tmp_path: Path) -> str:
+    """A private copy of the registry database (artifacts stay shared, read-only), so a test
+    may move aliases without disturbing the others. Returns its tracking URI."""
+    import shutil
+
+    db = tmp_path / "mlruns" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(registry_org.store / "mlflow.db", db)
+    return f"sqlite:///{db}"

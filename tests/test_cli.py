@@ -14,7 +14,10 @@ from tests.test_contract import CASES, GOOD, write_dir
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "forecast", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -59,8 +62,9 @@ def test_bad_option_value_is_one_line_error(tmp_path: Path) -> None:
 
 def test_simulate_then_validate_exits_0(tmp_path: Path) -> None:
     out = tmp_path / "sim"
-    made = run("--quiet", "simulate", "--out", str(out), "--teams", "30", "--months", "24",
-               "--seed", "1")
+    made = run(
+        "--quiet", "simulate", "--out", str(out), "--teams", "30", "--months", "24", "--seed", "1"
+    )
     assert made.returncode == 0, made.stderr
     result = run("validate", str(out))
     assert result.returncode == 0, result.stderr
@@ -70,7 +74,10 @@ def test_features_command_writes_panel(tmp_path: Path) -> None:
     import pandas as pd
 
     out = tmp_path / "sim"
-    assert run("--quiet", "simulate", "--out", str(out), "--teams", "20", "--months", "18").returncode == 0
+    assert (
+        run("--quiet", "simulate", "--out", str(out), "--teams", "20", "--months", "18").returncode
+        == 0
+    )
     target = tmp_path / "panel.parquet"
     result = run("features", "--data", str(out), "--out", str(target), "--as-of", "2023-03")
     assert result.returncode == 0, result.stderr

@@ -22,7 +22,8 @@ def poisson_model() -> tuple[lgb.Booster, pd.DataFrame, np.ndarray]:
     })
     X.loc[rng.random(n) < 0.1, "engagement__engagement__last"] = np.nan
     hc = rng.integers(3, 30, n).astype(float)
-    rate = np.exp(-3 + 4 * X["workload__overtime__mean_3m"] - 0.2 * X["tenure__tenure__median"] / 30)
+    rate = np.exp(-3 + 4 * X["workload__overtime__mean_3m"]
+                  - 0.2 * X["tenure__tenure__median"] / 30)
     y = rng.poisson(rate * hc)
     data = lgb.Dataset(X, y, init_score=np.log(hc), free_raw_data=False)
     params = {"objective": "poisson", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1,

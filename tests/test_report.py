@@ -31,7 +31,8 @@ from forecast.report import (
 
 AS_OF = "2024-06"
 FEATURES = [
-    ("workload__after_hours_ratio__vs_longrun", "workload", "after-hours work, vs. own long-run level"),
+    ("workload__after_hours_ratio__vs_longrun", "workload",
+     "after-hours work, vs. own long-run level"),
     ("workload__after_hours_ratio__mean_3m", "workload", "after-hours work, 3-month average"),
     ("workload__cases_per_head__current", "workload", "cases per head, this month"),
     ("engagement__engagement__last", "engagement", "engagement, latest survey"),
@@ -62,7 +63,7 @@ def synthetic_employees(teams: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             rows.append({
                 "employee_id": f"E{n:06d}",
                 "team_id": t.team_id,
-                "hire_date": f"20{rng.integers(15, 23)}-0{rng.integers(1, 9)}-1{rng.integers(0, 9)}",
+                "hire_date": f"20{rng.integers(15, 23)}-0{rng.integers(1, 9)}-15",
                 "exit_date": "2024-02-15" if left else None,
                 "exit_type": "voluntary" if left else None,
                 "name": f"Person Surname{n:05d}",
@@ -136,7 +137,8 @@ def make_outputs(out: Path, *, n_teams: int = 40, seed: int = 0, as_of: str = AS
     emp = employees if employees is not None else synthetic_employees(scores, seed)
     team_attributes(emp, as_of).to_parquet(out / "team_attributes.parquet")
     bt = pd.DataFrame({
-        "team_id": np.repeat(teams, 3), "as_of": np.tile(["2023-09", "2023-12", "2024-03"], n_teams),
+        "team_id": np.repeat(teams, 3),
+        "as_of": np.tile(["2023-09", "2023-12", "2024-03"], n_teams),
         "pred_model": rng.gamma(2, 0.8, 3 * n_teams), "leavers": rng.poisson(1.6, 3 * n_teams),
     })
     fairness_input(bt, emp).to_parquet(out / "fairness.parquet")
@@ -148,13 +150,18 @@ def make_outputs(out: Path, *, n_teams: int = 40, seed: int = 0, as_of: str = AS
         "after_expected_leavers": top["expected_leavers"] * 0.85,
         "before_csat_change": top["csat_change"], "after_csat_change": top["csat_change"] + 0.3,
     }).to_parquet(out / "whatif.parquet")
-    manifest = {
+    total = float(exp_leavers.sum())
+    manifest = {  # the shape score.py writes
         "as_of": as_of, "horizon": 3, "min_group": 5,
-        "models": {"attrition": {"name": "forecast-attrition", "version": "3"},
-                   "run_id": "a" * 32, "trained_at": "2024-07-01"},
-        "org_total": {"expected": float(exp_leavers.sum()), "p10": float(exp_leavers.sum() * 0.8),
-                      "p90": float(exp_leavers.sum() * 1.2)},
-        "data_hash": "f" * 64, "created_at": "2024-07-02T08:00:00Z",
+        "model": {"attrition": {"name": "forecast-attrition", "version": "3", "run_id": "a" * 32},
+                  "run_id": "a" * 32, "aliases": ["champion"], "trained_until": "2024-03",
+                  "trained_at": "2024-07-01"},
+        "organisation": {"expected_leavers": total, "leavers_p10": total * 0.8,
+                         "leavers_p90": total * 1.2, "headcount": int(headcount.sum())},
+        "data": {"hash": "f" * 64},
+        "warnings": ["1 feature(s) drifted from the training data (PSI > 0.25), e.g. "
+                     "workload__after_hours_ratio__vs_longrun; see drift.parquet."],
+        "created_at": "2024-07-02T08:00:00+00:00",
     }
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return out
@@ -380,3 +387,43 @@ def test_render_is_pure_given_a_fixed_clock(sample) -> None:
     a = render(build_context(load_outputs(out), now=now))
     b = render(build_context(load_outputs(out), now=now))
     assert a == b
+
+
+# --------------------------------------------------------------------------- the real pipeline
+
+
+def test_real_score_outputs_report_and_mlflow_artifacts_name_no_one(
+    trained_org, tmp_path: Path
+) -> None:
+    """`forecast score` on real (simulated) data with a `name` column added to employees: the
+    report, every file in OUT, the MLflow artifacts and the command's logs hold no employee id
+    and no name."""
+    import os
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(trained_org.data, data)
+    emp_path = data / "employees.csv"
+    emp = pd.read_csv(emp_path, dtype=str, keep_default_na=False)
+    emp["name"] = [f"Firstname{i:05d} Lastname" for i in range(len(emp))]
+    emp.to_csv(emp_path, index=False)
+    out = tmp_path / "scores" / trained_org.latest
+    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_org.tracking_uri}
+    result = subprocess.run(
+        [sys.executable, "-m", "forecast", "--verbose", "score", "--data", str(data), "--out",
+         str(out)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Team " in html and external_urls(html) == []
+    assert scan_for_people(html, emp) == []
+    assert scan_for_people(result.stdout + result.stderr, emp) == []
+    texts = [p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()]
+    store = Path(trained_org.tracking_uri.removeprefix("sqlite:///")).parent
+    texts += [p.read_bytes().decode("latin-1") for p in store.rglob("*") if p.is_file()]
+    for text in texts:
+        assert scan_for_people(text, emp) == []
+    # Small teams: counted, never shown.
+    scores = pd.read_parquet(out / "scores.parquet")
+    for team in scores.loc[~scores["reportable"], "team_id"].astype(str):
+        assert f'id="team-{team}"' not in html

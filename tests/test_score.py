@@ -218,8 +218,8 @@ def test_data_without_a_signal_the_model_needs_is_refused_by_name(trained_org, t
     data = tmp_path / "data"
     shutil.copytree(trained_org.data, data)
     workload = pd.read_csv(data / "workload.csv", dtype=str)
-    workload.drop(columns=["overtime_ratio"]).to_csv(data / "workload.csv", index=False)
-    with pytest.raises(ModelError, match=r"workload\.overtime_ratio"):
+    workload.drop(columns=["after_hours_ratio"]).to_csv(data / "workload.csv", index=False)
+    with pytest.raises(ModelError, match=r"workload\.after_hours_ratio"):
         _score(trained_org, tmp_path / "out", data=data)
     assert not (tmp_path / "out").exists()
 

@@ -28,7 +28,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Tables are wide: keep them readable when output goes to a file or a CI log.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
 class State:
@@ -205,17 +206,23 @@ def _not_built(command: str, issue: str) -> None:
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes everything.")] = Path(
-        "demo-output"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where the demo writes everything.")
+    ] = Path("demo-output"),
     teams: Annotated[int, typer.Option(help="Number of simulated teams.")] = 300,
     months: Annotated[int, typer.Option(help="Number of simulated months.")] = 36,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """From nothing: simulate an organisation, then validate it (train/score come later)."""
+    """From nothing: simulate an organisation, train, register, score and write the report."""
     from forecast.demo import run_demo
 
-    run_demo(out_dir, teams=teams, months=months, seed=seed, say=say, progress=progress)
+    outcome = run_demo(out_dir, teams=teams, months=months, seed=seed, say=say, progress=progress)
+    out.print(outcome.backtest_table)
+    out.print(f"Data:            {outcome.data}")
+    out.print(f"MLflow store:    {outcome.tracking_uri}")
+    out.print(f"Scores, drivers: {outcome.scores}")
+    if outcome.report is not None:
+        out.print(f"Leaders' report: {outcome.report}  (open it in a browser)")
 
 
 @app.command()
@@ -334,7 +341,7 @@ def promote(
     Rule: the challenger is promoted when its mean Poisson deviance of attrition over the
     shared backtest origins is not higher than the champion's. Exits 1 when the gate refuses.
     """
-    from forecast.promote import RULE, comparison_rich, run_promotion
+    from forecast.promote import RULE, PromotionRefused, comparison_rich, run_promotion
 
     with progress() as bar:
         task = bar.add_task("promotion", total=None)
@@ -350,10 +357,12 @@ def promote(
         out.print(f"Promoted: champion is now {outcome.challenger.describe()} "
                   f"({outcome.decision.reason}).")
     else:
-        out.print(f"Not promoted: {outcome.decision.reason}; champion stays "
-                  f"{outcome.champion.describe() if outcome.champion else '-'}. "
-                  f"Use --force to promote anyway.")
-        raise typer.Exit(1)
+        # A ForecastError with exit code 1: `main` turns it into one line and the exit code.
+        raise PromotionRefused(
+            f"not promoted: {outcome.decision.reason}; champion stays "
+            f"{outcome.champion.describe() if outcome.champion else '-'}. "
+            f"Use --force to promote anyway."
+        )
 
 
 @app.command()
@@ -365,7 +374,8 @@ def models() -> None:
     if not pairs:
         out.print("No models registered yet; run `forecast train --data DIR` first.")
         return
-    out.print(models_table(pairs))
+    # Run ids must print whole (they are `--model` values): off a terminal, print 120 wide.
+    (out if out.is_terminal else Console(highlight=False, width=120)).print(models_table(pairs))
 
 
 @app.command("what-if")
@@ -375,9 +385,48 @@ def what_if(
     set_: Annotated[str, typer.Option("--set", help="SIGNAL=VALUE.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    model: Annotated[
+        str, typer.Option(help="Alias, version, run id or models:/ URI.")
+    ] = "champion",
 ) -> None:
     """Expected leavers and CSAT change if SIGNAL were held at VALUE from the as-of month on."""
-    _not_built("what-if", "report and causal what-if issues")
+    import json
+
+    from rich.table import Table
+
+    from forecast.whatif import NOTE, as_json_records, run_what_if
+
+    result = run_what_if(data, team, set_, as_of=as_of, model=model)
+    records = as_json_records(result)
+    if as_json:
+        print(json.dumps(records))
+        return
+    t = Table(title=f"what if {records[0]['signal']} = {records[0]['value']:g} "
+                    f"(as of {records[0]['as_of']})", header_style="bold")
+    for col in ("team", "leavers before", "leavers after", "CSAT before", "CSAT after"):
+        t.add_column(col, justify="left" if col == "team" else "right")
+
+    def fmt(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    for r in records:
+        b, a = r["before"], r["after"]
+        t.add_row(r["team_id"], fmt(b["expected_leavers"], ".2f"),
+                  fmt(a["expected_leavers"], ".2f"), fmt(b["csat_change"], "+.2f"),
+                  fmt(a["csat_change"], "+.2f"))
+    out.print(t)
+    say(NOTE)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A `forecast score` output folder.")],
+) -> None:
+    """Rebuild OUT/report.html from the outputs already in OUT."""
+    from forecast.report import write_report
+
+    path = write_report(out_dir)
+    out.print(f"report written to {path}")
 
 
 # --------------------------------------------------------------------------- import / individual
@@ -489,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        command.main(args=args, prog_name="forecast", standalone_mode=False)
+        returned = command.main(args=args, prog_name="forecast", standalone_mode=False)
     except ForecastError as exc:
         if debug:
             raise
@@ -506,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted.")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI edge: never a traceback without --debug
+    except Exception as exc:  # the CLI edge: never a traceback without --debug
         if debug:
             raise
         err.print(
@@ -515,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
-    return 0
+    # With standalone_mode=False click returns a typer.Exit's code instead of exiting.
+    return returned if isinstance(returned, int) else 0
 
 
 def _one_line(text: str) -> str:

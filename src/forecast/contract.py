@@ -283,7 +283,9 @@ def _numeric(series: pd.Series) -> tuple[pd.Series, int | None]:
 # --------------------------------------------------------------------------- tables
 
 
-def _check_schema(raw: RawTable, frame: pd.DataFrame, schema: pa.DataFrameSchema, why: dict) -> None:
+def _check_schema(
+    raw: RawTable, frame: pd.DataFrame, schema: pa.DataFrameSchema, why: dict
+) -> None:
     """Run a pandera schema; turn its first failure into our one-line DataError."""
     try:
         schema.validate(frame, lazy=True)
@@ -310,7 +312,9 @@ def _parse_employees(raw: RawTable) -> tuple[pd.DataFrame, list[str]]:
     idx = _first(etype.notna() & ~etype.isin(EXIT_TYPES).fillna(False))
     if idx is not None:
         raise _fail(
-            raw, "exit_type", idx,
+            raw,
+            "exit_type",
+            idx,
             f"exit_type {f['exit_type'].iloc[idx]!r} is not one of "
             f"{', '.join(EXIT_TYPES)} (or empty while employed).",
         )
@@ -320,14 +324,18 @@ def _parse_employees(raw: RawTable) -> tuple[pd.DataFrame, list[str]]:
     idx = _first(etype.isna() & exit_.notna())
     if idx is not None:
         raise _fail(
-            raw, "exit_type", idx,
+            raw,
+            "exit_type",
+            idx,
             f"exit_date {exit_.iloc[idx]:%Y-%m-%d} has no exit_type "
             f"(voluntary, involuntary or transfer).",
         )
     idx = _first((exit_ < hire).fillna(False))
     if idx is not None:
         raise _fail(
-            raw, "exit_date", idx,
+            raw,
+            "exit_date",
+            idx,
             f"exit date {exit_.iloc[idx]:%Y-%m-%d} is before hire date {hire.iloc[idx]:%Y-%m-%d}.",
         )
 
@@ -360,7 +368,9 @@ def _check_overlaps(raw: RawTable, emp: pd.DataFrame) -> None:
         idx = int(later[k])
         other = int(order[hits[k]])
         raise _fail(
-            raw, "hire_date", idx,
+            raw,
+            "hire_date",
+            idx,
             f"this spell overlaps the spell on row {other + 1} of the same employee "
             f"(a spell may start only on or after the previous one's exit date).",
         )
@@ -377,7 +387,9 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
     idx = _first(dup)
     if idx is not None:
         raise _fail(
-            raw, "month", idx,
+            raw,
+            "month",
+            idx,
             f"duplicate row for team_id {out['team_id'].iloc[idx]} and month "
             f"{month_str(months.iloc[idx])}; one row per team per month.",
         )
@@ -391,7 +403,9 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
         values, bad_text = _numeric(f[col])
         if col == "csat" and raw.name == "cx":
             if bad_text is not None:
-                raise _fail(raw, "csat", bad_text, f"csat {f[col].iloc[bad_text]!r} is not a number.")
+                raise _fail(
+                    raw, "csat", bad_text, f"csat {f[col].iloc[bad_text]!r} is not a number."
+                )
             numeric_checks["csat"] = pa.Column(float, pa.Check.in_range(0, 100), nullable=True)
             why["csat"] = "csat {value} is outside 0..100."
             out[col] = values
@@ -400,7 +414,10 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
         if col == "responses":
             if bad_text is not None:
                 raise _fail(
-                    raw, "responses", bad_text, f"responses {f[col].iloc[bad_text]!r} is not a number."
+                    raw,
+                    "responses",
+                    bad_text,
+                    f"responses {f[col].iloc[bad_text]!r} is not a number.",
                 )
             numeric_checks["responses"] = pa.Column(float, pa.Check.ge(0), nullable=True)
             why["responses"] = "responses {value} is negative."
@@ -420,7 +437,8 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
         if values.isna().all():
             raise DataError(
                 "this signal column has no value at all; drop it or fill it.",
-                file=raw.file, column=col,
+                file=raw.file,
+                column=col,
             )
         out[col] = values
         signals.append(col)
@@ -438,8 +456,10 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
 def _cadence_warnings(name: str, file: str, frame: pd.DataFrame) -> list[str]:
     """Warn when most teams are surveyed less than monthly (quarterly cadence is normal)."""
     ords = frame["month"].array.asi8
-    gaps = pd.Series(ords).groupby(frame["team_id"].to_numpy()).agg(
-        lambda s: np.median(np.diff(np.sort(s.to_numpy()))) if len(s) > 1 else 1.0
+    gaps = (
+        pd.Series(ords)
+        .groupby(frame["team_id"].to_numpy())
+        .agg(lambda s: np.median(np.diff(np.sort(s.to_numpy()))) if len(s) > 1 else 1.0)
     )
     sparse = int((gaps > 1.5).sum())
     if sparse:
@@ -453,9 +473,7 @@ def _cadence_warnings(name: str, file: str, frame: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- entry points
 
 
-def tables_from_raw(
-    raws: dict[str, RawTable], data_start: pd.Period | None = None
-) -> Tables:
+def tables_from_raw(raws: dict[str, RawTable], data_start: pd.Period | None = None) -> Tables:
     """Parse and validate raw tables into a `Tables` (the one path for files and frames)."""
     warnings: list[str] = []
     employees, protected = _parse_employees(raws["employees"])
@@ -559,8 +577,10 @@ def summarize(tables: Tables, source: str) -> Summary:
     s.employees = int(emp["employee_id"].nunique())
     s.teams = int(emp["team_id"].nunique())
     first = emp["hire_date"].min().to_period("M")
-    s.months["employees"] = (month_str(first), month_str(latest_complete_month(
-        Tables(employees=emp))))
+    s.months["employees"] = (
+        month_str(first),
+        month_str(latest_complete_month(Tables(employees=emp))),
+    )
     for name in MONTHLY_TABLES:
         t = tables.table(name)
         if t is not None:

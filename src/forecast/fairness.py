@@ -27,7 +27,9 @@ from forecast.tables import PROTECTED
 MIN_TEAMS = 5  # a band with fewer teams is suppressed
 MIN_TEAM_SIZE = 5  # teams below the minimum group size get no composition band
 GAP = 0.10  # |predicted / realised - 1| above this gets a sentence
-AGE_BANDS = ((0, 30, "under 30"), (30, 40, "30 to 39"), (40, 50, "40 to 49"), (50, 200, "50 and over"))
+AGE_BANDS = (
+    (0, 30, "under 30"), (30, 40, "30 to 39"), (40, 50, "40 to 49"), (50, 200, "50 and over"),
+)
 AGE_COLUMNS = ("birth_year", "date_of_birth", "age")
 VALUE_WORDS = {"f": "women", "female": "women", "w": "women", "woman": "women",
                "m": "men", "male": "men", "man": "men"}
@@ -103,10 +105,9 @@ def composition_bands(
             top = share.groupby(level=0).head(1).reset_index()
             top.columns = ["team", "v", "share"]
             top = top.set_index("team")
-            band = pd.Series(
-                np.where(top["share"] > 0.5, "majority " + top["v"].map(_value_word), "no majority"),
-                index=top.index,
-            )
+            majority = "majority " + top["v"].map(_value_word)
+            band = pd.Series(np.where(top["share"] > 0.5, majority, "no majority"),
+                             index=top.index)
             attribute = col
         b = band.dropna()
         frames.append(pd.DataFrame({"team_id": b.index.astype(str), "attribute": attribute,

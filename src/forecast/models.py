@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,14 +37,13 @@ KEYS = ["team_id", "as_of"]
 RATE_FEATURE = "expected_attrition_rate"
 TARGET_COLUMNS = ["leavers", "csat_change", "csat_weight", "labelled"]
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "training" / "model.yaml"
-PARALLEL_MIN_ROWS = 20_000
 # Fewer labelled rows than this and a model is not worth fitting (and its early stopping is noise).
 MIN_TRAIN_ROWS = 50
 
 # Built-in defaults: used when training/model.yaml is not beside the package (an installed
 # wheel) and to fill keys an older model.yaml lacks. Keep in step with training/model.yaml.
 _TREE_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 7,
     "max_depth": 4,
     "min_data_in_leaf": 200,
@@ -109,17 +109,20 @@ class ModelConfig:
     def replace(self, **changes: Any) -> ModelConfig:
         return config_from_dict({**self.to_dict(), **changes})
 
-    def lgb_params(self, target: str, n_rows: int) -> dict[str, Any]:
-        """LightGBM parameters for `attrition` or `csat`, with the code-owned plumbing."""
+    def lgb_params(self, target: str) -> dict[str, Any]:
+        """LightGBM parameters for `attrition` or `csat`, with the code-owned plumbing.
+
+        LightGBM itself always runs on one thread: `num_threads` is the number of models fitted
+        side by side (backtest origins, out-of-fold folds). OpenMP threads inside one small
+        fit cost more than they save and, on a busy machine, can be 50x slower; and a model
+        fitted on one thread is byte-identical whatever the machine's core count.
+        """
         section = self.attrition if target == "attrition" else self.csat
-        # On small data OpenMP threads cost more than they save, and on a busy machine they
-        # can be 50x slower; the choice depends on the input only, so models stay identical.
-        threads = self.num_threads if n_rows >= PARALLEL_MIN_ROWS else 1
         return {
             **section,
             "metric": "poisson" if target == "attrition" else "l2",
             "seed": self.seed,
-            "num_threads": threads,
+            "num_threads": 1,
             # Same input -> byte-identical model: required for reproducible registry versions.
             "deterministic": True,
             "force_col_wise": True,
@@ -352,29 +355,26 @@ def _time_split(months: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, np
     return fit, valid
 
 
-def _fit_early_stopped(
+def _probe(
     target: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, months: np.ndarray,
     config: ModelConfig,
-) -> tuple[lgb.Booster, int, np.ndarray | None, np.ndarray | None]:
-    """Pick the number of trees on time-ordered validation, then refit on every row (the last
-    months are the most informative about the present, so the final model must see them).
-    Returns the booster, its rounds, the validation mask and its out-of-sample raw scores."""
-    params = config.lgb_params(target, len(X))
+) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """Pick the number of trees by early stopping on time-ordered validation. Returns the rounds,
+    the validation mask and the out-of-sample raw scores of the validation rows."""
     split = _time_split(months, config)
     if split is None:
         # Too short a history to validate: a small fixed ensemble is the safe choice.
-        rounds = min(config.num_boost_round, 100)
-        return _train(params, X, y, w, rounds), rounds, None, None
+        return min(config.num_boost_round, 100), None, None
     fit, valid = split
     train_set = lgb.Dataset(X[fit], label=y[fit], weight=w[fit], free_raw_data=True)
     valid_set = lgb.Dataset(X[valid], label=y[valid], weight=w[valid], reference=train_set)
     probe = lgb.train(
-        params, train_set, num_boost_round=config.num_boost_round, valid_sets=[valid_set],
+        config.lgb_params(target), train_set, num_boost_round=config.num_boost_round,
+        valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
     )
     rounds = max(int(probe.best_iteration or probe.current_iteration()), 1)
-    held = probe.predict(X[valid], num_iteration=rounds, raw_score=True)
-    return _train(params, X, y, w, rounds), rounds, valid, held
+    return rounds, valid, probe.predict(X[valid], num_iteration=rounds, raw_score=True)
 
 
 def _attrition_xyw(rows: pd.DataFrame, features: list[str]) -> tuple:
@@ -387,22 +387,19 @@ def _attrition_xyw(rows: pd.DataFrame, features: list[str]) -> tuple:
     return design_matrix(rows, features), y, hc
 
 
-def fit_attrition(rows: pd.DataFrame, features: list[str], config: ModelConfig):
-    X, y, w = _attrition_xyw(rows, features)
-    booster, rounds, valid, held = _fit_early_stopped("attrition", X, y, w, months_of(rows), config)
-    holdout = pd.DataFrame(columns=["as_of", "headcount", "leavers", "rate"])
-    if valid is not None:
-        part = rows[valid]
-        holdout = pd.DataFrame({
-            "as_of": part["as_of"].to_numpy(), "headcount": part["headcount"].to_numpy(),
-            "leavers": part["leavers"].to_numpy(dtype="float64"), "rate": np.exp(held),
-        })
-    return booster, rounds, holdout
+def _attrition_holdout(rows: pd.DataFrame, valid: np.ndarray | None, held) -> pd.DataFrame:
+    if valid is None:
+        return pd.DataFrame(columns=["as_of", "headcount", "leavers", "rate"])
+    part = rows[valid]
+    return pd.DataFrame({
+        "as_of": part["as_of"].to_numpy(), "headcount": part["headcount"].to_numpy(),
+        "leavers": part["leavers"].to_numpy(dtype="float64"), "rate": np.exp(held),
+    })
 
 
 def oof_attrition_rates(
     target_rows: pd.DataFrame, att_rows: pd.DataFrame, features: list[str], config: ModelConfig,
-    rounds: int,
+    rounds: int, pool: ThreadPoolExecutor,
 ) -> np.ndarray:
     """Out-of-fold per-head rates for `target_rows` (the CSAT training rows).
 
@@ -415,9 +412,10 @@ def oof_attrition_rates(
     target_m, att_m = months_of(target_rows), months_of(att_rows)
     X_all, y_all, w_all = _attrition_xyw(att_rows, features)
     X_target = design_matrix(target_rows, features)
-    params = config.lgb_params("attrition", len(att_rows))
+    params = config.lgb_params("attrition")
     out = np.full(len(target_rows), np.nan)
     blocks = np.array_split(np.unique(target_m), min(config.oof_blocks, len(np.unique(target_m))))
+    jobs = []
     for block in blocks:
         start, end = block[0], block[-1]
         keep = (att_m + h <= start) | (att_m > end + h)
@@ -427,8 +425,10 @@ def oof_attrition_rates(
             other = ~((att_m >= start) & (att_m <= end))
             out[sel] = y_all[other].dot(w_all[other]) / max(w_all[other].sum(), 1.0)
             continue
-        model = _train(params, X_all[keep], y_all[keep], w_all[keep], rounds)
-        out[sel] = np.exp(model.predict(X_target[sel], raw_score=True))
+        job = pool.submit(_train, params, X_all[keep], y_all[keep], w_all[keep], rounds)
+        jobs.append((sel, job))
+    for sel, job in jobs:
+        out[sel] = np.exp(job.result().predict(X_target[sel], raw_score=True))
     return out
 
 
@@ -439,7 +439,8 @@ def fit_csat(
     X[RATE_FEATURE] = oof_rate
     y = rows["csat_change"].to_numpy(dtype="float64")
     w = rows["csat_weight"].fillna(1.0).to_numpy(dtype="float64")
-    booster, rounds, valid, held = _fit_early_stopped("csat", X, y, w, months_of(rows), config)
+    rounds, valid, held = _probe("csat", X, y, w, months_of(rows), config)
+    booster = _train(config.lgb_params("csat"), X, y, w, rounds)
     holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
     if valid is not None:
         holdout = pd.DataFrame({
@@ -448,21 +449,32 @@ def fit_csat(
     return booster, rounds, holdout
 
 
-def fit_models(frame: pd.DataFrame, features: list[str], config: ModelConfig) -> Fitted:
-    """Both models on every labelled row of `frame` (the caller chooses the rows)."""
+def fit_models(
+    frame: pd.DataFrame, features: list[str], config: ModelConfig, *, workers: int | None = None
+) -> Fitted:
+    """Both models on every labelled row of `frame` (the caller chooses the rows).
+
+    The number of trees comes from early stopping on the last months; the final models are
+    then refitted on every row (the last months are the most informative about the present).
+    Independent fits (the refit, the out-of-fold models) run on `workers` threads.
+    """
     att = attrition_rows(frame)
     if len(att) < MIN_TRAIN_ROWS:
         raise ModelError(
             f"too little labelled history to train: {len(att)} team-months with a known "
             f"{config.horizon}-month outcome (need at least {MIN_TRAIN_ROWS})."
         )
-    booster, rounds, att_holdout = fit_attrition(att, features, config)
+    X, y, w = _attrition_xyw(att, features)
+    rounds, valid, held = _probe("attrition", X, y, w, months_of(att), config)
     csat_booster, csat_rounds = None, 0
     csat_holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
-    cs = csat_rows(frame)
-    if len(cs) >= MIN_TRAIN_ROWS:
-        oof = oof_attrition_rates(cs, att, features, config, rounds)
-        csat_booster, csat_rounds, csat_holdout = fit_csat(cs, features, oof, config)
+    with ThreadPoolExecutor(max_workers=workers or config.num_threads) as pool:
+        refit = pool.submit(_train, config.lgb_params("attrition"), X, y, w, rounds)
+        cs = csat_rows(frame)
+        if len(cs) >= MIN_TRAIN_ROWS:
+            oof = oof_attrition_rates(cs, att, features, config, rounds, pool)
+            csat_booster, csat_rounds, csat_holdout = fit_csat(cs, features, oof, config)
+        booster = refit.result()
     return Fitted(
         features=list(features),
         attrition=booster,
@@ -470,7 +482,7 @@ def fit_models(frame: pd.DataFrame, features: list[str], config: ModelConfig) ->
         attrition_rounds=rounds,
         csat_rounds=csat_rounds,
         trained_until=month_str(att["as_of"].max()),
-        holdout=Holdout(att_holdout, csat_holdout),
+        holdout=Holdout(_attrition_holdout(att, valid, held), csat_holdout),
     )
 
 

@@ -22,7 +22,9 @@ def from_ordinal(ordinals: np.ndarray | list[int]) -> pd.PeriodIndex:
 def dates_to_ordinal(dates: pd.Series) -> np.ndarray:
     """Month ordinal of each date; NaT becomes a very large number ("never")."""
     d = pd.to_datetime(dates)
-    out = (d.dt.year.to_numpy(dtype="float64") - 1970) * 12 + d.dt.month.to_numpy(dtype="float64") - 1
+    out = (
+        (d.dt.year.to_numpy(dtype="float64") - 1970) * 12 + d.dt.month.to_numpy(dtype="float64") - 1
+    )
     return np.where(np.isnan(out), NEVER, out).astype(np.int64)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.errors import ConfigError, ModelError
+from forecast.errors import ConfigError, ForecastError, ModelError
 from forecast.registry import CHALLENGER, CHAMPION, PairRef, get_alias, run_config, set_pair_alias
 from forecast.tracking import connect
 
@@ -30,6 +30,12 @@ RULE = (
 )
 # Deviance is recomputed from the same rows in the same order; only float noise may differ.
 RELATIVE_TOLERANCE = 1e-9
+
+
+class PromotionRefused(ForecastError):
+    """The gate kept the champion: not a failure of the tool, but a scheduler must see it."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ RATE_COLUMN = "expected_attrition_rate"
 class _PairModel(mlflow.pyfunc.PythonModel):
     """Loads the pair once per process from the logged directory."""
 
+    # MLflow would wrap predict to validate inputs against its type hints, warning (under a
+    # filter of its own that no caller can silence) that there are none; the logged signature
+    # is the schema here, so opt out the way MLflow's own ChatModel does.
+    _skip_type_hint_validation = True
     pair: ModelPair
 
     def load_context(self, context: Any) -> None:
@@ -35,13 +39,12 @@ class _PairModel(mlflow.pyfunc.PythonModel):
         self.pair = ModelPair.from_dir(context.artifacts[PAIR_ARTIFACT])
 
 
-
 class AttritionPyfunc(_PairModel):
     """Feature frame (with `headcount`) -> `expected_leavers` and `attrition_rate` over the
     horizon."""
 
-    # `model_input` stays unannotated: MLflow 3 reads predict's type hints as a schema and warns
-    # on anything but list[...]; the logged signature is the schema instead.
+    # `model_input` stays unannotated: MLflow 3 reads predict's type hints as a schema
+    # and accepts only list[...]; the logged signature is the schema instead.
     def predict(self, context: Any, model_input, params: dict | None = None) -> pd.DataFrame:
         return predict_attrition(self.pair, model_input)
 

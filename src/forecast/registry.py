@@ -332,8 +332,10 @@ def run_config(tracking: Tracking, ref: PairRef) -> dict[str, Any]:
 
 __all__ = [
     "ALIASES",
+    "ATTRITION_MODEL",
     "CHALLENGER",
     "CHAMPION",
+    "CSAT_MODEL",
     "PairRef",
     "ResolvedPair",
     "get_alias",

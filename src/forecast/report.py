@@ -173,7 +173,8 @@ def _previous_run(out: Path, as_of: str | None) -> PreviousRun | None:
 
 
 def team_attributes(
-    employees: pd.DataFrame, as_of: pd.Period | str, *, min_constancy: float = 0.8
+    employees: pd.DataFrame, as_of: pd.Period | str, *, min_constancy: float = 0.8,
+    min_group: int = MIN_GROUP,
 ) -> pd.DataFrame:
     """Team-level attributes (department, site, manager, ...) at the end of `as_of`, for
     roll-ups. One row per team; never a per-person value.
@@ -224,11 +225,8 @@ def team_attributes(
         if refers_to_person:
             label = _person_label(col)
             by_value = modal.groupby(modal).groups
-            names = {
-                v: f"{label} of {', '.join(sorted(map(str, teams))[:4])}"
-                + (f" and {len(teams) - 4} more" if len(teams) > 4 else "")
-                for v, teams in by_value.items()
-            }
+            names = {v: _group_label(label, list(map(str, teams)), sizes, min_group)
+                     for v, teams in by_value.items()}
             out[label] = out["team_id"].map(modal.map(names)).astype("string")
         elif is_identifier_like(col) or pd.api.types.is_numeric_dtype(current[col]):
             # Numeric or code-like columns that are constant per team are still attributes
@@ -241,9 +239,42 @@ def team_attributes(
     return out
 
 
+def _group_label(label: str, teams: list[str], sizes: pd.Series, min_group: int) -> str:
+    """"manager of T1, T2": named by the teams of at least `min_group` people only (a small
+    team is never named), the rest counted."""
+    big = sorted(t for t in teams if sizes.get(t, 0) >= min_group)
+    small = len(teams) - len(big)
+    if not big:
+        return f"{label} of {small} small team{'s' if small > 1 else ''}"
+    text = f"{label} of {', '.join(big[:4])}"
+    more = len(big[4:]) + small
+    return text + (f" and {more} more" if more else "")
+
+
 def _person_label(col: str) -> str:
     m = PERSON_REF.search(col)
     return (m.group(1).lower() if m else "group").replace("_", " ")
+
+
+def score_extras(
+    tables: Any, pair: Any, specs: Any, scores: pd.DataFrame, drivers: pd.DataFrame,
+    as_of: pd.Period | str, *, backtest_predictions: pd.DataFrame | None = None,
+    n_whatif: int = DETAIL_TEAMS,
+) -> dict[str, pd.DataFrame]:
+    """The team-level files `forecast score` can save for the report, by file name:
+    team_attributes.parquet (roll-ups), whatif.parquet (each at-risk team's top actionable
+    driver moved to the organisation's median, by re-scoring) and, given the backtest's
+    out-of-sample predictions per team, fairness.parquet. None of them holds a per-person value.
+    """
+    from forecast.fairness import fairness_input
+    from forecast.whatif import report_whatifs
+
+    out = {"team_attributes.parquet": team_attributes(tables.employees, as_of)}
+    out["whatif.parquet"] = report_whatifs(tables, pair, specs, scores, drivers, as_of,
+                                           n_teams=n_whatif)
+    if backtest_predictions is not None and len(backtest_predictions):
+        out["fairness.parquet"] = fairness_input(backtest_predictions, tables.employees)
+    return {name: frame.reset_index(drop=True) for name, frame in out.items() if len(frame)}
 
 
 # =========================================================================== pure helpers
@@ -290,16 +321,16 @@ def _col(frame: pd.DataFrame | None, *names: str) -> str | None:
 
 
 def _org_total_from(manifest: dict[str, Any]) -> dict[str, float] | None:
-    node = _pick(manifest, "org_total", "org_total_interval", "organisation.leavers", "totals")
+    node = _pick(manifest, "organisation", "org_total", "org_total_interval")
     if not isinstance(node, dict):
         return None
-    exp = _num(node.get("expected", node.get("expected_leavers")))
+    exp = _num(node.get("expected_leavers", node.get("expected")))
     if exp is None:
         return None
     return {
         "expected": exp,
-        "p10": _num(node.get("p10", node.get("leavers_p10"))),
-        "p90": _num(node.get("p90", node.get("leavers_p90"))),
+        "p10": _num(node.get("leavers_p10", node.get("p10"))),
+        "p90": _num(node.get("leavers_p90", node.get("p90"))),
     }
 
 
@@ -335,7 +366,7 @@ def headline(
     expected CSAT effect, and the change since the last scored month."""
     org = _org_total_from(manifest) or approximate_org_interval(scores)
     csat = _csat_weighted(scores)
-    dips = scores.loc[scores["csat_change"].astype(float) <= -1.0] if "csat_change" in scores else []
+    dips = scores.loc[scores["csat_change"].astype(float) <= -1.0]
     hc = int(scores["headcount"].sum())
     out: dict[str, Any] = {
         "expected": words.fmt_count(org["expected"]),
@@ -506,7 +537,9 @@ def driver_rows(
 
 def _log_rate_ticks(headcount: int) -> tuple[Any, Any]:
     def tick(v: float) -> str:
-        return f"{words.fmt_count(headcount * math.exp(v))} leavers"
+        # Two decimals on the axis: a team's bars often span less than one leaver in total.
+        n = headcount * math.exp(v)
+        return f"{n:.2f} leavers" if n < 10 else f"{n:.0f} leavers"
 
     def step(d: float) -> str:
         pct = (math.exp(d) - 1) * 100
@@ -837,6 +870,10 @@ def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str 
     # deficiencies.
     cmap = LinearSegmentedColormap.from_list("okabe", [charts.BLUE, "#CCCCCC", charts.ORANGE])
     fig = plt.figure(figsize=(8, 5))
+    # shap jitters overlapping dots with numpy's global generator: seed it (and restore it) so
+    # the same outputs give the same report bytes.
+    state = np.random.get_state()
+    np.random.seed(0)
     try:
         shap.plots.beeswarm(explanation, max_display=max_display, show=False, color=cmap,
                             plot_size=None)
@@ -845,6 +882,7 @@ def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str 
         plt.gcf().savefig(buf, format="png", dpi=110, bbox_inches="tight",
                           metadata={"Software": None})
     finally:
+        np.random.set_state(state)
         plt.close("all")
     del fig
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -889,8 +927,9 @@ def calibration_view(calibration: pd.DataFrame | None) -> dict[str, Any] | None:
     }
 
 
-def drift_view(drift: pd.DataFrame | None) -> list[str]:
-    """Plain warnings from drift.parquet (features whose distribution moved)."""
+def drift_view(drift: pd.DataFrame | None, labels: dict[str, str] | None = None) -> list[str]:
+    """Plain warnings from drift.parquet (features whose distribution moved); `labels` puts
+    feature names into words."""
     if drift is None or drift.empty:
         return []
     flag = _col(drift, "warn", "warning", "drifted", "flag", "alert")
@@ -908,7 +947,10 @@ def drift_view(drift: pd.DataFrame | None) -> list[str]:
     for _, r in d.head(20).iterrows():
         feat = str(r.get("feature", ""))
         label = r.get("feature_label") if "feature_label" in r else None
-        name = str(label) if isinstance(label, str) and label else feat
+        name = str(label) if isinstance(label, str) and label else (labels or {}).get(feat, feat)
+        if "__" in name:
+            parts_ = words.parse_feature(name)
+            name = f"{words.signal_label(parts_.signal)} ({parts_.transform.replace('_', ' ')})"
         parts = [f"{name} has shifted since training"]
         if psi_col is not None and _num(r.get(psi_col)) is not None:
             parts.append(f"(population stability index {float(r[psi_col]):.2f})")
@@ -947,6 +989,7 @@ def review_view(review: pd.DataFrame | None) -> list[dict[str, str]]:
 
 def trust_view(inputs: ReportInputs, suppressed: int) -> dict[str, Any]:
     m = inputs.manifest
+    as_of = _as_of(inputs.scores, m) or "–"
     card = inputs.model_card or {}
     limits = _pick(card, "limits", "limitations") or _pick(m, "model_card.limits", "limits")
     if isinstance(limits, str):
@@ -955,25 +998,37 @@ def trust_view(inputs: ReportInputs, suppressed: int) -> dict[str, Any]:
     for text in MODEL_LIMITS:
         if text not in limits:
             limits.append(text)
-    warnings = drift_view(inputs.drift)
-    extra = _pick(m, "drift.warnings", "warnings")
+    labels = {}
+    if inputs.drivers is not None and "feature_label" in inputs.drivers:
+        pairs = inputs.drivers[["feature", "feature_label"]].drop_duplicates("feature")
+        labels = dict(zip(pairs["feature"].astype(str), pairs["feature_label"].astype(str),
+                          strict=True))
+    warnings = drift_view(inputs.drift, labels)
+    extra = _pick(m, "warnings")
     if isinstance(extra, list):
-        warnings += [str(w) for w in extra if str(w) not in warnings]
+        # Run warnings name features by column; put them in words like everything else.
+        def _words(match: re.Match[str]) -> str:
+            return labels.get(match.group(0)) or words.signal_label(
+                words.parse_feature(match.group(0)).signal)
+
+        itemised = bool(warnings)
+        for w in extra:
+            if itemised and "drift.parquet" in str(w):
+                continue  # the same drift, already listed feature by feature
+            text = re.sub(r"\b[a-z0-9_]+__[a-z0-9_]+__[a-z0-9_]+\b", _words, str(w))
+            text = text.replace("; see drift.parquet", "")
+            if text not in warnings:
+                warnings.append(text)
     return {
-        "model": _pick(m, "models.attrition.name", "models.attrition_model",
-                       "model.attrition_model", "attrition_model") or "forecast-attrition",
-        "version": _pick(m, "models.attrition.version", "models.attrition_version",
-                         "model.attrition_version", "attrition_version") or "–",
-        "run_id": _pick(m, "models.run_id", "model.run_id", "run_id",
-                        "models.attrition.run_id") or "–",
-        "trained": _pick(m, "models.trained_at", "model.trained_at", "trained_at",
-                         "model.created", "models.created", "training_date") or "–",
-        "trained_until": _pick(m, "models.trained_until", "model.trained_until",
-                               "trained_until") or "–",
-        "data_last_month": _pick(m, "data.last_month", "data_summary.last_month",
-                                 "latest_complete_month", "data.latest_complete_month") or "–",
-        "made_at": _pick(m, "created_at", "made_at", "generated_at", "time") or "–",
-        "data_hash": str(_pick(m, "data_hash", "data.hash") or "–")[:12],
+        "model": _pick(m, "model.attrition.name", "models.attrition.name") or "forecast-attrition",
+        "version": _pick(m, "model.attrition.version", "models.attrition.version") or "–",
+        "aliases": ", ".join(_pick(m, "model.aliases") or []),
+        "run_id": _pick(m, "model.run_id", "models.run_id", "run_id") or "–",
+        "trained": _pick(m, "model.trained_at", "models.trained_at", "trained_at") or "–",
+        "trained_until": _pick(m, "model.trained_until", "models.trained_until") or "–",
+        "data_last_month": _pick(m, "data.last_month", "data.latest_complete_month") or as_of,
+        "made_at": _pick(m, "created_at") or "–",
+        "data_hash": str(_pick(m, "data.hash", "data_hash") or "–")[:12],
         "horizon": _pick(m, "horizon") or "–",
         "calibration": calibration_view(inputs.calibration),
         "drift": warnings,
@@ -1087,6 +1142,7 @@ __all__ = [
     "build_context",
     "load_outputs",
     "render",
+    "score_extras",
     "team_attributes",
     "write_report",
 ]

@@ -65,7 +65,9 @@ def sparkline(
     ok = _finite(vals)
     svg = _svg_open(width, height, title, desc, "spark")
     if not ok:
-        return svg + f'<text x="2" y="{_f(height - 6)}" font-size="9" fill="{GREY}">no data</text></svg>'
+        return svg + (
+            f'<text x="2" y="{_f(height - 6)}" font-size="9" fill="{GREY}">no data</text></svg>'
+        )
     lo, hi = (0.0 if as_bars else min(ok)), max(ok)
     span = hi - lo or 1.0
     n = len(vals)
@@ -122,7 +124,7 @@ def waterfall(
     step_format: Callable[[float], str],
     up_is_bad: bool = True,
     highlight: str | None = None,
-    width: float = 540,
+    width: float = 600,
 ) -> str:
     """A horizontal SHAP waterfall: from the organisation's baseline, one bar per driver, to this
     team's forecast. `steps` are additive in the model's own scale; `tick_format` turns a
@@ -130,7 +132,7 @@ def waterfall(
     the bars stay exactly additive while the labels stay readable. `step_format` words one
     bar (signed, in the reader's unit).
     """
-    row_h, label_w, value_w, pad = 22.0, 215.0, 92.0, 8.0
+    row_h, label_w, value_w, pad = 22.0, 236.0, 92.0, 8.0
     height = row_h * (len(steps) + 2) + 30
     cum = [base]
     for _, v in steps:
@@ -205,7 +207,7 @@ def hbar(
     width: float = 560,
 ) -> str:
     """Horizontal bars of non-negative values (e.g. mean |SHAP|), largest first as given."""
-    row_h, label_w, value_w = 20.0, 250.0, 60.0
+    row_h, label_w, value_w = 20.0, 262.0, 60.0
     height = row_h * max(len(items), 1) + 10
     top_v = max((v for _, v in items), default=0.0) or 1.0
     plot_w = width - label_w - value_w
@@ -215,7 +217,7 @@ def hbar(
         w = max(v / top_v * plot_w, 0.5)
         parts.append(
             f'<text x="{_f(label_w - 6)}" y="{_f(y + 14)}" font-size="11" text-anchor="end">'
-            f"{escape(_clip(label, 42))}</text>"
+            f"{escape(_clip(label, 40))}</text>"
             f'<rect x="{_f(label_w)}" y="{_f(y + 3)}" width="{_f(w)}" height="{_f(row_h - 6)}" '
             f'fill="{colour}"/>'
             f'<text x="{_f(label_w + w + 4)}" y="{_f(y + 14)}" font-size="10">'
@@ -240,7 +242,8 @@ def calibration(
     colour."""
     pad_l, pad_b, pad_t, pad_r = 48.0, 40.0, 12.0, 12.0
     vals = _finite(list(predicted) + list(realised))
-    hi = max(vals, default=1.0) * 1.08 or 1.0
+    step = nice_step(max(vals, default=1.0) / 4)
+    hi = step * math.ceil(max(vals, default=1.0) * 1.02 / step) or 1.0
     pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
 
     def sx(v: float) -> float:
@@ -256,13 +259,13 @@ def calibration(
         f'<line x1="{_f(sx(0))}" y1="{_f(sy(0))}" x2="{_f(sx(hi))}" y2="{_f(sy(hi))}" '
         f'stroke="{GREY}" stroke-dasharray="4 3"/>'
     )
-    for k in range(5):
-        v = hi * k / 4
+    for k in range(round(hi / step) + 1):
+        v = k * step
         parts.append(
             f'<text x="{_f(pad_l - 4)}" y="{_f(sy(v) + 3)}" font-size="9" text-anchor="end" '
-            f'fill="{GREY}">{v:.2g}</text>'
+            f'fill="{GREY}">{v:g}</text>'
             f'<text x="{_f(sx(v))}" y="{_f(pad_t + ph + 12)}" font-size="9" text-anchor="middle" '
-            f'fill="{GREY}">{v:.2g}</text>'
+            f'fill="{GREY}">{v:g}</text>'
         )
     parts.append(
         f'<text x="{_f(pad_l + pw / 2)}" y="{_f(height - 8)}" font-size="10" '
@@ -280,6 +283,14 @@ def calibration(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def nice_step(raw: float) -> float:
+    """A round axis step (1, 2 or 5 times a power of ten) at least `raw`."""
+    if raw <= 0 or not math.isfinite(raw):
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
 def interval_bar(

@@ -57,7 +57,7 @@ def round_sensibly(x: float, digits: int = 2) -> float:
     """Round to `digits` significant figures (0.0123 -> 0.012, 1234 -> 1200)."""
     if x == 0 or not math.isfinite(x):
         return x
-    return round(x, -int(math.floor(math.log10(abs(x)))) + digits - 1)
+    return round(x, -math.floor(math.log10(abs(x))) + digits - 1)
 
 
 def fmt_count(x: float | None) -> str:
@@ -231,7 +231,6 @@ def describe_driver(
     `org_median` the organisation's median value (quoted for comparison).
     """
     parts = parse_feature(feature, family)
-    fam = family or parts.family
     label = signal_label(parts.signal, feature_label)
     cap = label[:1].upper() + label[1:]
     t = parts.transform
@@ -252,7 +251,8 @@ def describe_driver(
     if not math.isfinite(value):
         return f"{cap} has no recent data, which {effect}."
     if t == "vs_longrun":
-        return f"{cap} is {shift_word(value, spread or 0.0)} this team's usual level ({shown}), which {effect}."
+        where = shift_word(value, spread or 0.0)
+        return f"{cap} is {where} this team's usual level ({shown}), which {effect}."
     if t.startswith("trend"):
         z = shift_word(value, spread or 0.0)
         motion = (
@@ -291,7 +291,7 @@ def describe_driver(
             f"organisation's typical team), which {effect}."
         )
     if parts.signal == "headcount":
-        return f"Team size ({value:.0f} people) {effect.replace('raises', 'raises').strip()}."
+        return f"Team size ({value:.0f} people) {effect}."
     when = {
         "current": "this month",
         "last": "in the latest survey",

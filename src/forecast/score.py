@@ -129,7 +129,7 @@ def scores_frame(predictions: pd.DataFrame, as_of: str, min_group: int) -> pd.Da
     out["risk_band"] = p["risk_band"].astype(str).to_numpy(dtype=object)
     out["expected_attrition_rate"] = p["expected_attrition_rate"].to_numpy(dtype=np.float64)
     out = out.sort_values("team_id", kind="stable").reset_index(drop=True)
-    return out
+    return out[[*SCORE_COLUMNS, "expected_attrition_rate"]]
 
 
 def explain_batch(
@@ -277,13 +277,13 @@ def build_batch(
         drift_summary=summary,
         additivity=additivity,
         warnings=warnings,
-        extra=_team_attributes(tables, as_of),
     )
 
 
-def _team_attributes(tables: Tables, as_of: pd.Period) -> dict[str, pd.DataFrame]:
+def team_attributes(tables: Tables, as_of: pd.Period) -> dict[str, pd.DataFrame]:
     """Team attributes (department, site, ...) for the report's roll-ups, when the report module
-    provides its team-level extraction; it alone decides what is safe to keep."""
+    provides its team-level extraction; it alone decides what is safe to keep. Only with the
+    report: it is the report's input, and not cheap for a very large organisation."""
     try:
         from forecast.report import team_attributes
     except ImportError:
@@ -622,6 +622,8 @@ def score_month(
                         calibration=scorer.calibration)
     for w in batch.warnings:
         warn(w)
+    if report:
+        batch.extra.update(team_attributes(scorer.tables, as_of))
     manifest: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:

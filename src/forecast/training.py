@@ -43,12 +43,27 @@ class TrainingOutcome:
     data_hash: str
     warnings: list[str] = field(default_factory=list)
     artifact_uri: str = ""
+    # What was logged (pair, panel, backtest, configs): lets a caller log the same pair to
+    # another store without retraining.
+    record: TrainingRecord | None = field(default=None, repr=False)
 
 
 def check_horizon(horizon: object) -> None:
     ok = isinstance(horizon, int) and not isinstance(horizon, bool)
     check_param("--horizon", horizon, ok and 1 <= horizon <= MAX_HORIZON,  # type: ignore[operator]
                 f"an integer between 1 and {MAX_HORIZON}")
+
+
+def warn_protected(specs: Any) -> list[str]:
+    """Protected attributes a feature spec opts in. The contract requires the run to say so;
+    the run's tags and model card record it too."""
+    opted = sorted({c for f in specs.families for c in f.opt_in_protected})
+    if opted:
+        log.warning(
+            "feature specs opt in protected attribute(s) %s; these models use them.",
+            ", ".join(opted),
+        )
+    return opted
 
 
 def run_training(
@@ -63,7 +78,7 @@ def run_training(
     """Load, backtest, train, log one MLflow run and register the pair (see registry.py for
     the aliases a fresh pair gets)."""
     from forecast.backtest import run_backtest
-    from forecast.contract import load_tables
+    from forecast.contract import find_table_files, load_tables
     from forecast.features import build_panel
     from forecast.lineage import data_hash
     from forecast.models import load_model_config, train_pair
@@ -75,22 +90,17 @@ def run_training(
         check_horizon(horizon)
     config = load_model_config(config_path, horizon=horizon)
     specs = load_specs(spec_dir)
+    data_dir = Path(data_dir).resolve()
+    find_table_files(data_dir)  # a mistyped --data fails before the store is opened
     tracking = connect(tracking_uri)
 
-    data_dir = Path(data_dir).resolve()
     step("reading data")
     tables = load_tables(data_dir)
     digest = data_hash(data_dir)
     step("building features")
     panel = build_panel(tables, specs)
     warnings = list(panel.attrs.get("warnings", []))
-    opted = sorted({c for f in specs.families for c in f.opt_in_protected})
-    if opted:
-        # The contract requires the run to say so; the model card records it too.
-        log.warning(
-            "feature specs opt in protected attribute(s) %s; these models use them.",
-            ", ".join(opted),
-        )
+    opted = warn_protected(specs)
     targets = build_targets(tables, config.horizon)
     step("backtesting")
     backtest = run_backtest(panel, targets, config, n_origins=N_ORIGINS)
@@ -106,6 +116,7 @@ def run_training(
     return TrainingOutcome(
         run_id=run_id, tracking_uri=tracking.uri, experiment=EXPERIMENT, pair=ref,
         backtest=backtest, data_hash=digest, warnings=warnings, artifact_uri=artifact_uri,
+        record=record,
     )
 
 

@@ -1,0 +1,567 @@
+"""Causal what-if engine: what happens to leavers and CSAT if a team's workload or engagement
+signal is held at a value from the as-of month on.
+
+Why not re-score the predictive model: its strongest inputs are the team's own leaver history,
+which past workload caused. Re-scoring with the signal changed leaves that history as it was,
+so the history keeps the credit for what the workload does, and the effect looks small.
+
+What this engine estimates (docs/what-if.md has the reasoning and the validation):
+
+- Dose: the signal's mean over the horizon months t+1..t+h, which the intervention sets to
+  VALUE. Its natural path (what it would be without intervening) is forecast from the
+  signal's own history (`natural_path`): a loaded team tends to drift back, and the effect is
+  the gap between VALUE and that path, not between VALUE and this month's level.
+- Effect on leavers: double machine learning with a Poisson final stage. Nuisance models
+  (LightGBM, cross-fitted over folds of teams) predict the dose and the per-head leaver rate
+  from the team's *state* at t (tenure mix, team size, recent leavers and hires, other
+  signals' recent levels, the last survey). Long-run history (long-run leaver rates, long
+  windows, trends, the signal's own past) is left out of these controls on purpose: it is a
+  proxy of the signal's own past level and would absorb its effect. The per-head rate then
+  follows log rate = log l(X) + a + theta * (dose - m(X)), so `after = before * exp(theta *
+  (VALUE - natural path))`. The total effect includes the path through engagement, since
+  future engagement is not held fixed.
+- Effect on CSAT: a partially linear model of the CSAT change on the residual dose and the
+  residual leaver rate, so CSAT moves through the attrition effect (theta_leavers * change in
+  rate) and through the direct effect the data show (theta_direct * dose change).
+- Intervals: 80% by a team-cluster (Poisson-weight) bootstrap of the final stages.
+
+Pure: frames in, frames out. Never reads files, never prints, never logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from forecast.errors import ConfigError, ModelError
+from forecast.months import month_str
+from forecast.tables import Tables, is_protected
+
+EXAMPLE_SIGNAL = "after_hours_ratio"
+INTERVAL_LEVEL = 0.8
+RESULT_COLUMNS = [
+    "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
+    "before_csat_change", "after_csat_change",
+]
+# Transforms that describe a team's state at t; everything else (long-run means and rates,
+# vs-long-run, trends, long windows) describes its history and is not a control here.
+STATE_KINDS = ("current", "last", "age_months", "change", "median")
+HISTORY_FAMILIES_FOR_CSAT = ("cx",)  # the CSAT change is measured against past CSAT
+NOTE = (
+    "Estimated effect of holding the signal at this value from now on, learned from how "
+    "leaving and CSAT moved with this signal across teams and months; 80% interval shown. "
+    "It assumes nothing else that drives both the signal and leaving is missing from the "
+    "data, so treat it as a guide, not a promise."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """Knobs of the engine. Defaults were chosen on simulated organisations (benchmarks/whatif.py)."""
+
+    folds: int = 3  # cross-fitting folds (over teams)
+    trees: int = 150
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_child_samples: int = 40
+    bootstrap: int = 200
+    seed: int = 20240611
+    ridge: float = 1e-6  # keeps the final-stage Newton steps well posed
+    controls: str = "state"  # "state" (default) or "all" (lets history absorb the effect)
+
+
+# --------------------------------------------------------------------------- signal checks
+
+
+def _refusal(signal: str, why: str, example: str) -> ConfigError:
+    return ConfigError(
+        f"`--set` signal {signal} {why}; a what-if takes an actionable workload or engagement "
+        f"signal (e.g. {example})."
+    )
+
+
+def check_what_if_signal(tables: Tables, specs: Any, signal: str) -> Any:
+    """The `whatif.Settable` for `signal`, or a one-line ConfigError saying why not.
+
+    Protected attributes, tenure, past leavers and other history signals are never levers:
+    a leader cannot set them, and "what if this team had not lost people" is a different
+    past, not an intervention.
+    """
+    from forecast.features import FEATURE_SEP, split_feature
+    from forecast.whatif import history_signals, settable_signals
+
+    name = str(signal).strip()
+    settable = settable_signals(tables, specs)
+    example = EXAMPLE_SIGNAL if EXAMPLE_SIGNAL in settable else next(iter(sorted(settable)),
+                                                                     EXAMPLE_SIGNAL)
+    base = split_feature(name)[1] if name.count(FEATURE_SEP) >= 2 else name
+    if is_protected(name) or is_protected(base):
+        raise _refusal(name, "is a protected attribute", example)
+    if base in settable and base == name:
+        return settable[base]
+    history = history_signals(tables, specs)
+    if base in history or base in ("tenure", "headcount") or "leaver" in base:
+        family = history.get(base, "tenure" if base in ("tenure", "headcount") else "history")
+        raise _refusal(name, f"is a {family} (history) signal, not a lever", example)
+    if base in settable:
+        raise _refusal(name, f"is a feature column; name the signal itself ({base})", example)
+    raise _refusal(name, "is not a signal in these data", example)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Mean of the present values over columns j+lo..j+hi (NaN where none is present)."""
+    from forecast.targets import _window
+
+    ok = ~np.isnan(values)
+    num = _window(np.where(ok, values, 0.0), lo, hi)
+    den = _window(ok.astype(np.float64), lo, hi)
+    out = np.full(values.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
+    """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
+    falls in the window or the window runs past the data). Rows in panel order."""
+    from forecast.features import (
+        assemble,
+        headcount_grid,
+        make_grid,
+        make_spells,
+        monthly_grid,
+        panel_months,
+    )
+
+    first, last = panel_months(tables)
+    grid = make_grid(tables, first, last)
+    hc = headcount_grid(make_spells(tables.employees, grid), grid.shape)
+    values, _ = monthly_grid(tables.table(setting.table), setting.column, grid)
+    dose = _window_mean(values, 1, horizon)
+    full = np.arange(grid.n_months) + horizon <= grid.n_months - 1
+    dose = np.where(full[None, :], dose, np.nan)
+    return assemble(grid, hc, {"dose": dose})
+
+
+def _transform_window(transform: str) -> int | None:
+    m = re.fullmatch(r"(?:mean|sum)_(\d+)m", transform)
+    return int(m.group(1)) if m else None
+
+
+def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcome: str,
+                    which: str = "state") -> list[str]:
+    """Controls of the nuisance models: the team's state at t, never the signal's own features.
+
+    `which="all"` keeps every other feature too (the history features that absorb the effect;
+    kept for the benchmark's evidence).
+    """
+    from forecast.features import FEATURE_SEP, split_feature
+
+    out = []
+    for col in columns:
+        if col.count(FEATURE_SEP) < 2:
+            continue
+        family, sig, transform = split_feature(col)
+        if sig == signal:
+            continue
+        if family == "cx" and outcome != "csat":
+            continue  # CSAT does not drive leaving; it would only proxy past engagement
+        if which == "all":
+            out.append(col)
+            continue
+        w = _transform_window(transform)
+        keep = (
+            transform in STATE_KINDS or transform.startswith("share_lt")
+            or (w is not None and w <= horizon)
+            or (family in HISTORY_FAMILIES_FOR_CSAT and outcome == "csat")
+        )
+        if keep:
+            out.append(col)
+    return out
+
+
+def own_history_columns(columns: Sequence[str], signal: str) -> list[str]:
+    """The signal's own features (current, windows, long-run, trend): its natural path's inputs."""
+    from forecast.features import FEATURE_SEP, split_feature
+
+    return [c for c in columns if c.count(FEATURE_SEP) >= 2 and split_feature(c)[1] == signal]
+
+
+# --------------------------------------------------------------------------- model pieces
+
+
+def team_folds(team_ids: pd.Series, k: int, seed: int) -> np.ndarray:
+    """Fold of each row, by team (a team's months never straddle a fit and its prediction)."""
+    teams, codes = np.unique(team_ids.astype(str).to_numpy(), return_inverse=True)
+    perm = np.random.default_rng(seed).permutation(len(teams))
+    return (perm % k)[codes]
+
+
+def _lgb(objective: str, s: EngineSettings) -> dict[str, Any]:
+    return {
+        "objective": objective, "learning_rate": s.learning_rate, "num_leaves": s.num_leaves,
+        "min_data_in_leaf": s.min_child_samples, "lambda_l2": 1.0, "feature_fraction": 0.8,
+        "bagging_fraction": 0.8, "bagging_freq": 1, "seed": s.seed, "num_threads": 1,
+        "deterministic": True, "force_col_wise": True, "verbosity": -1,
+    }
+
+
+def _fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
+         s: EngineSettings) -> lgb.Booster:
+    data = lgb.Dataset(X, label=y, weight=w, free_raw_data=True)
+    return lgb.train(_lgb(objective, s), data, num_boost_round=s.trees)
+
+
+def cross_fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
+              folds: np.ndarray, s: EngineSettings) -> tuple[np.ndarray, list[lgb.Booster]]:
+    """Out-of-fold predictions (raw score) and the fold models (to predict new rows)."""
+    out = np.full(len(y), np.nan)
+    models = []
+    for k in range(s.folds):
+        fit = folds != k
+        model = _fit(objective, X[fit], y[fit], None if w is None else w[fit], s)
+        out[~fit] = model.predict(X[~fit], raw_score=True)
+        models.append(model)
+    return out, models
+
+
+def poisson_final(y: np.ndarray, offset: np.ndarray, Z: np.ndarray, w: np.ndarray,
+                  ridge: float = 1e-6, iters: int = 25) -> np.ndarray:
+    """Coefficients b of y ~ Poisson(exp(offset + Z b)), weighted, by Newton's method."""
+    b = np.zeros(Z.shape[1])
+    b[0] = np.log(max(np.sum(w * y), 1e-9) / max(np.sum(w * np.exp(offset)), 1e-9))
+    for _ in range(iters):
+        mu = np.exp(np.clip(offset + Z @ b, -30, 30))
+        grad = Z.T @ (w * (y - mu)) - ridge * b
+        hess = (Z * (w * mu)[:, None]).T @ Z + ridge * np.eye(len(b))
+        step = np.linalg.solve(hess, grad)
+        b = b + step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return b
+
+
+def weighted_ls(y: np.ndarray, Z: np.ndarray, w: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+    A = (Z * w[:, None]).T @ Z + ridge * np.eye(Z.shape[1])
+    return np.linalg.solve(A, (Z * w[:, None]).T @ y)
+
+
+def natural_path_model(X: pd.DataFrame, dose: np.ndarray, ridge: float = 1.0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression of the dose on the signal's own history (linear, so it extrapolates
+    to the most loaded teams instead of flattening like a tree). Returns (coef, mean, scale)."""
+    A = X.to_numpy(dtype=np.float64)
+    mean = np.nanmean(A, axis=0)
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    scale = np.nanstd(A, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    Z = _design(A, mean, scale)
+    reg = ridge * np.eye(Z.shape[1])
+    reg[0, 0] = 0.0
+    coef = np.linalg.solve(Z.T @ Z + reg, Z.T @ dose)
+    return coef, mean, scale
+
+
+def _design(A: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    # Missing history (a new team, a suppressed survey) sits at the mean, with a flag.
+    miss = np.isnan(A)
+    filled = (np.where(miss, mean, A) - mean) / scale
+    return np.column_stack([np.ones(len(A)), filled, miss.astype(np.float64)])
+
+
+def predict_natural(model: tuple[np.ndarray, np.ndarray, np.ndarray], X: pd.DataFrame
+                    ) -> np.ndarray:
+    coef, mean, scale = model
+    return _design(X.to_numpy(dtype=np.float64), mean, scale) @ coef
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+@dataclasses.dataclass
+class EffectFit:
+    """A fitted effect of one signal on one organisation (as of one month)."""
+
+    signal: str
+    horizon: int
+    theta: float  # log per-head leaver rate per unit of the held signal
+    theta_csat_direct: float  # CSAT points per unit of the signal, leavers held
+    theta_csat_leavers: float  # CSAT points per unit of per-head leaver rate over the horizon
+    boot: np.ndarray  # bootstrap draws: columns theta, theta_csat_direct, theta_csat_leavers
+    controls: list[str]
+    csat_controls: list[str]
+    own: list[str]
+    natural: tuple[np.ndarray, np.ndarray, np.ndarray]
+    rate_models: list[lgb.Booster]
+    csat_models: list[lgb.Booster]
+    n_rows: int
+    dose_sd: float  # spread of the residual dose: the variation the effect is learned from
+    dose_range: tuple[float, float]
+
+    def metrics(self) -> dict[str, float]:
+        lo, hi = np.quantile(self.boot[:, 0], [0.1, 0.9])
+        return {
+            "theta": self.theta, "theta_p10": float(lo), "theta_p90": float(hi),
+            "theta_csat_direct": self.theta_csat_direct,
+            "theta_csat_leavers": self.theta_csat_leavers,
+            "rows": float(self.n_rows), "residual_dose_sd": self.dose_sd,
+        }
+
+
+def _labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    ok = frame["labelled"].fillna(False).astype(bool) & frame["dose"].notna()
+    ok &= frame["leavers"].notna() & (frame["headcount"] >= 1)
+    return frame.loc[ok.to_numpy()].reset_index(drop=True)
+
+
+def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
+               settings: EngineSettings | None = None) -> EffectFit:
+    """Fit the engine on panel rows joined with targets and the dose (`effect_frame`)."""
+    s = settings or EngineSettings()
+    rows = _labelled_rows(frame)
+    if len(rows) < 200 or rows["team_id"].nunique() < 3 * s.folds:
+        raise ModelError(
+            f"too little history to estimate the effect of {signal}: {len(rows)} team-months "
+            f"with a known {horizon}-month outcome and a value of the signal (need 200)."
+        )
+    controls = control_columns(list(frame.columns), signal, horizon, outcome="attrition",
+                               which=s.controls)
+    csat_controls = control_columns(list(frame.columns), signal, horizon, outcome="csat",
+                                    which=s.controls)
+    own = own_history_columns(list(frame.columns), signal)
+    folds = team_folds(rows["team_id"], s.folds, s.seed)
+    hc = rows["headcount"].to_numpy(np.float64)
+    rate = rows["leavers"].to_numpy(np.float64) / hc
+    dose = rows["dose"].to_numpy(np.float64)
+
+    X = rows[controls].astype(np.float64)
+    m_hat, _ = cross_fit("regression", X, dose, None, folds, s)
+    log_l, rate_models = cross_fit("poisson", X, rate, hc, folds, s)
+    resid = dose - m_hat
+    theta, a = _theta(rows, hc, log_l, resid, s)
+
+    csat = _csat_stage(rows, csat_controls, dose, rate, log_l, folds, s)
+    boot = _bootstrap(rows, hc, log_l, resid, csat, s)
+    natural = natural_path_model(rows[own].astype(np.float64), dose) if own else (
+        np.array([float(np.mean(dose))]), np.zeros(0), np.ones(0))
+    return EffectFit(
+        signal=signal, horizon=horizon, theta=theta,
+        theta_csat_direct=csat["coef"][0], theta_csat_leavers=csat["coef"][1], boot=boot,
+        controls=controls, csat_controls=csat_controls, own=own, natural=natural,
+        rate_models=rate_models, csat_models=csat["models"], n_rows=len(rows),
+        dose_sd=float(np.std(resid)), dose_range=(float(np.min(dose)), float(np.max(dose))),
+    )
+
+
+def _theta(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
+           s: EngineSettings, w: np.ndarray | None = None) -> tuple[float, float]:
+    y = rows["leavers"].to_numpy(np.float64)
+    Z = np.column_stack([np.ones(len(y)), resid])
+    w = np.ones(len(y)) if w is None else w
+    # Poisson with log(headcount) offset: leavers scale with team size; log l(X) carries the
+    # team's state, so theta only has to explain what the dose adds to it.
+    b = poisson_final(y, np.log(hc) + log_l, Z, w, s.ridge)
+    return float(b[1]), float(b[0])
+
+
+def _csat_stage(rows: pd.DataFrame, controls: list[str], dose: np.ndarray, rate: np.ndarray,
+                log_l: np.ndarray, folds: np.ndarray, s: EngineSettings) -> dict[str, Any]:
+    """Partially linear CSAT model with two residualised treatments: the dose, and the
+    per-head leaver rate (so the CSAT effect can flow through the attrition effect)."""
+    w_all = rows["csat_weight"].fillna(1.0).to_numpy(np.float64)
+    ok = rows["csat_change"].notna().to_numpy() & (w_all > 0)
+    if ok.sum() < 100:
+        return {"coef": np.zeros(2), "rows": ok, "Y": np.zeros(0), "D": np.zeros((0, 2)),
+                "w": np.zeros(0), "models": []}
+    X = rows.loc[ok, controls].astype(np.float64).reset_index(drop=True)
+    y = rows.loc[ok, "csat_change"].to_numpy(np.float64)
+    w = w_all[ok]
+    c_hat, models = cross_fit("regression", X, y, w, folds[ok], s)
+    m_hat, _ = cross_fit("regression", X, dose[ok], None, folds[ok], s)
+    D = np.column_stack([dose[ok] - m_hat, rate[ok] - np.exp(log_l[ok])])
+    Y = y - c_hat
+    return {"coef": weighted_ls(Y, D, w, s.ridge), "rows": ok, "Y": Y, "D": D, "w": w,
+            "models": models}
+
+
+def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
+               csat: dict[str, Any], s: EngineSettings) -> np.ndarray:
+    """Final-stage estimates under Poisson(1) weights per team (a cluster bootstrap: a team's
+    months move together, since they share the team's unobserved make-up)."""
+    rng = np.random.default_rng(s.seed + 1)
+    teams, codes = np.unique(rows["team_id"].astype(str).to_numpy(), return_inverse=True)
+    out = np.zeros((s.bootstrap, 3))
+    csat_codes = codes[csat["rows"]]
+    for b in range(s.bootstrap):
+        tw = rng.poisson(1.0, len(teams)).astype(np.float64)
+        out[b, 0] = _theta(rows, hc, log_l, resid, s, tw[codes])[0]
+        if len(csat["Y"]):
+            out[b, 1:] = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
+    return out
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def effect_frame(tables: Tables, specs: Any, setting: Any, horizon: int) -> pd.DataFrame:
+    """Panel + targets + dose, one row per (team, as_of)."""
+    from forecast.features import build_panel
+    from forecast.targets import build_targets
+
+    panel = build_panel(tables, specs)
+    targets = build_targets(tables, horizon)
+    dose = dose_frame(tables, setting, horizon)
+    cols = ["leavers", "csat_change", "csat_weight", "labelled"]
+    frame = panel.merge(targets[["team_id", "as_of", *cols]], on=["team_id", "as_of"],
+                        how="left", validate="one_to_one")
+    return frame.merge(dose[["team_id", "as_of", "dose"]], on=["team_id", "as_of"], how="left",
+                       validate="one_to_one")
+
+
+def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
+                 before_leavers: np.ndarray | None = None,
+                 before_csat: np.ndarray | None = None) -> pd.DataFrame:
+    """Per team (rows = panel rows at the as-of month): before and after with 80% intervals.
+
+    `before_*` default to the engine's own nuisance predictions (used when no pair is given).
+    """
+    hc = rows["headcount"].to_numpy(np.float64)
+    natural = predict_natural(fit.natural, rows[fit.own].astype(np.float64)) if fit.own else (
+        np.full(len(rows), fit.natural[0][0]))
+    gap = float(value) - natural
+    if before_leavers is None:
+        X = rows[fit.controls].astype(np.float64)
+        before_leavers = hc * np.mean([np.exp(m.predict(X, raw_score=True))
+                                       for m in fit.rate_models], axis=0)
+    if before_csat is None:
+        if fit.csat_models:
+            Xc = rows[fit.csat_controls].astype(np.float64)
+            before_csat = np.mean([m.predict(Xc, raw_score=True) for m in fit.csat_models],
+                                  axis=0)
+        else:
+            before_csat = np.full(len(rows), np.nan)
+    draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers], fit.boot])
+    ratio = np.exp(np.outer(draws[:, 0], gap))  # draws x teams
+    after_l = ratio * before_leavers[None, :]
+    d_rate = (after_l - before_leavers[None, :]) / hc[None, :]
+    d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
+    after_c = before_csat[None, :] + d_csat
+    lo, hi = (1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2
+    return pd.DataFrame({
+        "team_id": rows["team_id"].astype(str).to_numpy(),
+        "headcount": hc,
+        "natural_value": natural,
+        "before_expected_leavers": before_leavers,
+        "after_expected_leavers": after_l[0],
+        "after_leavers_p10": np.quantile(after_l[1:], lo, axis=0),
+        "after_leavers_p90": np.quantile(after_l[1:], hi, axis=0),
+        "leavers_ratio": ratio[0],
+        "before_csat_change": before_csat,
+        "after_csat_change": after_c[0],
+        "after_csat_change_p10": np.quantile(after_c[1:], lo, axis=0),
+        "after_csat_change_p90": np.quantile(after_c[1:], hi, axis=0),
+        "csat_effect_via_leavers": fit.theta_csat_leavers * d_rate[0],
+    })
+
+
+def aggregate_ratio(fit: EffectFit, effects: pd.DataFrame) -> tuple[float, float, float]:
+    """Sum of after over sum of before for a set of teams, with its 80% bootstrap interval."""
+    before = effects["before_expected_leavers"].to_numpy()
+    gap = effects["natural_value"].to_numpy()
+    value_gap = np.log(effects["leavers_ratio"].to_numpy()) / fit.theta if fit.theta else gap * 0
+    thetas = np.concatenate([[fit.theta], fit.boot[:, 0]])
+    sums = np.exp(np.outer(thetas, value_gap)) @ before / before.sum()
+    lo, hi = np.quantile(sums[1:], [(1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2])
+    return float(sums[0]), float(lo), float(hi)
+
+
+@dataclasses.dataclass
+class CausalEngine:
+    """`WhatIfEngine` of forecast.whatif: same `estimate` interface as `RescoringEngine`.
+
+    Fits are cached per (tables, signal, as-of), so the report's several calls for one signal
+    fit once.
+    """
+
+    specs: Any = None
+    settings: EngineSettings = dataclasses.field(default_factory=EngineSettings)
+    horizon: int | None = None  # default: the pair's horizon, else 3
+    name: str = "causal-dml"
+    note: str = NOTE
+    _cache: dict[tuple, tuple[EffectFit, pd.DataFrame]] = dataclasses.field(
+        default_factory=dict, repr=False)
+
+    def _specs(self) -> Any:
+        if self.specs is None:
+            from forecast.specs import load_specs
+
+            self.specs = load_specs()
+        return self.specs
+
+    def fit(self, tables: Tables, signal: str, as_of: pd.Period | str | None = None,
+            horizon: int | None = None) -> tuple[EffectFit, pd.DataFrame, pd.Period]:
+        """The fitted effect and the effect frame, from the data known at the end of as-of."""
+        from forecast.features import point_in_time
+        from forecast.whatif import _resolve_as_of
+
+        specs = self._specs()
+        setting = check_what_if_signal(tables, specs, signal)
+        month = _resolve_as_of(tables, as_of)
+        h = int(horizon or self.horizon or 3)
+        key = (id(tables), setting.signal, str(month), h)
+        if key not in self._cache:
+            known = point_in_time(tables, month)
+            frame = effect_frame(known, specs, setting, h)
+            self._cache[key] = (fit_effect(frame, setting.signal, h, self.settings), frame)
+        fit, frame = self._cache[key]
+        return fit, frame, month
+
+    def estimate(
+        self, tables: Tables, pair: Any, teams: list[str], signal: str, value: float,
+        as_of: pd.Period | str | None = None,
+    ) -> pd.DataFrame:
+        horizon = getattr(getattr(pair, "config", None), "horizon", None)
+        fit, frame, month = self.fit(tables, signal, as_of, horizon)
+        teams = list(dict.fromkeys(str(t) for t in teams))
+        now = frame.loc[frame["as_of"] == month]
+        now = now.assign(team_id=now["team_id"].astype(str)).set_index("team_id")
+        unknown = [t for t in teams if t not in now.index]
+        if unknown:
+            raise ConfigError(
+                f"`--team` must name a team with people at {month_str(month)}. Got "
+                f"{unknown[0]!r} instead (not in the data at that month)."
+            )
+        rows = now.loc[teams].reset_index()
+        before_l = before_c = None
+        if pair is not None:
+            pred = pair.predict(rows).assign(team_id=lambda f: f["team_id"].astype(str))
+            pred = pred.set_index("team_id").loc[teams]
+            before_l = pred["expected_leavers"].to_numpy(np.float64)
+            before_c = pred["csat_change"].to_numpy(np.float64)
+        eff = team_effects(fit, rows, value, before_l, before_c)
+        return _result(eff, month, fit.signal, value, self.name)
+
+
+def _result(eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engine: str
+            ) -> pd.DataFrame:
+    out = eff.rename(columns={"after_leavers_p10": "after_leavers_p10",
+                              "after_leavers_p90": "after_leavers_p90"})
+    out.insert(1, "as_of", month_str(month))
+    out.insert(2, "signal", signal)
+    out.insert(3, "value", float(value))
+    out["engine"] = engine
+    first = [c for c in RESULT_COLUMNS if c in out.columns]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def make_engine(specs: Any = None, settings: EngineSettings | None = None) -> CausalEngine:
+    """The engine `forecast what-if` and the report should use (drop-in for RescoringEngine)."""
+    return CausalEngine(specs=specs, settings=settings or EngineSettings())
