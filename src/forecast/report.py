@@ -130,6 +130,9 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
         )
     manifest = _read_json(out / "manifest.json") or {}
     as_of = _as_of(scores, manifest)
+    # `forecast score` builds the report in a temporary folder beside OUT before swapping it in:
+    # the manifest's `output` is where the folder will live, so siblings are looked up there.
+    home = Path(manifest["output"]) if manifest.get("output") else out
     return ReportInputs(
         scores=scores,
         manifest=manifest,
@@ -141,9 +144,9 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
         whatif=_read_parquet(out / "whatif.parquet"),
         team_attributes=_read_parquet(out / "team_attributes.parquet"),
         fairness=_read_parquet(out / "fairness.parquet"),
-        review=_read_parquet(out.parent / "review.parquet") if MONTH_DIR.match(out.name) else
+        review=_read_parquet(home.parent / "review.parquet") if MONTH_DIR.match(home.name) else
         _read_parquet(out / "review.parquet"),
-        previous=_previous_run(out, as_of),
+        previous=_previous_run(home, as_of),
         model_card=_read_json(out / "model_card.json"),
     )
 

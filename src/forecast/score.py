@@ -280,19 +280,23 @@ def build_batch(
     )
 
 
-def team_attributes(tables: Tables, as_of: pd.Period) -> dict[str, pd.DataFrame]:
-    """Team attributes (department, site, ...) for the report's roll-ups, when the report module
-    provides its team-level extraction; it alone decides what is safe to keep. Only with the
-    report: it is the report's input, and not cheap for a very large organisation."""
+def report_extras(scorer: Scorer, batch: ScoreBatch, as_of: pd.Period) -> dict[str, pd.DataFrame]:
+    """The team-level files the report needs to be rebuilt offline (team attributes for
+    roll-ups, what-ifs, fairness input), when the report module exists; it alone decides what is
+    safe to keep. Only with the report: not cheap for a very large organisation."""
     try:
-        from forecast.report import team_attributes
+        from forecast.report import score_extras
     except ImportError:
         return {}
-    frame = team_attributes(tables.employees, as_of)
-    if frame is None or not len(frame):
-        return {}
-    frame = frame.sort_values("team_id", kind="stable") if "team_id" in frame else frame
-    return {"team_attributes.parquet": frame.reset_index(drop=True)}
+    extras = score_extras(
+        scorer.tables, scorer.pair, scorer.specs, batch.scores, batch.drivers, as_of,
+        backtest_predictions=backtest_predictions(scorer.resolved),
+    )
+    return {
+        name: frame.sort_values("team_id", kind="stable").reset_index(drop=True)
+        if "team_id" in frame else frame
+        for name, frame in extras.items()
+    }
 
 
 # --------------------------------------------------------------------------- parquet, stably
@@ -548,20 +552,28 @@ def prepare(
     return scorer
 
 
-def backtest_calibration(resolved: Any) -> pd.DataFrame | None:
-    """The training run's backtest calibration table (by decile of predicted rate), for the
-    report's "how well did this model do" chart; None when the run has none."""
+def _run_artifact(resolved: Any, path: str) -> pd.DataFrame | None:
+    """A table logged with the model's training run; None when the run has none."""
     from forecast.tracking import connect, tracking_errors
 
     try:
         tracking = connect(resolved.tracking_uri, create_experiment=False)
         with tracking_errors(tracking.uri), tempfile.TemporaryDirectory() as tmp:
-            local = tracking.client.download_artifacts(
-                resolved.ref.run_id, "backtest/calibration.csv", tmp
-            )
-            return pd.read_csv(local)
+            local = tracking.client.download_artifacts(resolved.ref.run_id, path, tmp)
+            return pd.read_parquet(local) if path.endswith(".parquet") else pd.read_csv(local)
     except (TrackingError, OSError):
         return None
+
+
+def backtest_calibration(resolved: Any) -> pd.DataFrame | None:
+    """The training run's backtest calibration table (by decile of predicted rate), for the
+    report's "how well did this model do" chart."""
+    return _run_artifact(resolved, "backtest/calibration.csv")
+
+
+def backtest_predictions(resolved: Any) -> pd.DataFrame | None:
+    """The training run's team-level out-of-sample backtest predictions (fairness audit)."""
+    return _run_artifact(resolved, "backtest/predictions.parquet")
 
 
 def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, str],
@@ -585,6 +597,10 @@ def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, 
             "csat": {"name": ref.csat_name, "version": ref.csat_version,
                      "run_id": ref.run_id if ref.csat_version else None},
             "trained_until": scorer.pair.trained_until,
+            "trained_at": (
+                scorer.resolved.ref.created.isoformat(timespec="seconds")
+                if scorer.resolved.ref.created else None
+            ),
         },
         "data": {"path": str(Path(os.path.abspath(scorer.data))), "hash": scorer.data_hash},
         "feature_spec_hash": {"scoring": scorer.specs.hash(), "training": scorer.pair.spec_hash},
@@ -623,7 +639,7 @@ def score_month(
     for w in batch.warnings:
         warn(w)
     if report:
-        batch.extra.update(team_attributes(scorer.tables, as_of))
+        batch.extra.update(report_extras(scorer, batch, as_of))
     manifest: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:

@@ -263,7 +263,7 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
     config/feature_spec.yaml, config/model_config.yaml, config/training.json
     features/feature_list.txt, features/feature_catalog.csv, features/importance.csv
     backtest/metrics.csv, backtest/metrics.json, backtest/calibration.csv,
-    backtest/calibration.png, backtest/report.txt
+    backtest/predictions.parquet, backtest/calibration.png, backtest/report.txt
     lineage.json, model_card.md
 
     Team-level aggregates only: no employee id (nor team id) is written.
@@ -297,6 +297,12 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
         "risk_cuts": list(bt.risk_cuts),
     })
     bt.calibration.to_csv(root / "backtest/calibration.csv", index=False)
+    # Team-level out-of-sample predictions (no person-level value): the report's fairness audit
+    # checks calibration by team composition from these.
+    keep = ["origin", "team_id", "as_of", "headcount", "leavers", "pred_model", "rate_model"]
+    preds = bt.predictions[[c for c in keep if c in bt.predictions]].copy()
+    preds["as_of"] = preds["as_of"].astype(str)
+    preds.to_parquet(root / "backtest/predictions.parquet", index=False)
     calibration_plot(bt, root / "backtest/calibration.png")
     (root / "backtest/report.txt").write_text(bt.format_table() + "\n")
 
