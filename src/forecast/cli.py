@@ -197,6 +197,42 @@ def features(
     say(f"Wrote {len(panel)} team-months x {n_features} features to {out_file}")
 
 
+@app.command("backtest")
+def backtest_command(
+    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    horizon: Annotated[
+        int | None, typer.Option(help="Months ahead to forecast (default: training/model.yaml).")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where backtest.json and backtest.html go.")
+    ] = Path("backtest-output"),
+    origins: Annotated[int, typer.Option("--origins", help="Number of origins.")] = 4,
+    every_months: Annotated[
+        int | None, typer.Option("--every-months", help="Months between origins "
+                                 "(default: the horizon; 12 for annual as-of points).")
+    ] = None,
+    last_origin: Annotated[
+        str | None, typer.Option("--last-origin", help="YYYY-MM of the newest origin "
+                                 "(default: the latest labelled month).")
+    ] = None,
+) -> None:
+    """Rolling-origin backtest against simple baselines; registers nothing, no MLflow."""
+    from forecast.realdata import run_real_backtest
+    from forecast.training import backtest_table
+
+    with progress() as bar:
+        task = bar.add_task("backtest", total=None)
+        done = run_real_backtest(
+            data, out_dir, horizon=horizon, n_origins=origins, every=every_months,
+            last_origin=last_origin, progress=lambda step: bar.update(task, description=step),
+        )
+    out.print(backtest_table(done.result))
+    for w in done.warnings:
+        warn(w)
+    best = done.document["headline"][done.document["best_attrition_model"]]["label"]
+    out.print(f"lowest attrition deviance: {best}; wrote {done.json_path} and {done.html_path}")
+
+
 # --------------------------------------------------------------------------- not built yet
 
 

@@ -45,6 +45,7 @@ from forecast.tables import Tables, is_protected
 
 EXAMPLE_SIGNAL = "after_hours_ratio"
 INTERVAL_LEVEL = 0.8
+MAX_SHARE = 0.98  # a horizon share leaving above this is treated as this (cum. hazard finite)
 RESULT_COLUMNS = [
     "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
     "before_csat_change", "after_csat_change",
@@ -233,20 +234,38 @@ def cross_fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | No
     return out, models
 
 
-def poisson_final(y: np.ndarray, offset: np.ndarray, Z: np.ndarray, w: np.ndarray,
-                  ridge: float = 1e-6, iters: int = 25) -> np.ndarray:
-    """Coefficients b of y ~ Poisson(exp(offset + Z b)), weighted, by Newton's method."""
+def cloglog_final(y: np.ndarray, n: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                  w: np.ndarray, ridge: float = 1e-6, iters: int = 25) -> np.ndarray:
+    """Coefficients b of y ~ Binomial(n, 1 - exp(-exp(offset + Z b))), weighted (Fisher scoring).
+
+    The complementary log-log link models the cumulative hazard over the horizon: a team can
+    lose at most everyone, so when most of a team would leave anyway, a lower hazard saves
+    fewer people than a rate model would claim.
+    """
     b = np.zeros(Z.shape[1])
-    b[0] = np.log(max(np.sum(w * y), 1e-9) / max(np.sum(w * np.exp(offset)), 1e-9))
     for _ in range(iters):
-        mu = np.exp(np.clip(offset + Z @ b, -30, 30))
-        grad = Z.T @ (w * (y - mu)) - ridge * b
-        hess = (Z * (w * mu)[:, None]).T @ Z + ridge * np.eye(len(b))
+        mu = np.exp(np.clip(offset + Z @ b, -30, 5))
+        p = np.clip(-np.expm1(-mu), 1e-12, 1 - 1e-12)
+        dp = mu * np.exp(-mu)  # dp / d eta
+        score = w * (y - n * p) * dp / (p * (1 - p))
+        info = w * n * dp**2 / (p * (1 - p))
+        grad = Z.T @ score - ridge * b
+        hess = (Z * info[:, None]).T @ Z + ridge * np.eye(len(b))
         step = np.linalg.solve(hess, grad)
         b = b + step
-        if np.max(np.abs(step)) < 1e-9:
+        if np.max(np.abs(step)) < 1e-8:
             break
     return b
+
+
+def cum_hazard(rate: np.ndarray) -> np.ndarray:
+    """Cumulative hazard over the horizon of a share leaving (capped below 1)."""
+    return -np.log1p(-np.clip(rate, 0.0, MAX_SHARE))
+
+
+def shift_rate(rate: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+    """The share leaving when the cumulative hazard is multiplied by exp(log_ratio)."""
+    return -np.expm1(-cum_hazard(rate) * np.exp(log_ratio))
 
 
 def weighted_ls(y: np.ndarray, Z: np.ndarray, w: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
@@ -363,12 +382,12 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
 
 def _theta(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
            s: EngineSettings, w: np.ndarray | None = None) -> tuple[float, float]:
-    y = rows["leavers"].to_numpy(np.float64)
+    y = np.minimum(rows["leavers"].to_numpy(np.float64), hc)
     Z = np.column_stack([np.ones(len(y)), resid])
     w = np.ones(len(y)) if w is None else w
-    # Poisson with log(headcount) offset: leavers scale with team size; log l(X) carries the
-    # team's state, so theta only has to explain what the dose adds to it.
-    b = poisson_final(y, np.log(hc) + log_l, Z, w, s.ridge)
+    # Leavers out of headcount; log l(X) carries the team's state (as a cumulative hazard),
+    # so theta only has to explain what the dose adds to it.
+    b = cloglog_final(y, hc, np.log(cum_hazard(np.exp(log_l))), Z, w, s.ridge)
     return float(b[1]), float(b[0])
 
 
@@ -449,8 +468,9 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
         else:
             before_csat = np.full(len(rows), np.nan)
     draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers], fit.boot])
-    ratio = np.exp(np.outer(draws[:, 0], gap))  # draws x teams
-    after_l = ratio * before_leavers[None, :]
+    rate = before_leavers / hc
+    after_l = shift_rate(rate[None, :], np.outer(draws[:, 0], gap)) * hc[None, :]
+    ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
     d_rate = (after_l - before_leavers[None, :]) / hc[None, :]
     d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
     after_c = before_csat[None, :] + d_csat
