@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 import pandera.pandas as pa
 
 from forecast.errors import DataError
@@ -290,11 +288,7 @@ def _check_schema(
 ) -> None:
     """Run a pandera schema; turn its first failure into our one-line DataError."""
     try:
-        with warnings.catch_warnings():
-            # With the optional Spark extra installed, pandera's first validation imports
-            # pyspark.pandas, which warns about pandas 3 (we never use pyspark.pandas).
-            warnings.filterwarnings("ignore", message="PySpark does not", category=FutureWarning)
-            schema.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases.dropna(subset=["index"]).sort_values("index")
         if cases.empty:
