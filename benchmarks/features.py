@@ -13,39 +13,15 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psutil
+from common import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {"1500x42": (1500, 42), "20000x36": (20000, 36)}
 SMALL = (12, 24)  # the reference loops over employees and months: keep it small
-
-
-class PeakRSS:
-    """Samples this process's resident memory in a thread; `peak` is the maximum seen."""
-
-    def __init__(self, every: float = 0.005) -> None:
-        self.proc, self.every, self.peak = psutil.Process(), every, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(self.every)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.proc.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
 def _tables(n_teams: int, n_months: int, seed: int = 1):

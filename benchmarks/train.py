@@ -13,34 +13,9 @@ within 5% overall and 10% in every decile; D2 clearly above the long-run baselin
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
-import psutil
-
-
-class PeakRSS:
-    """Samples this process's resident memory in a thread; `peak` is the maximum seen."""
-
-    def __init__(self, every: float = 0.01) -> None:
-        self.proc, self.every, self.peak = psutil.Process(), every, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(self.every)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.proc.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+from common import PeakRSS
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.contract import read_csv_text
 from forecast.errors import ConfigError, DataError, OutputError, check_param
 from forecast.tables import TABLE_NAMES
 
@@ -501,28 +502,7 @@ def file_sha256(path: Path) -> str:
 
 def read_source_csv(path: Path) -> pd.DataFrame:
     """Every column as text (so `01960` and `007` survive); BOM and CRLF handled."""
-    if not path.exists():
-        raise DataError("the file does not exist.", file=str(path))
-    if not path.is_file():
-        raise DataError("this is not a file.", file=str(path))
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError("the file is empty.", file=path.name)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}).",
-                        file=path.name) from None
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DataError(f"the file cannot be read as CSV ({exc}).", file=path.name) from None
-    if frame.empty:
-        raise DataError("the header has no data rows.", file=path.name)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return read_csv_text(path)
 
 
 def convert(source: str, frame: pd.DataFrame, *, file: str, team_by: str | None = None,

@@ -311,8 +311,19 @@ def score(
     since: Annotated[
         str | None, typer.Option("--since", help="With --catch-up: backfill from YYYY-MM.")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local, or spark (forecast[spark]; docs/spark.md).")
+    ] = "local",
+    master: Annotated[
+        str, typer.Option("--master", help="--engine spark: local[N], spark://HOST:7077, yarn.")
+    ] = "local[2]",
 ) -> None:
     """Batch-score every team as of a month with the registered models."""
+    check_param("--engine", engine, engine in ("local", "spark"), "one of local, spark")
+    if engine == "spark" and catch_up:
+        raise ConfigError(
+            "`--engine spark` scores one month (`--out OUT`); run --catch-up locally."
+        )
     if catch_up:
         if out_root is None or out_dir is not None or as_of is not None:
             raise ConfigError("`--catch-up` needs `--out-root ROOT` (not --out or --as-of).")
@@ -331,11 +342,14 @@ def score(
         return
     if out_dir is None or out_root is not None or since is not None:
         raise ConfigError("`forecast score` needs `--out OUT` (or `--out-root ROOT --catch-up`).")
-    from forecast.score import run_score
-
+    if engine == "spark":
+        from forecast.spark_engine import run_score_spark as run_score
+    else:
+        from forecast.score import run_score
+    extra = {"master": master} if engine == "spark" else {}
     result = run_score(
         data, out_dir, as_of=as_of, model=model, min_group=min_group, report=not no_report,
-        horizon=horizon, warn=warn,
+        horizon=horizon, warn=warn, **extra,
     )
     m = result.manifest
     org = m["organisation"]

@@ -103,10 +103,16 @@ def find_table_files(directory: Path) -> dict[str, Path]:
     return found
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_text(path: Path, *, name: str | None = None) -> pd.DataFrame:
+    """A CSV with every column as text (so `007` stays `007`); BOM and CRLF handled. Raises
+    DataError for a missing, empty, non-UTF-8 or unparseable file, or a header with no rows."""
+    name = name or path.name
+    if not path.is_file():
+        raise DataError("the file does not exist." if not path.exists() else "this is not a file.",
+                        file=str(path))
     raw = path.read_bytes()
     if not raw.strip():
-        raise DataError("the file is empty.", file=path.name)
+        raise DataError("the file is empty.", file=name)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -114,16 +120,18 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(
             f"the file is not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line}, "
             f"data row {max(line - 1, 1)}).",
-            file=path.name,
+            file=name,
         ) from None
     try:
         frame = pd.read_csv(
             path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
         )
     except pd.errors.EmptyDataError:
-        raise DataError("the file is empty.", file=path.name) from None
+        raise DataError("the file is empty.", file=name) from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"the file cannot be read as CSV ({exc}).", file=path.name) from None
+        raise DataError(f"the file cannot be read as CSV ({exc}).", file=name) from None
+    if len(frame) == 0:
+        raise DataError("the header has no data rows.", file=name)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -142,7 +150,7 @@ def read_raw_tables(directory: Path) -> dict[str, RawTable]:
     files = find_table_files(directory)
     out: dict[str, RawTable] = {}
     for name, path in files.items():
-        frame = _read_csv(path) if path.suffix == ".csv" else _read_parquet(path)
+        frame = read_csv_text(path) if path.suffix == ".csv" else _read_parquet(path)
         if len(frame) == 0:
             raise DataError("the header has no data rows.", file=path.name)
         out[name] = RawTable(name, path.name, frame)

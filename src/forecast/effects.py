@@ -45,6 +45,7 @@ from forecast.tables import Tables, is_protected
 
 EXAMPLE_SIGNAL = "after_hours_ratio"
 INTERVAL_LEVEL = 0.8
+FUTURE = "future__"  # prefix of other signals' means over the horizon (concurrent controls)
 MAX_SHARE = 0.98  # a horizon share leaving above this is treated as this (cum. hazard finite)
 RESULT_COLUMNS = [
     "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
@@ -75,6 +76,10 @@ class EngineSettings:
     seed: int = 20240611
     ridge: float = 1e-6  # keeps the final-stage Newton steps well posed
     controls: str = "state"  # "state" (default) or "all" (lets history absorb the effect)
+    # Adjust for the other workload signals over the same months (e.g. cases per head when
+    # after-hours is held): load drives both after-hours and leaving, and leavers feed back
+    # into load through understaffing within the horizon.
+    concurrent: bool = True
 
 
 # --------------------------------------------------------------------------- signal checks
@@ -132,7 +137,8 @@ def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
     """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
-    falls in the window or the window runs past the data). Rows in panel order."""
+    falls in the window or the window runs past the data), and `future__<signal>`, the same
+    mean of every other workload signal. Rows in panel order."""
     from forecast.features import (
         assemble,
         headcount_grid,
@@ -145,11 +151,18 @@ def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
     first, last = panel_months(tables)
     grid = make_grid(tables, first, last)
     hc = headcount_grid(make_spells(tables.employees, grid), grid.shape)
-    values, _ = monthly_grid(tables.table(setting.table), setting.column, grid)
-    dose = _window_mean(values, 1, horizon)
     full = np.arange(grid.n_months) + horizon <= grid.n_months - 1
-    dose = np.where(full[None, :], dose, np.nan)
-    return assemble(grid, hc, {"dose": dose})
+
+    def future(table: str, column: str) -> np.ndarray:
+        values, _ = monthly_grid(tables.table(table), column, grid)
+        return np.where(full[None, :], _window_mean(values, 1, horizon), np.nan)
+
+    arrays = {"dose": future(setting.table, setting.column)}
+    if tables.workload is not None:
+        for col in tables.signals.get("workload", []):
+            if col != setting.column:
+                arrays[f"{FUTURE}{col}"] = future("workload", col)
+    return assemble(grid, hc, arrays)
 
 
 def _transform_window(transform: str) -> int | None:
@@ -319,8 +332,11 @@ class EffectFit:
     csat_controls: list[str]
     own: list[str]
     natural: tuple[np.ndarray, np.ndarray, np.ndarray]
-    rate_models: list[lgb.Booster]
-    csat_models: list[lgb.Booster]
+    # Forecasts without the pair (no future inputs): used when `estimate` gets no pair.
+    baseline_rate: lgb.Booster
+    baseline_features: list[str]
+    baseline_csat: lgb.Booster | None
+    baseline_csat_features: list[str]
     n_rows: int
     dose_sd: float  # spread of the residual dose: the variation the effect is learned from
     dose_range: tuple[float, float]
@@ -355,6 +371,10 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
                                which=s.controls)
     csat_controls = control_columns(list(frame.columns), signal, horizon, outcome="csat",
                                     which=s.controls)
+    if s.concurrent:
+        extra = [c for c in frame.columns if c.startswith(FUTURE)]
+        # Not for CSAT: there load is how leavers hurt CSAT (understaffing), a path to keep.
+        controls = controls + extra
     own = own_history_columns(list(frame.columns), signal)
     folds = team_folds(rows["team_id"], s.folds, s.seed)
     hc = rows["headcount"].to_numpy(np.float64)
@@ -363,7 +383,7 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
 
     X = rows[controls].astype(np.float64)
     m_hat, _ = cross_fit("regression", X, dose, None, folds, s)
-    log_l, rate_models = cross_fit("poisson", X, rate, hc, folds, s)
+    log_l, _ = cross_fit("poisson", X, rate, hc, folds, s)
     resid = dose - m_hat
     theta, a = _theta(rows, hc, log_l, resid, s)
 
@@ -371,11 +391,12 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
     boot = _bootstrap(rows, hc, log_l, resid, csat, s)
     natural = natural_path_model(rows[own].astype(np.float64), dose) if own else (
         np.array([float(np.mean(dose))]), np.zeros(0), np.ones(0))
+    direct = shrink(float(csat["coef"][0]), boot[:, 1])
     return EffectFit(
         signal=signal, horizon=horizon, theta=theta,
-        theta_csat_direct=csat["coef"][0], theta_csat_leavers=csat["coef"][1], boot=boot,
+        theta_csat_direct=direct, theta_csat_leavers=csat["coef"][1], boot=boot,
         controls=controls, csat_controls=csat_controls, own=own, natural=natural,
-        rate_models=rate_models, csat_models=csat["models"], n_rows=len(rows),
+        **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s), n_rows=len(rows),
         dose_sd=float(np.std(resid)), dose_range=(float(np.min(dose)), float(np.max(dose))),
     )
 
@@ -399,16 +420,42 @@ def _csat_stage(rows: pd.DataFrame, controls: list[str], dose: np.ndarray, rate:
     ok = rows["csat_change"].notna().to_numpy() & (w_all > 0)
     if ok.sum() < 100:
         return {"coef": np.zeros(2), "rows": ok, "Y": np.zeros(0), "D": np.zeros((0, 2)),
-                "w": np.zeros(0), "models": []}
+                "w": np.zeros(0)}
     X = rows.loc[ok, controls].astype(np.float64).reset_index(drop=True)
     y = rows.loc[ok, "csat_change"].to_numpy(np.float64)
     w = w_all[ok]
-    c_hat, models = cross_fit("regression", X, y, w, folds[ok], s)
+    c_hat, _ = cross_fit("regression", X, y, w, folds[ok], s)
     m_hat, _ = cross_fit("regression", X, dose[ok], None, folds[ok], s)
     D = np.column_stack([dose[ok] - m_hat, rate[ok] - np.exp(log_l[ok])])
     Y = y - c_hat
-    return {"coef": weighted_ls(Y, D, w, s.ridge), "rows": ok, "Y": Y, "D": D, "w": w,
-            "models": models}
+    return {"coef": weighted_ls(Y, D, w, s.ridge), "rows": ok, "Y": Y, "D": D, "w": w}
+
+
+def shrink(estimate: float, draws: np.ndarray) -> float:
+    """Positive-part James-Stein shrinkage toward zero by the bootstrap variance: CSAT is a
+    noisy outcome, and a direct effect the data barely show should not flip the sign the
+    attrition path gives."""
+    var = float(np.var(draws)) if len(draws) > 1 else 0.0
+    if estimate == 0.0:
+        return 0.0
+    return estimate * max(0.0, 1.0 - var / estimate**2)
+
+
+def _baselines(rows: pd.DataFrame, controls: list[str], csat_controls: list[str],
+               hc: np.ndarray, rate: np.ndarray, csat_ok: np.ndarray, s: EngineSettings
+               ) -> dict[str, Any]:
+    """Forecasts of the engine's own, from the state at t only (no future inputs)."""
+    feats = [c for c in controls if not c.startswith(FUTURE)]
+    cfeats = [c for c in csat_controls if not c.startswith(FUTURE)]
+    rate_model = _fit("poisson", rows[feats].astype(np.float64), rate, hc, s)
+    csat_model = None
+    if csat_ok.sum() >= 100:
+        part = rows.loc[csat_ok]
+        csat_model = _fit("regression", part[cfeats].astype(np.float64),
+                          part["csat_change"].to_numpy(np.float64),
+                          part["csat_weight"].fillna(1.0).to_numpy(np.float64), s)
+    return {"baseline_rate": rate_model, "baseline_features": feats,
+            "baseline_csat": csat_model, "baseline_csat_features": cfeats}
 
 
 def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
@@ -441,8 +488,8 @@ def effect_frame(tables: Tables, specs: Any, setting: Any, horizon: int) -> pd.D
     cols = ["leavers", "csat_change", "csat_weight", "labelled"]
     frame = panel.merge(targets[["team_id", "as_of", *cols]], on=["team_id", "as_of"],
                         how="left", validate="one_to_one")
-    return frame.merge(dose[["team_id", "as_of", "dose"]], on=["team_id", "as_of"], how="left",
-                       validate="one_to_one")
+    keep = ["team_id", "as_of", "dose", *[c for c in dose.columns if c.startswith(FUTURE)]]
+    return frame.merge(dose[keep], on=["team_id", "as_of"], how="left", validate="one_to_one")
 
 
 def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
@@ -457,16 +504,13 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
         np.full(len(rows), fit.natural[0][0]))
     gap = float(value) - natural
     if before_leavers is None:
-        X = rows[fit.controls].astype(np.float64)
-        before_leavers = hc * np.mean([np.exp(m.predict(X, raw_score=True))
-                                       for m in fit.rate_models], axis=0)
+        X = rows[fit.baseline_features].astype(np.float64)
+        before_leavers = hc * np.exp(fit.baseline_rate.predict(X, raw_score=True))
     if before_csat is None:
-        if fit.csat_models:
-            Xc = rows[fit.csat_controls].astype(np.float64)
-            before_csat = np.mean([m.predict(Xc, raw_score=True) for m in fit.csat_models],
-                                  axis=0)
-        else:
-            before_csat = np.full(len(rows), np.nan)
+        before_csat = np.full(len(rows), np.nan)
+        if fit.baseline_csat is not None:
+            Xc = rows[fit.baseline_csat_features].astype(np.float64)
+            before_csat = fit.baseline_csat.predict(Xc, raw_score=True)
     draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers], fit.boot])
     rate = before_leavers / hc
     after_l = shift_rate(rate[None, :], np.outer(draws[:, 0], gap)) * hc[None, :]

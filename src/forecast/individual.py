@@ -28,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from forecast.contract import read_csv_text
 from forecast.errors import ConfigError, DataError, check_param
 from forecast.tables import is_protected
 
@@ -122,20 +123,7 @@ def _snake(name: str) -> str:
 
 def read_ibm(path: Path | str) -> pd.DataFrame:
     """The IBM CSV as text (UTF-8 with BOM, CRLF)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("the file does not exist.", file=str(path))
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError("the file is not UTF-8.", file=path.name) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DataError(f"the file cannot be read as CSV ({exc}).", file=path.name) from None
-    if frame.empty:
-        raise DataError("the header has no data rows.", file=path.name)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return read_csv_text(Path(path))
 
 
 def prepare(frame: pd.DataFrame, *, file: str = "<memory>", include_protected: bool = False

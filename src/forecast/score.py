@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from forecast import drift as drift_mod
 from forecast import explain
 from forecast.errors import ConfigError, ModelError, OutputError, TrackingError, check_param
-from forecast.months import month_str, parse_month
+from forecast.months import month_str, parse_month_option
 from forecast.tables import Tables
 
 PRODUCER = "forecast score"
@@ -512,12 +512,7 @@ class ScoreResult:
 
 
 def parse_as_of(text: str | None, option: str = "--as-of") -> pd.Period | None:
-    if text is None:
-        return None
-    try:
-        return parse_month(text)
-    except ValueError:
-        raise ConfigError(f"`{option}` must be a month YYYY-MM. Got {text!r} instead.") from None
+    return parse_month_option(option, text)
 
 
 def prepare(
