@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The tests also need the optional Spark extra: its engine test must not skip in CI.
+TEST_STAMP := $(VENV)/.installed-test-stamp
 
 .PHONY: demo test lint bench system-deps clean
 
@@ -14,14 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
+	@touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/forecast demo
 
-# System packages the tests use (headless Chromium for the report's browser test).
+# System packages the tests use (headless Chromium for the report's browser test, Java for
+# the Spark engine's test).
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-test: $(STAMP) system-deps
+test: $(TEST_STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -31,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/score.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

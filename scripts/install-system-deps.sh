@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs, when they are missing and we can:
-# headless Chromium (Debian package) for the report's real-browser test. Java is needed by the
-# optional Spark engine's test and is expected on the machine.
+# headless Chromium (Debian package) for the report's real-browser test, and a Java runtime for
+# the optional Spark engine's test.
 set -u
 need_browser=1
 for b in chromium chromium-browser google-chrome; do
@@ -14,6 +14,15 @@ if [ "$need_browser" = 1 ]; then
       || echo "could not install chromium; the browser test will say why it skipped"
   else
     echo "chromium not found and cannot install it here (needs root and apt-get)"
+  fi
+fi
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing a Java runtime for the Spark engine's test..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+      || echo "could not install Java; the Spark test will say why it cannot run"
+  else
+    echo "java not found and cannot install it here (needs root and apt-get)"
   fi
 fi
 exit 0

@@ -60,6 +60,16 @@ def test_bad_option_value_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args", [("train", "--nope"), ("score",), ("no-such-command",)], ids=["option", "missing", "cmd"]
+)
+def test_usage_errors_exit_2_as_usage_not_internal_error(args: tuple[str, ...]) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert "Usage: forecast" in result.stderr
+
+
 def test_simulate_then_validate_exits_0(tmp_path: Path) -> None:
     out = tmp_path / "sim"
     made = run(

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -594,13 +593,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"[red]error:[/] {_one_line(str(exc))}", soft_wrap=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted.")
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    # Typer vendors click, so its usage errors (unknown option, missing parameter, no such
+    # command) are `typer.TyperException`, not `click.ClickException`.
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err.print(f"[red]error:[/] {_one_line(exc.format_message())}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted.")

@@ -65,7 +65,7 @@ NOTE = (
 
 @dataclasses.dataclass(frozen=True)
 class EngineSettings:
-    """Knobs of the engine. Defaults were chosen on simulated organisations (benchmarks/whatif.py)."""
+    """Knobs of the engine; defaults chosen on simulated organisations (benchmarks/whatif.py)."""
 
     folds: int = 3  # cross-fitting folds (over teams)
     trees: int = 150
@@ -76,6 +76,9 @@ class EngineSettings:
     seed: int = 20240611
     ridge: float = 1e-6  # keeps the final-stage Newton steps well posed
     controls: str = "state"  # "state" (default) or "all" (lets history absorb the effect)
+    # Let the effect vary with the team's baseline risk: where most people would leave anyway
+    # (a team in crisis), easing one load saves fewer of them.
+    by_risk: bool = True
     # Adjust for the other workload signals over the same months (e.g. cases per head when
     # after-hours is held): load drives both after-hours and leaving, and leavers feed back
     # into load through understaffing within the horizon.
@@ -229,19 +232,34 @@ def _lgb(objective: str, s: EngineSettings) -> dict[str, Any]:
 
 
 def _fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
-         s: EngineSettings) -> lgb.Booster:
-    data = lgb.Dataset(X, label=y, weight=w, free_raw_data=True)
-    return lgb.train(_lgb(objective, s), data, num_boost_round=s.trees)
+         s: EngineSettings, groups: np.ndarray | None = None) -> lgb.Booster:
+    """LightGBM with the number of trees picked on a fifth of the teams held out: nuisance
+    models that under- or over-fit leave their error in the residuals the effect is read from."""
+    params = _lgb(objective, s)
+    if groups is None or s.trees < 10:
+        return lgb.train(params, lgb.Dataset(X, label=y, weight=w), num_boost_round=s.trees)
+    valid = (team_folds(pd.Series(groups), 5, s.seed + 7) == 0)
+    sub = {k: v for k, v in (("w", w),) if v is not None}
+    fit_set = lgb.Dataset(X[~valid], label=y[~valid],
+                          weight=sub["w"][~valid] if sub else None)
+    val_set = lgb.Dataset(X[valid], label=y[valid], weight=sub["w"][valid] if sub else None,
+                          reference=fit_set)
+    probe = lgb.train(params, fit_set, num_boost_round=s.trees * 4, valid_sets=[val_set],
+                      callbacks=[lgb.early_stopping(20, verbose=False)])
+    rounds = max(int(probe.best_iteration or s.trees), 10)
+    return lgb.train(params, lgb.Dataset(X, label=y, weight=w), num_boost_round=rounds)
 
 
 def cross_fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
-              folds: np.ndarray, s: EngineSettings) -> tuple[np.ndarray, list[lgb.Booster]]:
+              folds: np.ndarray, s: EngineSettings, groups: np.ndarray | None = None
+              ) -> tuple[np.ndarray, list[lgb.Booster]]:
     """Out-of-fold predictions (raw score) and the fold models (to predict new rows)."""
     out = np.full(len(y), np.nan)
     models = []
     for k in range(s.folds):
         fit = folds != k
-        model = _fit(objective, X[fit], y[fit], None if w is None else w[fit], s)
+        model = _fit(objective, X[fit], y[fit], None if w is None else w[fit], s,
+                     None if groups is None else groups[fit])
         out[~fit] = model.predict(X[~fit], raw_score=True)
         models.append(model)
     return out, models
@@ -327,7 +345,9 @@ class EffectFit:
     theta: float  # log per-head leaver rate per unit of the held signal
     theta_csat_direct: float  # CSAT points per unit of the signal, leavers held
     theta_csat_leavers: float  # CSAT points per unit of per-head leaver rate over the horizon
-    boot: np.ndarray  # bootstrap draws: columns theta, theta_csat_direct, theta_csat_leavers
+    boot: np.ndarray  # bootstrap draws: theta, theta_csat_direct, theta_csat_leavers, theta_risk
+    theta_risk: float  # change of theta per sd of the team's log baseline cumulative hazard
+    risk_scale: tuple[float, float, float, float]  # mean, sd, low and high of that log hazard
     controls: list[str]
     csat_controls: list[str]
     own: list[str]
@@ -345,6 +365,7 @@ class EffectFit:
         lo, hi = np.quantile(self.boot[:, 0], [0.1, 0.9])
         return {
             "theta": self.theta, "theta_p10": float(lo), "theta_p90": float(hi),
+            "theta_risk": self.theta_risk,
             "theta_csat_direct": self.theta_csat_direct,
             "theta_csat_leavers": self.theta_csat_leavers,
             "rows": float(self.n_rows), "residual_dose_sd": self.dose_sd,
@@ -382,18 +403,25 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
     dose = rows["dose"].to_numpy(np.float64)
 
     X = rows[controls].astype(np.float64)
-    m_hat, _ = cross_fit("regression", X, dose, None, folds, s)
-    log_l, _ = cross_fit("poisson", X, rate, hc, folds, s)
+    teams = rows["team_id"].astype(str).to_numpy()
+    m_hat, _ = cross_fit("regression", X, dose, None, folds, s, teams)
+    log_l, _ = cross_fit("poisson", X, rate, hc, folds, s, teams)
     resid = dose - m_hat
-    theta, a = _theta(rows, hc, log_l, resid, s)
+    risk = np.log(cum_hazard(np.exp(log_l)))
+    lo, hi = np.quantile(risk, [0.01, 0.99])
+    risk_scale = (float(np.mean(risk)), float(np.std(risk)) or 1.0, float(lo), float(hi))
+    zr = _risk_z(risk, risk_scale) if s.by_risk else None
+    theta, theta_risk = _theta(rows, hc, log_l, resid, s, zr)
 
     csat = _csat_stage(rows, csat_controls, dose, rate, log_l, folds, s)
-    boot = _bootstrap(rows, hc, log_l, resid, csat, s)
+    boot = _bootstrap(rows, hc, log_l, resid, csat, s, zr)
     natural = natural_path_model(rows[own].astype(np.float64), dose) if own else (
         np.array([float(np.mean(dose))]), np.zeros(0), np.ones(0))
     direct = shrink(float(csat["coef"][0]), boot[:, 1])
+    theta_risk = shrink(theta_risk, boot[:, 3])
     return EffectFit(
-        signal=signal, horizon=horizon, theta=theta,
+        signal=signal, horizon=horizon, theta=theta, theta_risk=theta_risk,
+        risk_scale=risk_scale,
         theta_csat_direct=direct, theta_csat_leavers=csat["coef"][1], boot=boot,
         controls=controls, csat_controls=csat_controls, own=own, natural=natural,
         **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s), n_rows=len(rows),
@@ -401,15 +429,23 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
     )
 
 
+def _risk_z(risk: np.ndarray, scale: tuple[float, float, float, float]) -> np.ndarray:
+    mean, sd, lo, hi = scale
+    # Clipped to the range seen in training: no extrapolating the variation of the effect.
+    return (np.clip(risk, lo, hi) - mean) / sd
+
+
 def _theta(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
-           s: EngineSettings, w: np.ndarray | None = None) -> tuple[float, float]:
+           s: EngineSettings, zr: np.ndarray | None, w: np.ndarray | None = None
+           ) -> tuple[float, float]:
     y = np.minimum(rows["leavers"].to_numpy(np.float64), hc)
-    Z = np.column_stack([np.ones(len(y)), resid])
+    cols = [np.ones(len(y)), resid] + ([resid * zr] if zr is not None else [])
+    Z = np.column_stack(cols)
     w = np.ones(len(y)) if w is None else w
     # Leavers out of headcount; log l(X) carries the team's state (as a cumulative hazard),
     # so theta only has to explain what the dose adds to it.
     b = cloglog_final(y, hc, np.log(cum_hazard(np.exp(log_l))), Z, w, s.ridge)
-    return float(b[1]), float(b[0])
+    return float(b[1]), float(b[2]) if zr is not None else 0.0
 
 
 def _csat_stage(rows: pd.DataFrame, controls: list[str], dose: np.ndarray, rate: np.ndarray,
@@ -459,18 +495,18 @@ def _baselines(rows: pd.DataFrame, controls: list[str], csat_controls: list[str]
 
 
 def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
-               csat: dict[str, Any], s: EngineSettings) -> np.ndarray:
+               csat: dict[str, Any], s: EngineSettings, zr: np.ndarray | None) -> np.ndarray:
     """Final-stage estimates under Poisson(1) weights per team (a cluster bootstrap: a team's
     months move together, since they share the team's unobserved make-up)."""
     rng = np.random.default_rng(s.seed + 1)
     teams, codes = np.unique(rows["team_id"].astype(str).to_numpy(), return_inverse=True)
-    out = np.zeros((s.bootstrap, 3))
+    out = np.zeros((s.bootstrap, 4))
     csat_codes = codes[csat["rows"]]
     for b in range(s.bootstrap):
         tw = rng.poisson(1.0, len(teams)).astype(np.float64)
-        out[b, 0] = _theta(rows, hc, log_l, resid, s, tw[codes])[0]
+        out[b, 0], out[b, 3] = _theta(rows, hc, log_l, resid, s, zr, tw[codes])
         if len(csat["Y"]):
-            out[b, 1:] = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
+            out[b, 1:3] = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
     return out
 
 
@@ -511,9 +547,14 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
         if fit.baseline_csat is not None:
             Xc = rows[fit.baseline_csat_features].astype(np.float64)
             before_csat = fit.baseline_csat.predict(Xc, raw_score=True)
-    draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers], fit.boot])
+    draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers,
+                        fit.theta_risk], fit.boot])
     rate = before_leavers / hc
-    after_l = shift_rate(rate[None, :], np.outer(draws[:, 0], gap)) * hc[None, :]
+    z = _risk_z(np.log(cum_hazard(rate)), fit.risk_scale)
+    # A team's effect never changes sign against the organisation's (risk only scales it).
+    theta = draws[:, :1] + np.outer(draws[:, 3], z)
+    theta = np.where(theta * draws[:, :1] > 0, theta, 0.0)
+    after_l = shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :]
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
     d_rate = (after_l - before_leavers[None, :]) / hc[None, :]
     d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
@@ -534,17 +575,6 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
         "after_csat_change_p90": np.quantile(after_c[1:], hi, axis=0),
         "csat_effect_via_leavers": fit.theta_csat_leavers * d_rate[0],
     })
-
-
-def aggregate_ratio(fit: EffectFit, effects: pd.DataFrame) -> tuple[float, float, float]:
-    """Sum of after over sum of before for a set of teams, with its 80% bootstrap interval."""
-    before = effects["before_expected_leavers"].to_numpy()
-    gap = effects["natural_value"].to_numpy()
-    value_gap = np.log(effects["leavers_ratio"].to_numpy()) / fit.theta if fit.theta else gap * 0
-    thetas = np.concatenate([[fit.theta], fit.boot[:, 0]])
-    sums = np.exp(np.outer(thetas, value_gap)) @ before / before.sum()
-    lo, hi = np.quantile(sums[1:], [(1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2])
-    return float(sums[0]), float(lo), float(hi)
 
 
 @dataclasses.dataclass

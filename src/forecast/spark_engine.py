@@ -10,7 +10,7 @@ Everything a team's features need is that team's own rows, with two exceptions h
 The grid's first month and the feature plan (which columns exist) are decided on the driver from
 the whole organisation, as the local path does.
 
-Teams are hashed into buckets (`pmod(hash(team_id), n)`); each bucket runs the local engine's
+Teams are hashed into buckets (`crc32(team_id) % n`); each bucket runs the local engine's
 own functions (features.point_in_time / make_spells / the panel, ModelPair.predict, LightGBM's
 exact TreeSHAP) in `applyInPandas`, so the numbers are the same floats. The driver collects one
 row per team through Arrow and assembles the batch with score.py's functions and writer, so
@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,25 +212,40 @@ def _dates(values: pd.Series) -> np.ndarray:
     return us.view("datetime64[us]").astype("datetime64[ns]")
 
 
-def spark_input(spark: Any, tables: Any, layout: Layout, n_buckets: int) -> Any:
-    """One Spark frame of every table, bucketed by team hash; an employee's spells in other
-    buckets are copied in (`_own` false) so transfers in are recognised."""
-    from pyspark.sql import functions as F
+def bucket_of(team_ids: pd.Series, n_buckets: int) -> np.ndarray:
+    """Bucket of each team: crc32 of its id modulo `n_buckets`. A stable hash (Python's own
+    `hash` is salted per process), computed once on the driver, so every table agrees."""
+    codes, uniques = pd.factorize(team_ids.astype(str), sort=False)
+    per_team = np.array([zlib.crc32(str(t).encode("utf-8")) % n_buckets for t in uniques],
+                        dtype=np.int32)
+    return per_team[codes] if len(codes) else np.zeros(0, dtype=np.int32)
 
+
+def stacked_input(tables: Any, layout: Layout, n_buckets: int) -> pd.DataFrame:
+    """Every table in one frame with its team's bucket. An employee with spells in several
+    buckets (a transfer) has all spells copied into each of them, `_own` false outside the
+    spell's home bucket, so a bucket recognises a transfer in from another team."""
     frames = stacked_frames(tables, layout)
-    bucket = F.pmod(F.hash(F.col("team_id")), F.lit(n_buckets)).cast("int")
-    emp = spark.createDataFrame(frames.pop("employees")).withColumn("_home", bucket)
-    # Every bucket an employee has a spell in receives all of that employee's spells.
-    reach = emp.select("employee_id", F.col("_home").alias("_bucket")).distinct()
-    emp = emp.join(reach, "employee_id").withColumn("_own", F.col("_home") == F.col("_bucket"))
-    parts = [emp.drop("_home")]
+    emp = frames.pop("employees")
+    emp["_bucket"] = bucket_of(emp["team_id"], n_buckets)
+    emp["_own"] = True
+    reach = emp[["employee_id", "_bucket"]].drop_duplicates()
+    movers = reach["employee_id"].duplicated(keep=False)
+    if movers.any():
+        ids = reach.loc[movers, "employee_id"].unique()
+        mine = emp[emp["employee_id"].isin(ids)]
+        copies = mine.drop(columns="_bucket").merge(reach[movers], on="employee_id")
+        copies = copies[copies["_bucket"] != bucket_of(copies["team_id"], n_buckets)]
+        emp = pd.concat([emp, copies.assign(_own=False)], ignore_index=True)
+    parts = [emp]
     for frame in frames.values():
-        parts.append(spark.createDataFrame(frame).withColumn("_bucket", bucket)
-                     .withColumn("_own", F.lit(True)))
-    stacked = parts[0]
-    for p in parts[1:]:
-        stacked = stacked.unionByName(p, allowMissingColumns=True)
-    return stacked.repartition("_bucket")
+        parts.append(frame.assign(_bucket=bucket_of(frame["team_id"], n_buckets), _own=True))
+    return pd.concat(parts, ignore_index=True)
+
+
+def spark_input(spark: Any, tables: Any, layout: Layout, n_buckets: int) -> Any:
+    """The stacked tables as one Spark frame, hash-partitioned by bucket."""
+    return spark.createDataFrame(stacked_input(tables, layout, n_buckets)).repartition("_bucket")
 
 
 def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:

@@ -1,0 +1,152 @@
+"""The causal what-if engine against the simulator's intervention truth (known effects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.effects import CausalEngine, EngineSettings, check_what_if_signal, make_engine
+from forecast.errors import ConfigError
+
+# Small, fast settings: few trees, a short bootstrap. Orgs of 400 teams keep the estimate's
+# noise well inside the 0.10 tolerance.
+FAST = EngineSettings(trees=80, bootstrap=60)
+TEAMS, MONTHS = 400, 36
+SET = "most_after_hours"
+
+
+@dataclass
+class Org:
+    tables: object
+    truth: pd.DataFrame  # intervention truth of the most loaded teams, last as-of month
+    engine: CausalEngine
+
+
+def _after_hours_effects(scale: float):
+    from forecast.simulate import Effects
+
+    d = Effects()
+    return replace(d, after_hours_on_exit=d.after_hours_on_exit * scale,
+                   after_hours_on_engagement=d.after_hours_on_engagement * scale,
+                   cases_on_after_hours=d.cases_on_after_hours * scale)
+
+
+_ORGS: dict[tuple[int, float], Org] = {}
+
+
+def org(seed: int, scale: float) -> Org:
+    from forecast import contract
+    from forecast.simulate import SimConfig, simulate
+
+    if (seed, scale) not in _ORGS:
+        cfg = SimConfig(n_teams=TEAMS, n_months=MONTHS, seed=seed,
+                        effects=_after_hours_effects(scale), intervention_reps=100)
+        sim = simulate(cfg, with_interventions=True)
+        iv = sim.interventions
+        iv = iv.loc[(iv["team_set"] == SET) & (iv["as_of"] == iv["as_of"].max())]
+        tables = contract.tables_from_frames(sim.frames, data_start=cfg.start)
+        _ORGS[(seed, scale)] = Org(tables, iv, CausalEngine(settings=FAST))
+    return _ORGS[(seed, scale)]
+
+
+def _what_if(o: Org, signal: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    truth = o.truth.loc[o.truth["signal"] == signal]
+    res = o.engine.estimate(o.tables, None, list(truth["team_id"]), signal,
+                            float(truth["value"].iloc[0]), truth["as_of"].iloc[0])
+    return truth.set_index("team_id"), res.set_index("team_id").loc[truth["team_id"]]
+
+
+def _ratio(after: pd.Series, before: pd.Series) -> float:
+    return float(after.sum() / before.sum())
+
+
+@pytest.mark.parametrize("seed, scale", [(3, 1.0), (6, 0.5), (4, 0.0)])
+def test_holding_after_hours_at_median_matches_true_leavers_ratio(seed: int, scale: float):
+    truth, est = _what_if(org(seed, scale), "after_hours_ratio")
+    true_ratio = _ratio(truth["intervened_expected_leavers"], truth["baseline_expected_leavers"])
+    ratio = _ratio(est["after_expected_leavers"], est["before_expected_leavers"])
+    assert abs(ratio - true_ratio) <= 0.10, (ratio, true_ratio)
+
+
+@pytest.mark.parametrize("seed, scale", [(3, 1.0), (6, 0.5)])
+def test_csat_moves_in_the_true_direction_for_most_teams(seed: int, scale: float):
+    truth, est = _what_if(org(seed, scale), "after_hours_ratio")
+    d_true = truth["intervened_csat_change"] - truth["baseline_csat_change"]
+    d_est = est["after_csat_change"] - est["before_csat_change"]
+    assert float(np.mean(np.sign(d_true) == np.sign(d_est))) >= 0.8
+
+
+def test_distractor_what_if_is_within_noise_of_zero():
+    _, est = _what_if(org(3, 1.0), "system_uptime")
+    ratio = _ratio(est["after_expected_leavers"], est["before_expected_leavers"])
+    assert abs(ratio - 1) < 0.03
+    # The 80% interval of the aggregate is what says "no effect": it must include none.
+    lo = _ratio(est["after_leavers_p10"], est["before_expected_leavers"])
+    hi = _ratio(est["after_leavers_p90"], est["before_expected_leavers"])
+    assert lo - 0.01 <= 1.0 <= hi + 0.01
+
+
+def test_intervals_bracket_each_estimate():
+    _, est = _what_if(org(3, 1.0), "after_hours_ratio")
+    assert (est["after_leavers_p10"] <= est["after_expected_leavers"] + 1e-9).all()
+    assert (est["after_expected_leavers"] <= est["after_leavers_p90"] + 1e-9).all()
+    assert (est["after_csat_change_p10"] <= est["after_csat_change_p90"] + 1e-9).all()
+
+
+def test_loaded_teams_lose_fewer_people_when_after_hours_falls():
+    _, est = _what_if(org(3, 1.0), "after_hours_ratio")
+    assert (est["after_expected_leavers"] < est["before_expected_leavers"]).mean() >= 0.9
+
+
+@pytest.mark.parametrize("signal, words", [
+    ("birth_year", "is a protected attribute"),
+    ("gender", "is a protected attribute"),
+    ("vol_leavers", "(history) signal"),
+    ("people_flow__vol_leavers__longrun_rate_shrunk", "(history) signal"),
+    ("tenure", "(history) signal"),
+    ("no_such_signal", "is not a signal in these data"),
+])
+def test_protected_or_history_signal_is_refused_with_one_line(signal: str, words: str):
+    from forecast.specs import load_specs
+
+    with pytest.raises(ConfigError) as err:
+        check_what_if_signal(org(3, 1.0).tables, load_specs(), signal)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"`--set` signal {signal} ")
+    assert words in message
+    assert "(e.g. after_hours_ratio)" in message
+
+
+def test_engine_refuses_before_fitting():
+    with pytest.raises(ConfigError, match="protected attribute"):
+        make_engine(settings=FAST).estimate(org(3, 1.0).tables, None, ["T0001"],
+                                            "birth_year", 1980.0, None)
+
+
+class _StubPair:
+    """A pair whose forecasts are known numbers, to check before values come from it."""
+
+    class config:
+        horizon = 3
+
+    def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"team_id": rows["team_id"].astype(str).to_numpy(),
+                             "expected_leavers": 2.0, "csat_change": -1.0})
+
+
+def test_estimate_keeps_the_pairs_forecast_as_before():
+    o = org(3, 1.0)
+    truth = o.truth.loc[o.truth["signal"] == "after_hours_ratio"]
+    teams = list(truth["team_id"])[:5]
+    res = o.engine.estimate(o.tables, _StubPair(), teams, "after_hours_ratio", 0.08,
+                            truth["as_of"].iloc[0])
+    assert list(res.columns[:8]) == [
+        "team_id", "as_of", "signal", "value", "before_expected_leavers",
+        "after_expected_leavers", "before_csat_change", "after_csat_change"]
+    assert (res["before_expected_leavers"] == 2.0).all()
+    assert (res["before_csat_change"] == -1.0).all()
+    assert res["team_id"].tolist() == teams
