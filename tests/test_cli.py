@@ -61,7 +61,9 @@ def test_bad_option_value_is_one_line_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [("train", "--nope"), ("score",), ("no-such-command",)], ids=["option", "missing", "cmd"]
+    "args",
+    [("train", "--nope"), ("score",), ("no-such-command",)],
+    ids=["option", "missing", "cmd"],
 )
 def test_usage_errors_exit_2_as_usage_not_internal_error(args: tuple[str, ...]) -> None:
     result = run(*args)

@@ -355,6 +355,12 @@ def test_bad_data_start(good_dir: Path) -> None:
         load_tables(good_dir)
 
 
+def test_impossible_data_start_month_is_a_data_error(good_dir: Path) -> None:
+    (good_dir / "meta.json").write_text(json.dumps({"data_start": "2020-13"}))
+    with pytest.raises(DataError, match=r"^meta.json, column data_start: .*'2020-13'"):
+        load_tables(good_dir)
+
+
 # --------------------------------------------------------------------------- warnings
 
 

@@ -214,3 +214,15 @@ def test_without_cx_there_is_no_csat_model(modelled_org):
     pair = train_pair(org.panel, targets, cheap, backtest=org.backtest)
     assert pair.csat_booster is None
     assert pair.predict(_latest(org.panel))["csat_change"].isna().all()
+
+
+def test_team_without_csat_in_the_before_window_gets_null_csat_change(modelled_org):
+    # Older CSAT still fills the long-run and trend features; the change is undefined anyway.
+    org = modelled_org
+    latest = _latest(org.panel)
+    assert "cx__csat__mean_3m" in org.pair.features
+    latest.loc[0, "cx__csat__mean_3m"] = np.nan
+    assert latest.loc[0, "cx__csat__longrun_mean"] == latest.loc[0, "cx__csat__longrun_mean"]
+    pred = org.pair.predict(latest)
+    assert np.isnan(pred["csat_change"].iloc[0])
+    assert pred["csat_change"].iloc[1:].notna().all()

@@ -215,6 +215,11 @@ def test_report_fetches_nothing_from_the_network(sample) -> None:
     assert "<link" not in html and "@import" not in html
 
 
+def test_report_is_readable_by_others_like_the_other_outputs(sample) -> None:
+    out, _, _ = sample
+    assert (out / "report.html").stat().st_mode & 0o044 == 0o044
+
+
 def test_suppressed_teams_have_no_section_and_are_counted(sample) -> None:
     _, _, html = sample
     for small in ("T003", "T007"):

@@ -41,3 +41,10 @@ def test_review_compares_due_forecasts_with_realised_values(trained_org, tmp_pat
     assert np.isclose(org["predicted_leavers"], teams["predicted_leavers"].sum())
     assert np.isclose(org["leavers_coverage"], inside.mean())
     assert pd.isna(org["team_id"])
+
+
+def test_review_file_is_readable_by_others(trained_org, tmp_path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    path = run_review(trained_org.data, root).path
+    assert path.stat().st_mode & 0o044 == 0o044

@@ -99,6 +99,11 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     assert all(a[k] == b[k] for k in a)
 
 
+def test_written_files_are_readable_by_others(result: SimResult, tmp_path: Path) -> None:
+    paths = write_simulation(result, tmp_path / "d")
+    assert paths and all(p.stat().st_mode & 0o044 == 0o044 for p in paths)
+
+
 def test_different_seeds_give_different_data(result: SimResult, config: SimConfig) -> None:
     other = simulate(replace(config, seed=SEED + 1))
     for name in TABLES:

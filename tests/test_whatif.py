@@ -68,6 +68,18 @@ def test_refuses_an_unknown_team(org, specs) -> None:
         RescoringEngine(specs).estimate(tables, pair, ["NOPE"], "after_hours_ratio", 0.05, None)
 
 
+def test_refuses_data_lacking_a_table_the_model_needs(org, specs) -> None:
+    import dataclasses
+
+    from forecast.errors import ModelError
+
+    _, tables, pair = org
+    no_workload = dataclasses.replace(tables, workload=None)
+    team = current_teams(tables, tables.workload["month"].max())[0]
+    with pytest.raises(ModelError, match="the data lack column"):
+        RescoringEngine(specs).estimate(no_workload, pair, [team], "engagement", 3.0, None)
+
+
 def test_parse_assignment_needs_signal_equals_number() -> None:
     assert parse_assignment("after_hours_ratio=0.05") == ("after_hours_ratio", 0.05)
     for bad in ("after_hours_ratio", "x=abc", "=1", "a=1=2"):

@@ -164,17 +164,21 @@ def read_meta(directory: Path) -> pd.Period | None:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"meta.json is not valid JSON ({exc}).", file="meta.json") from None
+        raise DataError(f"not valid JSON ({exc}).", file="meta.json") from None
     start = meta.get("data_start") if isinstance(meta, dict) else None
     if start is None:
         return None
-    if not isinstance(start, str) or not MONTH_RE.match(start):
-        raise DataError(
-            f"data_start must be a month YYYY-MM. Got {start!r} instead.",
-            file="meta.json",
-            column="data_start",
-        )
-    return pd.Period(start, freq="M")
+    try:
+        # The pattern alone lets an impossible month such as 2022-13 through.
+        if isinstance(start, str) and MONTH_RE.match(start):
+            return pd.Period(start, freq="M")
+    except ValueError:
+        pass
+    raise DataError(
+        f"data_start must be a month YYYY-MM. Got {start!r} instead.",
+        file="meta.json",
+        column="data_start",
+    )
 
 
 # --------------------------------------------------------------------------- parsing helpers

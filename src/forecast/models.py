@@ -509,11 +509,15 @@ def predict_fitted(
 
 
 def _has_recent_cx(panel: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """A team with no CX signal at all gets no CSAT forecast (contract: null, not a guess)."""
+    """A team with no CSAT in the target's "before" window (t-2 .. t) gets no CSAT forecast:
+    its change is undefined there (contract: null, not a guess). Long-run and trend features
+    still carry older CSAT, so they do not count; without a 3-month CSAT mean in the spec, any
+    CX feature does."""
     cx = [f for f in features if f.startswith("cx__") and f in panel.columns]
+    recent = [f for f in cx if f.split("__")[1:] == ["csat", "mean_3m"]]
     if not cx:
         return np.ones(len(panel), dtype=bool)
-    return panel[cx].notna().any(axis=1).to_numpy()
+    return panel[recent or cx].notna().any(axis=1).to_numpy()
 
 
 # --------------------------------------------------------------------------- the pair

@@ -16,8 +16,6 @@ import html
 import itertools
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.atomic import write_text_atomic
 from forecast.backtest import (
     MIN_HISTORY_MONTHS,
     BacktestResult,
@@ -234,13 +233,7 @@ def run_real_backtest(
 
 def _write_text(path: Path, text: str) -> Path:
     """Write via a temporary sibling and rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text)
 
 
 # --------------------------------------------------------------------------- backtest.json

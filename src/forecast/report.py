@@ -20,9 +20,7 @@ import base64
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ import pandas as pd
 
 from forecast import report_charts as charts
 from forecast import report_words as words
+from forecast.atomic import write_text_atomic
 from forecast.errors import OutputError
 from forecast.tables import PROTECTED, is_identifier_like, is_protected
 
@@ -1127,15 +1126,7 @@ def write_report(out_dir: Path | str, *, n_detail: int = DETAIL_TEAMS) -> Path:
     is complete (written beside it, then renamed)."""
     out = Path(out_dir)
     html = render(build_context(load_outputs(out), n_detail=n_detail))
-    target = out / "report.html"
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    target = write_text_atomic(out / "report.html", html)
     return target
 
 

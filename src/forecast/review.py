@@ -11,13 +11,13 @@ month folders.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forecast.atomic import write_atomic
 from forecast.errors import OutputError
 
 REVIEW_FILE = "review.parquet"
@@ -145,14 +145,7 @@ def run_review(data: Path, root: Path) -> ReviewResult:
         **{c: "float64" for c in REVIEW_COLUMNS[7:]},
     })
     path = root / REVIEW_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".review-", suffix=".parquet", dir=root)
-    os.close(fd)
-    try:
-        write_parquet(review, Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: write_parquet(review, tmp))
     return ReviewResult(path=path, review=review, reviewed=reviewed, pending=pending)
 
 

@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -55,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecast.atomic import write_atomic
 from forecast.errors import OutputError, check_param
 from forecast.months import month_str, parse_month
 from forecast.simulate_engine import (
@@ -470,15 +469,7 @@ def _write_truth(result: SimResult, folder: Path) -> list[Path]:
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     """Write through a temporary file so a crash never leaves a half-written table."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, write)
 
 
 def _write_frame(df: pd.DataFrame, path: Path) -> Path:

@@ -217,6 +217,7 @@ class RescoringEngine:
         as_of: pd.Period | str | None = None,
     ) -> pd.DataFrame:
         from forecast.features import build_panel
+        from forecast.score import check_model_columns
 
         specs = self._specs()
         month = _resolve_as_of(tables, as_of)
@@ -224,6 +225,9 @@ class RescoringEngine:
                                or None)
         teams = list(dict.fromkeys(str(t) for t in teams))
         before_panel = build_panel(tables, specs, as_of=month)
+        # Same refusal as `forecast score`: a signal the model needs but the data lack would
+        # otherwise be predicted as "unknown" and shift both the before and the after.
+        check_model_columns(pair, before_panel, specs)
         known = set(before_panel["team_id"].astype(str))
         unknown = [t for t in teams if t not in known]
         if unknown:
