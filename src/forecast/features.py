@@ -604,7 +604,7 @@ def build_panel(
         tables, last = point_in_time(tables, month), month
     # Months before `first` (data_start) are off the grid, so they feed nothing; hire dates
     # before it still give the tenure of people employed at data_start.
-    panel = _compute_panel(tables, specs, plan, first, last)
+    panel = compute_panel(tables, specs, plan, first, last)
     if as_of is not None:
         panel = panel.loc[panel["as_of"] == last].reset_index(drop=True)
     panel.attrs["warnings"] = list(warnings)
@@ -612,7 +612,7 @@ def build_panel(
     return panel
 
 
-def _compute_panel(
+def compute_panel(
     tables: Tables, specs: FeatureSpecs, plan: list[PlannedFeature], first: pd.Period,
     last: pd.Period,
 ) -> pd.DataFrame:

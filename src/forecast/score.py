@@ -624,13 +624,16 @@ def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, 
 def score_month(
     scorer: Scorer, as_of: pd.Period, out: Path, *, min_group: int = MIN_GROUP,
     report: bool = True, lock: bool = True, warn: Say = _quiet,
+    batch: ScoreBatch | None = None, engine: dict[str, Any] | None = None,
 ) -> ScoreResult:
-    """Score one month into `out` (atomically) and tag the model version with it."""
+    """Score one month into `out` (atomically) and tag the model version with it. Another
+    engine (Spark) passes the `batch` it built; writing and publishing stay the same."""
     out = Path(os.path.abspath(out))
     check_replaceable(out)  # fail before the expensive part; re-checked under the lock
-    batch = build_batch(scorer.tables, scorer.pair, scorer.specs, as_of=as_of,
-                        min_group=min_group, reference=scorer.reference(),
-                        calibration=scorer.calibration)
+    if batch is None:
+        batch = build_batch(scorer.tables, scorer.pair, scorer.specs, as_of=as_of,
+                            min_group=min_group, reference=scorer.reference(),
+                            calibration=scorer.calibration)
     for w in batch.warnings:
         warn(w)
     if report:
@@ -640,6 +643,8 @@ def score_month(
     def write(tmp: Path) -> None:
         files = write_batch_files(tmp, batch)
         manifest.update(manifest_for(scorer, batch, out, files, min_group))
+        if engine:
+            manifest["engine"] = engine
         # The report reads the manifest, so it goes first; rewritten after to list the report.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
                                     encoding="utf-8")

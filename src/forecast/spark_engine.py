@@ -325,12 +325,12 @@ def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, int]]) -> Any:
     """The as-of rows of the owned teams, through the local engine's own panel code, with the
     organisation-level rate put back where a bucket only sees its own teams."""
-    from forecast.features import _compute_panel, point_in_time
+    from forecast.features import compute_panel, point_in_time
 
     as_of = pd.Period(ordinal=layout.as_of, freq="M")
     tables, owned = unstack(pdf, layout)
     known = point_in_time(tables, as_of)
-    panel = _compute_panel(known, layout.specs, layout.plan,
+    panel = compute_panel(known, layout.specs, layout.plan,
                            pd.Period(ordinal=layout.first, freq="M"), as_of)
     panel = panel.loc[(panel["as_of"] == as_of).to_numpy()
                       & np.isin(panel["team_id"].astype(str).to_numpy(), owned)]
@@ -594,24 +594,9 @@ def run_score_spark(
 ) -> Any:
     """`forecast score --engine spark`: score.run_score with the batch built on Spark, written
     by score.py's own writer and published the same atomic way."""
-    import json
-
     from forecast.contract import latest_complete_month
     from forecast.errors import check_param
-    from forecast.score import (
-        MANIFEST,
-        ScoreResult,
-        _sha256,
-        _write_report,
-        check_replaceable,
-        manifest_for,
-        parse_as_of,
-        prepare,
-        publish,
-        report_extras,
-        tag_model,
-        write_batch_files,
-    )
+    from forecast.score import check_replaceable, parse_as_of, prepare, score_month
 
     say = warn or (lambda _m: None)
     check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
@@ -632,25 +617,8 @@ def run_score_spark(
     finally:
         if own:
             session.stop()
-    for w in batch.warnings:
-        say(w)
-    if report:
-        batch.extra.update(report_extras(scorer, batch, month))
-    manifest: dict[str, Any] = {}
-
-    def write(tmp: Path) -> None:
-        files = write_batch_files(tmp, batch)
-        manifest.update(manifest_for(scorer, batch, out, files, min_group), engine=engine)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                    encoding="utf-8")
-        if report and _write_report(tmp):
-            manifest["files"]["report.html"] = _sha256(tmp / "report.html")
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                        encoding="utf-8")
-
-    publish(out, write)
-    tag_model(scorer, batch.as_of, out, warn=say)
-    return ScoreResult(out=out, manifest=manifest, batch=batch)
+    return score_month(scorer, month, out, min_group=min_group, report=report, warn=say,
+                       batch=batch, engine=engine)
 
 
 __all__ = [
