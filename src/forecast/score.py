@@ -137,7 +137,7 @@ def explain_batch(
 ) -> tuple[list[explain.TargetExplanation], dict[str, float]]:
     """TreeSHAP of both targets for the reportable teams, checked for additivity against the
     scores (1e-6): a mismatch means the explanation is not of the model that scored."""
-    from forecast.models import RATE_FEATURE, design_matrix
+    from forecast.models import design_matrix
 
     rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
                                             "expected_attrition_rate"]]
@@ -147,19 +147,34 @@ def explain_batch(
     out = [explain.explain_target("attrition", pair.attrition_booster, X, rep["team_id"])]
     errors = {"attrition": explain.additivity_error(out[0], np.log(rep["attrition_rate"]))}
     if pair.csat_booster is not None:
-        has = rep["csat_change"].notna().to_numpy()
-        Xc = X.loc[has].copy()
-        Xc[RATE_FEATURE] = rep["expected_attrition_rate"].to_numpy()[has]
-        Xc = Xc[list(pair.csat_features)]
+        has, Xc = csat_design(X, rep, pair)
         out.append(explain.explain_target("csat", pair.csat_booster, Xc, rep["team_id"][has]))
         errors["csat"] = explain.additivity_error(out[1], rep["csat_change"].to_numpy()[has])
+    check_additivity(errors)
+    return out, errors
+
+
+def csat_design(
+    X: pd.DataFrame, rep: pd.DataFrame, pair: Any
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The CSAT model's input for the rows that have a CSAT forecast: the features plus the
+    attrition model's rate (the stacked input), in the model's column order."""
+    from forecast.models import RATE_FEATURE
+
+    has = rep["csat_change"].notna().to_numpy()
+    Xc = X.loc[has].copy()
+    Xc[RATE_FEATURE] = rep["expected_attrition_rate"].to_numpy()[has]
+    return has, Xc[list(pair.csat_features)]
+
+
+def check_additivity(errors: dict[str, float]) -> None:
+    """Drivers must add up to the model's output; anything else means a broken model pair."""
     worst = max(errors, key=errors.get)
     if errors[worst] > ADDITIVITY_TOL:
         raise ModelError(
             f"the {worst} drivers do not add up to the model's output (largest gap "
             f"{errors[worst]:.3g}); the loaded model pair is inconsistent, re-register it."
         )
-    return out, errors
 
 
 def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.errors import ConfigError, ModelError
+from forecast.errors import ConfigError
 from forecast.months import from_ordinal, month_str
 
 DEFAULT_MASTER = "local[2]"
@@ -497,8 +497,8 @@ def explanations_from(
     """The explanations score.explain_batch would build, from the workers' TreeSHAP values; the
     same additivity check (1e-6) against the scores."""
     from forecast import explain
-    from forecast.models import RATE_FEATURE, design_matrix
-    from forecast.score import ADDITIVITY_TOL
+    from forecast.models import design_matrix
+    from forecast.score import check_additivity, csat_design
 
     rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
                                             "expected_attrition_rate"]]
@@ -517,21 +517,13 @@ def explanations_from(
                                      stack(run.att_contrib, ids, len(feats)))]
     errors = {"attrition": explain.additivity_error(out[0], np.log(rep["attrition_rate"]))}
     if pair.csat_booster is not None:
-        has = rep["csat_change"].notna().to_numpy()
-        Xc = X.loc[has].copy()
-        Xc[RATE_FEATURE] = rep["expected_attrition_rate"].to_numpy()[has]
-        Xc = Xc[list(pair.csat_features)]
+        has, Xc = csat_design(X, rep, pair)
         cfeats = [str(c) for c in Xc.columns]
         out.append(explain.TargetExplanation(
             "csat", ids[has].astype(str).astype(object), cfeats, explain.as_matrix(Xc, cfeats),
             stack(run.csat_contrib, ids[has], len(cfeats))))
         errors["csat"] = explain.additivity_error(out[1], rep["csat_change"].to_numpy()[has])
-    worst = max(errors, key=errors.get)
-    if errors[worst] > ADDITIVITY_TOL:
-        raise ModelError(
-            f"the {worst} drivers do not add up to the model's output (largest gap "
-            f"{errors[worst]:.3g}); the loaded model pair is inconsistent, re-register it."
-        )
+    check_additivity(errors)
     return out, errors
 
 
