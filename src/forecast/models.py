@@ -36,7 +36,12 @@ if TYPE_CHECKING:
 KEYS = ["team_id", "as_of"]
 RATE_FEATURE = "expected_attrition_rate"
 TARGET_COLUMNS = ["leavers", "csat_change", "csat_weight", "labelled"]
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "training" / "model.yaml"
+_REPO_CONFIG = Path(__file__).resolve().parents[2] / "training" / "model.yaml"
+# An installed wheel ships the same file inside the package (training_config/ links training/).
+DEFAULT_CONFIG_PATH = (
+    _REPO_CONFIG if _REPO_CONFIG.exists()
+    else Path(__file__).resolve().parent / "training_config" / "model.yaml"
+)
 # Fewer labelled rows than this and a model is not worth fitting (and its early stopping is noise).
 MIN_TRAIN_ROWS = 50
 
