@@ -11,19 +11,26 @@ What this engine estimates (docs/what-if.md has the reasoning and the validation
   VALUE. Its natural path (what it would be without intervening) is forecast from the
   signal's own history (`natural_path`): a loaded team tends to drift back, and the effect is
   the gap between VALUE and that path, not between VALUE and this month's level.
-- Effect on leavers: double machine learning with a Poisson final stage. Nuisance models
-  (LightGBM, cross-fitted over folds of teams) predict the dose and the per-head leaver rate
-  from the team's *state* at t (tenure mix, team size, recent leavers and hires, other
-  signals' recent levels, the last survey). Long-run history (long-run leaver rates, long
-  windows, trends, the signal's own past) is left out of these controls on purpose: it is a
-  proxy of the signal's own past level and would absorb its effect. The per-head rate then
-  follows log rate = log l(X) + a + theta * (dose - m(X)), so `after = before * exp(theta *
-  (VALUE - natural path))`. The total effect includes the path through engagement, since
-  future engagement is not held fixed.
+- Effect on leavers: double machine learning. Nuisance models (LightGBM, cross-fitted over
+  folds of teams, trees picked by early stopping on held-out teams) predict the dose and the
+  share of the team leaving from the team's *state* at t (tenure mix, team size, recent
+  leavers and hires, other signals' recent levels, the last survey) and from the other
+  workload signals over the same horizon months (load drives after-hours and leaving alike,
+  and leavers feed back into load). Long-run history (long-run leaver rates, long windows,
+  trends, the signal's own past) is left out of these controls on purpose: it is a proxy of
+  the signal's own past level and would absorb its effect. The final stage is a binomial
+  model with a complementary log-log link (the cumulative hazard over the horizon),
+  offset by the nuisance prediction: log H = log H(X) + a + theta(risk) * (dose - m(X)).
+  The cumulative hazard, not the rate, is what the intervention scales, so a team most of
+  whose people would leave anyway cannot save more people than it has. theta may vary with
+  the team's baseline risk (shrunk to constant unless the data show it clearly). The total
+  effect includes the path through engagement, since future engagement is not held fixed.
 - Effect on CSAT: a partially linear model of the CSAT change on the residual dose and the
   residual leaver rate, so CSAT moves through the attrition effect (theta_leavers * change in
-  rate) and through the direct effect the data show (theta_direct * dose change).
-- Intervals: 80% by a team-cluster (Poisson-weight) bootstrap of the final stages.
+  rate) and through the direct effect the data show (theta_direct * dose change, shrunk
+  toward zero by its bootstrap variance: CSAT is noisy).
+- Intervals: 80% by a team-cluster (Poisson-weight) bootstrap of the final stages; they
+  cover the effect's estimation uncertainty, not the forecast's own noise.
 
 Pure: frames in, frames out. Never reads files, never prints, never logs to MLflow.
 """
@@ -556,10 +563,12 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
     theta = np.where(theta * draws[:, :1] > 0, theta, 0.0)
     after_l = shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :]
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
-    d_rate = (after_l - before_leavers[None, :]) / hc[None, :]
+    d_leavers = after_l - before_leavers[None, :]
+    d_rate = d_leavers / hc[None, :]
     d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
     after_c = before_csat[None, :] + d_csat
     lo, hi = (1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2
+    # Where no CSAT forecast exists (no recent CX), the CSAT effect alone is still shown.
     return pd.DataFrame({
         "team_id": rows["team_id"].astype(str).to_numpy(),
         "headcount": hc,
@@ -573,6 +582,12 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
         "after_csat_change": after_c[0],
         "after_csat_change_p10": np.quantile(after_c[1:], lo, axis=0),
         "after_csat_change_p90": np.quantile(after_c[1:], hi, axis=0),
+        "leavers_effect": d_leavers[0],
+        "leavers_effect_p10": np.quantile(d_leavers[1:], lo, axis=0),
+        "leavers_effect_p90": np.quantile(d_leavers[1:], hi, axis=0),
+        "csat_effect": d_csat[0],
+        "csat_effect_p10": np.quantile(d_csat[1:], lo, axis=0),
+        "csat_effect_p90": np.quantile(d_csat[1:], hi, axis=0),
         "csat_effect_via_leavers": fit.theta_csat_leavers * d_rate[0],
     })
 
@@ -641,13 +656,17 @@ class CausalEngine:
             before_l = pred["expected_leavers"].to_numpy(np.float64)
             before_c = pred["csat_change"].to_numpy(np.float64)
         eff = team_effects(fit, rows, value, before_l, before_c)
+        if pair is not None:
+            # The forecast's own intervals, as RescoringEngine gives them (before_*).
+            for col in ("leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90"):
+                if col in pred.columns:
+                    eff[f"before_{col}"] = pred[col].to_numpy(np.float64)
         return _result(eff, month, fit.signal, value, self.name)
 
 
 def _result(eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engine: str
             ) -> pd.DataFrame:
-    out = eff.rename(columns={"after_leavers_p10": "after_leavers_p10",
-                              "after_leavers_p90": "after_leavers_p90"})
+    out = eff.copy()
     out.insert(1, "as_of", month_str(month))
     out.insert(2, "signal", signal)
     out.insert(3, "value", float(value))
