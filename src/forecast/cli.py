@@ -266,6 +266,14 @@ def train(
     horizon: Annotated[
         int | None, typer.Option(help="Months ahead to forecast (default: training/model.yaml).")
     ] = None,
+    validate_what_if: Annotated[
+        bool,
+        typer.Option(
+            "--validate-what-if",
+            help="Also validate the what-if engine against simulated intervention truth and "
+            "log it with the models (about 40 s).",
+        ),
+    ] = False,
 ) -> None:
     """Build features, backtest, train both models, log to MLflow and register them."""
     from forecast.training import STEPS, backtest_table, run_training
@@ -273,7 +281,7 @@ def train(
     with progress() as bar:
         task = bar.add_task("training", total=len(STEPS))
         outcome = run_training(
-            data, horizon=horizon,
+            data, horizon=horizon, validate_what_if=validate_what_if,
             progress=lambda step: bar.update(
                 task, description=step, completed=STEPS.index(step) if step in STEPS else 0
             ),
@@ -443,7 +451,8 @@ def what_if(
 
     from rich.table import Table
 
-    from forecast.whatif import NOTE, as_json_records, run_what_if
+    from forecast.effects import NOTE
+    from forecast.whatif import as_json_records, run_what_if
 
     result = run_what_if(data, team, set_, as_of=as_of, model=model)
     records = as_json_records(result)
@@ -452,17 +461,24 @@ def what_if(
         return
     t = Table(title=f"what if {records[0]['signal']} = {records[0]['value']:g} "
                     f"(as of {records[0]['as_of']})", header_style="bold")
-    for col in ("team", "leavers before", "leavers after", "CSAT before", "CSAT after"):
+    for col in ("team", "leavers before", "leavers after", "80% interval", "CSAT before",
+                "CSAT after", "80% interval"):
         t.add_column(col, justify="left" if col == "team" else "right")
 
     def fmt(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
+        return "-" if v is None or v != v else format(v, spec)
 
-    for r in records:
+    def interval(row: object, lo: str, hi: str, spec: str) -> str:
+        get = getattr(row, "get", lambda _k: None)
+        return f"{fmt(get(lo), spec)} to {fmt(get(hi), spec)}" if get(lo) is not None else "-"
+
+    for r, (_, row) in zip(records, result.iterrows(), strict=True):
         b, a = r["before"], r["after"]
         t.add_row(r["team_id"], fmt(b["expected_leavers"], ".2f"),
-                  fmt(a["expected_leavers"], ".2f"), fmt(b["csat_change"], "+.2f"),
-                  fmt(a["csat_change"], "+.2f"))
+                  fmt(a["expected_leavers"], ".2f"),
+                  interval(row, "after_leavers_p10", "after_leavers_p90", ".2f"),
+                  fmt(b["csat_change"], "+.2f"), fmt(a["csat_change"], "+.2f"),
+                  interval(row, "after_csat_change_p10", "after_csat_change_p90", "+.2f"))
     out.print(t)
     say(NOTE)
 

@@ -68,6 +68,7 @@ def run_demo(
         outcome = run_training(
             data_dir,
             tracking_uri=uri,
+            validate_what_if=True,
             progress=lambda step: bar.update(
                 task, description=step, completed=STEPS.index(step) if step in STEPS else 0
             ),

@@ -32,6 +32,7 @@ import pandas as pd
 from forecast import report_charts as charts
 from forecast import report_words as words
 from forecast.atomic import write_text_atomic
+from forecast.effects import NOTE as EFFECTS_NOTE
 from forecast.errors import OutputError
 from forecast.tables import PROTECTED, is_identifier_like, is_protected
 
@@ -57,17 +58,13 @@ MODEL_LIMITS = (
     "data it is an association learnt by the CSAT model, not a measured causal effect.",
     "Forecasts describe teams, never individuals, and are not a basis for decisions about any "
     "one person.",
-    "What-if numbers come from re-scoring the model with changed inputs; they understate "
-    "effects that history features (past leavers, tenure mix) absorb over time.",
+    "What-if numbers are causal estimates validated on simulated organisations only; they "
+    "assume no hidden driver of both the signal and leaving (docs/what-if.md).",
     "Intervals are calibrated on past out-of-sample errors; an organisational change the model "
     "has not seen (re-organisation, new policy) can make them too narrow.",
 )
-WHATIF_NOTE = (
-    "Re-scoring holds the chosen signal at the new value over the months the features read "
-    "and runs both models again, so CSAT moves through expected attrition too. It does not "
-    "replay the knock-on effects that later show up in history features (fewer past leavers, "
-    "a more experienced team), so it understates the full effect of a lasting change."
-)
+# The one sentence printed next to every what-if number (docs/what-if.md).
+WHATIF_NOTE = EFFECTS_NOTE
 
 
 # =========================================================================== inputs (edge)
@@ -265,15 +262,17 @@ def score_extras(
 ) -> dict[str, pd.DataFrame]:
     """The team-level files `forecast score` can save for the report, by file name:
     team_attributes.parquet (roll-ups), whatif.parquet (each at-risk team's top actionable
-    driver moved to the organisation's median, by re-scoring) and, given the backtest's
+    driver moved to the organisation's median, by the causal engine) and, given the backtest's
     out-of-sample predictions per team, fairness.parquet. None of them holds a per-person value.
     """
     from forecast.fairness import fairness_input
     from forecast.whatif import report_whatifs
 
     out = {"team_attributes.parquet": team_attributes(tables.employees, as_of)}
+    from forecast.effects import make_engine
+
     out["whatif.parquet"] = report_whatifs(tables, pair, specs, scores, drivers, as_of,
-                                           n_teams=n_whatif)
+                                           n_teams=n_whatif, engine=make_engine(specs))
     if backtest_predictions is not None and len(backtest_predictions):
         out["fairness.parquet"] = fairness_input(backtest_predictions, tables.employees)
     return {name: frame.reset_index(drop=True) for name, frame in out.items() if len(frame)}

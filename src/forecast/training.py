@@ -28,7 +28,10 @@ MAX_HORIZON = 24
 N_ORIGINS = 4
 PRIMARY_METRIC = "attrition.lightgbm.deviance"
 
-STEPS = ("reading data", "building features", "backtesting", "training", "logging to MLflow")
+STEPS = (
+    "reading data", "building features", "backtesting", "training",
+    "validating the what-if engine", "logging to MLflow",
+)
 
 Progress = Callable[[str], None]
 
@@ -74,9 +77,12 @@ def run_training(
     progress: Progress | None = None,
     config_path: Path | None = None,
     spec_dir: Path | None = None,
+    validate_what_if: bool = False,
 ) -> TrainingOutcome:
     """Load, backtest, train, log one MLflow run and register the pair (see registry.py for
-    the aliases a fresh pair gets)."""
+    the aliases a fresh pair gets). With `validate_what_if`, also run the what-if engine's
+    validation against intervention truth on simulated organisations (about 40 s) and log it
+    with the models."""
     from forecast.backtest import run_backtest
     from forecast.contract import find_table_files, load_tables
     from forecast.features import build_panel
@@ -108,9 +114,16 @@ def run_training(
     pair = train_pair(panel, targets, config, spec_hash=specs.hash(), backtest=backtest)
 
     step("logging to MLflow")
+    whatif = None
+    if validate_what_if:
+        from forecast.effects_validation import validate_engine
+
+        step("validating the what-if engine")
+        whatif = validate_engine()
     record = TrainingRecord(
         data_dir=data_dir, data_hash=digest, specs=specs, config=config, pair=pair,
         panel=panel, tables=tables, backtest=backtest, protected=opted, warnings=warnings,
+        whatif_validation=whatif,
     )
     run_id, artifact_uri, ref = log_and_register(tracking, record)
     return TrainingOutcome(
@@ -134,6 +147,8 @@ class TrainingRecord:
     backtest: Any  # BacktestResult
     protected: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # (metrics, per-organisation table) of the what-if engine against intervention truth.
+    whatif_validation: tuple[dict[str, float], pd.DataFrame] | None = None
 
     def training_config(self) -> dict[str, Any]:
         """What `forecast promote` needs to re-run this pair's backtest."""
@@ -241,8 +256,13 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
             })
             mlflow.log_params(record.params())
             mlflow.log_metrics(backtest_metrics(record.backtest))
+            mlflow.set_tag("whatif_engine", "causal-dml")
             root = Path(tmp) / "run"
             write_run_artifacts(root, record, package_versions())
+            if record.whatif_validation is not None:
+                metrics, table = record.whatif_validation
+                mlflow.log_metrics(metrics)
+                table.to_csv(root / "whatif_validation.csv", index=False)
             mlflow.log_artifacts(str(root))
             pair_dir = record.pair.to_dir(Path(tmp) / "pair")
             uris = log_pair_models(record.pair, str(pair_dir), record.panel)

@@ -353,11 +353,15 @@ def run_what_if(
                 from None
     if not teams:
         raise ConfigError("`--team` must name at least one team.")
+    from forecast.effects import check_what_if_signal, make_engine
+
     tables = load_tables(data)
-    engine = engine or RescoringEngine()
+    # The causal engine by default: re-scoring lets history features absorb the effect
+    # (docs/what-if.md); RescoringEngine stays available for comparison.
+    engine = engine or make_engine()
     # Refuse a bad signal before the (slower) model lookup.
-    check_signal(tables, engine.specs if getattr(engine, "specs", None) is not None
-                 else _load_specs(), signal)
+    check_what_if_signal(tables, engine.specs if getattr(engine, "specs", None) is not None
+                         else _load_specs(), signal)
     pair = resolve_pair(model, tracking_uri).pair
     return engine.estimate(tables, pair, teams, signal, value, month)
 
