@@ -40,3 +40,22 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.rss())
+
+
+def train_small_pair(work, n_teams: int, n_months: int, overrides: dict) -> str:
+    """Train and register a pair on a small simulated organisation (training is not what the
+    scoring benchmarks measure); returns the tracking URI of its store under `work`."""
+    import yaml
+
+    from forecast.models import DEFAULT_CONFIG_PATH
+    from forecast.simulate import SimConfig, simulate, write_simulation
+    from forecast.training import run_training
+
+    data = work / "train-data"
+    write_simulation(simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=1,
+                                        compute_truth=False)), data, fmt="parquet")
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()) | overrides
+    (work / "model.yaml").write_text(yaml.safe_dump(config))
+    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+    run_training(data, tracking_uri=uri, config_path=work / "model.yaml")
+    return uri

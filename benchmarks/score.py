@@ -22,28 +22,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import train_small_pair
+
 MONTHS = {1500: 36, 100_000: 14}
 TRAIN_TEAMS = 400
 TRAIN_CONFIG = {"num_boost_round": 300, "early_stopping_rounds": 30}
 
 
 def train(work: Path) -> str:
-    import yaml
-
-    from forecast.models import DEFAULT_CONFIG_PATH
-    from forecast.simulate import SimConfig, simulate, write_simulation
-    from forecast.training import run_training
-
-    data = work / "train-data"
-    # Training is not what is measured here (and its backtest is slow): a smaller organisation
-    # gives a pair of the same shape (all features, a few hundred trees).
-    write_simulation(simulate(SimConfig(n_teams=TRAIN_TEAMS, n_months=36, seed=1,
-                                        compute_truth=False)), data, fmt="parquet")
-    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()) | TRAIN_CONFIG
-    (work / "model.yaml").write_text(yaml.safe_dump(config))
-    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
-    run_training(data, tracking_uri=uri, config_path=work / "model.yaml")
-    return uri
+    # Training is not what is measured here: a smaller organisation gives a pair of the same
+    # shape (all features, a few hundred trees).
+    return train_small_pair(work, TRAIN_TEAMS, 36, TRAIN_CONFIG)
 
 
 def child(data: Path, out: Path, uri: str) -> dict:
