@@ -248,3 +248,17 @@ def test_manifest_records_lineage_and_the_model_is_tagged(scored, trained_org) -
                           registry_uri=trained_org.tracking_uri)
     tags = client.get_model_version("forecast-attrition", "1").tags
     assert tags[f"scored.{trained_org.latest}"]
+
+
+def test_drift_is_measured_against_the_training_distribution_saved_with_the_model(
+    scored, trained_org
+) -> None:
+    """The pair carries its training features' quantile bins, so drift compares this batch with
+    what the model learned from (not with one recent month rebuilt from the data)."""
+    from forecast.registry import resolve_pair
+
+    pair = resolve_pair("champion", trained_org.tracking_uri).pair
+    reference = pair.drift_reference
+    assert reference is not None and set(reference["feature"]) == set(pair.features)
+    m = json.loads((scored / "manifest.json").read_text())
+    assert m["drift"]["reference"] == "model"

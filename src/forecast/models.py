@@ -44,6 +44,7 @@ DEFAULT_CONFIG_PATH = (
 )
 # Fewer labelled rows than this and a model is not worth fitting (and its early stopping is noise).
 MIN_TRAIN_ROWS = 50
+DRIFT_FILE = "drift_reference.csv"
 
 # Built-in defaults: used when training/model.yaml is not beside the package (an installed
 # wheel) and to fill keys an older model.yaml lacks. Keep in step with training/model.yaml.
@@ -542,6 +543,9 @@ class ModelPair:
     trained_until: str
     spec_hash: str = ""
     calibration_source: str = "backtest"
+    # Quantile bins of the training features (drift.drift_reference): scoring measures drift
+    # against the distribution the model learned from, not against one recent month.
+    drift_reference: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def attrition_raw(self, X: pd.DataFrame) -> np.ndarray:
@@ -599,6 +603,8 @@ class ModelPair:
             (path / "csat.txt").write_text(self._text("csat"), encoding="utf-8")
         meta = json.dumps(_jsonable(self.meta()), sort_keys=True, indent=2)
         (path / "meta.json").write_text(meta + "\n", encoding="utf-8")
+        if self.drift_reference is not None:
+            self.drift_reference.to_csv(path / DRIFT_FILE, index=False, float_format="%.10g")
         return path
 
     @classmethod
@@ -612,6 +618,8 @@ class ModelPair:
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelError(f"cannot load the model pair from {path} ({exc}).") from None
         csat = lgb.Booster(model_str=texts["csat"]) if "csat" in texts else None
+        drift_path = path / DRIFT_FILE
+        reference = pd.read_csv(drift_path) if drift_path.exists() else None
         return cls(
             config=config_from_dict(meta["config"]),
             features=list(meta["features"]),
@@ -625,6 +633,7 @@ class ModelPair:
             trained_until=meta["trained_until"],
             spec_hash=meta.get("spec_hash", ""),
             calibration_source=meta.get("calibration_source", "backtest"),
+            drift_reference=reference,
             _texts=texts,
         )
 

@@ -85,6 +85,7 @@ def run_training(
     with the models."""
     from forecast.backtest import run_backtest
     from forecast.contract import find_table_files, load_tables
+    from forecast.drift import drift_reference
     from forecast.features import build_panel
     from forecast.lineage import data_hash
     from forecast.models import load_model_config, train_pair
@@ -112,6 +113,9 @@ def run_training(
     backtest = run_backtest(panel, targets, config, n_origins=N_ORIGINS)
     step("training")
     pair = train_pair(panel, targets, config, spec_hash=specs.hash(), backtest=backtest)
+    pair.drift_reference = drift_reference(
+        panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
+    )
 
     step("logging to MLflow")
     whatif = None
