@@ -15,7 +15,6 @@ Pure: frames in, a `BacktestResult` out. Only `calibration_plot` writes a file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from forecast import intervals
 from forecast.errors import ModelError
 from forecast.models import (
     ModelConfig,
+    SerialExecutor,
     attrition_rows,
     feature_columns,
     fit_models,
@@ -397,9 +397,9 @@ def run_backtest(
             f"before an origin."
         )
     parts, folds = [], []
-    # Origins are independent: fit them side by side, each on one thread (LightGBM releases
-    # the GIL), and collect them in origin order so the result does not depend on timing.
-    with ThreadPoolExecutor(max_workers=config.num_threads) as pool:
+    # Origins are independent but fitted one after the other (see models.SerialExecutor), and
+    # collected in origin order.
+    with SerialExecutor() as pool:
         jobs = [pool.submit(_run_origin, frame, features, config, o) for o in origins]
         for i, job in enumerate(jobs):
             part, fold = job.result()

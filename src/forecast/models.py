@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,10 +118,11 @@ class ModelConfig:
     def lgb_params(self, target: str) -> dict[str, Any]:
         """LightGBM parameters for `attrition` or `csat`, with the code-owned plumbing.
 
-        LightGBM itself always runs on one thread: `num_threads` is the number of models fitted
-        side by side (backtest origins, out-of-fold folds). OpenMP threads inside one small
-        fit cost more than they save and, on a busy machine, can be 50x slower; and a model
-        fitted on one thread is byte-identical whatever the machine's core count.
+        LightGBM always runs on one thread, and fits run one after the other (SerialExecutor):
+        OpenMP threads inside one small fit cost more than they save and, on a busy machine,
+        can be 50x slower; boosters fitted side by side in threads crashed; and a model fitted
+        on one thread is byte-identical whatever the machine's core count. `num_threads` is
+        kept for configuration compatibility.
         """
         section = self.attrition if target == "attrition" else self.csat
         return {
@@ -403,9 +404,32 @@ def _attrition_holdout(rows: pd.DataFrame, valid: np.ndarray | None, held) -> pd
     })
 
 
+class SerialExecutor:
+    """A stand-in for a thread pool that runs each job when it is submitted.
+
+    Fitting LightGBM models side by side in threads crashed the interpreter in CI (a segfault
+    in LGBM_BoosterFree while another thread built a Dataset), so fits run one at a time; the
+    submit/result shape keeps the call sites ready for a process pool.
+    """
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - re-raised by result(), as a pool would
+            future.set_exception(exc)
+        return future
+
+
 def oof_attrition_rates(
     target_rows: pd.DataFrame, att_rows: pd.DataFrame, features: list[str], config: ModelConfig,
-    rounds: int, pool: ThreadPoolExecutor,
+    rounds: int, pool: SerialExecutor,
 ) -> np.ndarray:
     """Out-of-fold per-head rates for `target_rows` (the CSAT training rows).
 
@@ -462,7 +486,8 @@ def fit_models(
 
     The number of trees comes from early stopping on the last months; the final models are
     then refitted on every row (the last months are the most informative about the present).
-    Independent fits (the refit, the out-of-fold models) run on `workers` threads.
+    Independent fits (the refit, the out-of-fold models) run one after the other (see
+    SerialExecutor); `workers` is accepted for compatibility.
     """
     att = attrition_rows(frame)
     if len(att) < MIN_TRAIN_ROWS:
@@ -474,7 +499,7 @@ def fit_models(
     rounds, valid, held = _probe("attrition", X, y, w, months_of(att), config)
     csat_booster, csat_rounds = None, 0
     csat_holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
-    with ThreadPoolExecutor(max_workers=workers or config.num_threads) as pool:
+    with SerialExecutor() as pool:
         refit = pool.submit(_train, config.lgb_params("attrition"), X, y, w, rounds)
         cs = csat_rows(frame)
         if len(cs) >= MIN_TRAIN_ROWS:

@@ -17,7 +17,6 @@ import itertools
 import json
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,15 +109,12 @@ def backtest_at(
                               skip_last=newest - origins[-1], progress=progress)
         if result.origins == [month_str(o) for o in origins]:
             return result
-    # Origins are independent: fit them side by side (LightGBM releases the GIL).
-    with ThreadPoolExecutor(max_workers=max(int(config.num_threads), 1)) as pool:
-        jobs = [pool.submit(run_backtest, panel, targets, config, n_origins=1,
-                            skip_last=newest - o) for o in origins]
-        parts = []
-        for i, job in enumerate(jobs):
-            parts.append(job.result())
-            if progress:
-                progress(i + 1, len(jobs))
+    # One origin at a time (see models.SerialExecutor: threaded LightGBM fits crashed).
+    parts = []
+    for i, o in enumerate(origins):
+        parts.append(run_backtest(panel, targets, config, n_origins=1, skip_last=newest - o))
+        if progress:
+            progress(i + 1, len(origins))
     return pool_results(parts, config)
 
 
