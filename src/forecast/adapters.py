@@ -147,6 +147,15 @@ def _first(mask: pd.Series | np.ndarray) -> int | None:
 # --------------------------------------------------------------------------- mfg
 
 
+def _required_ids(f: pd.DataFrame, key: str, file: str) -> pd.Series:
+    """The employee id column as text; an empty id is an error naming its row."""
+    ids = _text(f[key])
+    idx = _first(ids.isna())
+    if idx is not None:
+        raise _row_error(f, idx, key, key, f"{key} is empty.", file)
+    return ids
+
+
 def convert_mfg(
     frame: pd.DataFrame,
     *,
@@ -166,10 +175,7 @@ def convert_mfg(
     _require_columns(frame, MFG_COLUMNS, file)
     f = frame.reset_index(drop=True)
     key = "EmployeeID"
-    ids = _text(f[key])
-    idx = _first(ids.isna())
-    if idx is not None:
-        raise _row_error(f, idx, key, key, "EmployeeID is empty.", file)
+    ids = _required_ids(f, key, file)
     status = _text(f["STATUS"]).str.upper()
     idx = _first(~status.isin(["ACTIVE", "TERMINATED"]).fillna(False))
     if idx is not None:
@@ -339,10 +345,7 @@ def convert_hrdataset(
     _require_columns(frame, HRD_COLUMNS, file)
     f = frame.reset_index(drop=True)
     key = "EmpID"
-    ids = _text(f[key])
-    idx = _first(ids.isna())
-    if idx is not None:
-        raise _row_error(f, idx, key, key, "EmpID is empty.", file)
+    ids = _required_ids(f, key, file)
     idx = _first(ids.duplicated())
     if idx is not None:
         raise _row_error(f, idx, key, key, "EmpID appears twice; one row per employee.", file)

@@ -560,16 +560,24 @@ def attrition_waterfall(team_id: str, headcount: int, rows: list[dict[str, Any]]
     if len(rows) > WATERFALL_STEPS:
         steps.append((f"{len(rows) - WATERFALL_STEPS} other drivers", rest))
     tick, step = _log_rate_ticks(headcount)
-    final = base + sum(v for _, v in steps)
-    desc = (
-        f"Starting from the organisation's baseline of {tick(base)} for a team of {headcount}, "
-        + "; ".join(f"{lab} {step(v)}" for lab, v in steps)
-        + f"; ending at {tick(final)} for this team."
-    )
+    desc = _waterfall_text(f"baseline of {tick(base)} for a team of {headcount}", base, steps,
+                           tick, step)
     return charts.waterfall(
         base, steps, title=f"{team_id}: what drives expected leavers", desc=desc,
         start_label="organisation baseline", end_label=f"{team_id} forecast",
         tick_format=tick, step_format=step, up_is_bad=True,
+    )
+
+
+def _waterfall_text(
+    start: str, base: float, steps: list[tuple[str, float]], tick: Any, step: Any
+) -> str:
+    """The text alternative of a waterfall chart: start, each step, end."""
+    final = base + sum(v for _, v in steps)
+    return (
+        f"Starting from the organisation's {start}, "
+        + "; ".join(f"{lab} {step(v)}" for lab, v in steps)
+        + f"; ending at {tick(final)} for this team."
     )
 
 
@@ -590,12 +598,7 @@ def csat_waterfall(team_id: str, rows: list[dict[str, Any]]) -> str:
     def step(d: float) -> str:
         return words.fmt_points(d)
 
-    final = base + sum(v for _, v in steps)
-    desc = (
-        f"Starting from the organisation's baseline CSAT change of {tick(base)}, "
-        + "; ".join(f"{lab} {step(v)}" for lab, v in steps)
-        + f"; ending at {tick(final)} for this team."
-    )
+    desc = _waterfall_text(f"baseline CSAT change of {tick(base)}", base, steps, tick, step)
     return charts.waterfall(
         base, steps, title=f"{team_id}: what drives the CSAT change", desc=desc,
         start_label="organisation baseline", end_label=f"{team_id} forecast",
