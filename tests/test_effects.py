@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from forecast.effects import CausalEngine, EngineSettings, check_what_if_signal, make_engine
+from forecast.effects_validation import known_effect_org
 from forecast.errors import ConfigError
 
 # The shipped settings with a short bootstrap. Orgs of 400 teams keep the estimate's
 # noise well inside the 0.10 tolerance.
 FAST = EngineSettings(bootstrap=60)
 TEAMS, MONTHS = 400, 36
-SET = "most_after_hours"
 
 
 @dataclass
@@ -25,29 +25,12 @@ class Org:
     engine: CausalEngine
 
 
-def _after_hours_effects(scale: float):
-    from forecast.simulate import Effects
-
-    d = Effects()
-    return replace(d, after_hours_on_exit=d.after_hours_on_exit * scale,
-                   after_hours_on_engagement=d.after_hours_on_engagement * scale,
-                   cases_on_after_hours=d.cases_on_after_hours * scale)
-
-
 _ORGS: dict[tuple[int, float], Org] = {}
 
 
 def org(seed: int, scale: float) -> Org:
-    from forecast import contract
-    from forecast.simulate import SimConfig, simulate
-
     if (seed, scale) not in _ORGS:
-        cfg = SimConfig(n_teams=TEAMS, n_months=MONTHS, seed=seed,
-                        effects=_after_hours_effects(scale), intervention_reps=100)
-        sim = simulate(cfg, with_interventions=True)
-        iv = sim.interventions
-        iv = iv.loc[(iv["team_set"] == SET) & (iv["as_of"] == iv["as_of"].max())]
-        tables = contract.tables_from_frames(sim.frames, data_start=cfg.start)
+        tables, iv = known_effect_org(seed, scale, TEAMS, MONTHS)
         _ORGS[(seed, scale)] = Org(tables, iv, CausalEngine(settings=FAST))
     return _ORGS[(seed, scale)]
 

@@ -25,13 +25,30 @@ from forecast.effects import CausalEngine, EngineSettings
 SIGNAL, DISTRACTOR, TEAM_SET = "after_hours_ratio", "system_uptime", "most_after_hours"
 
 
-def _effects(scale: float) -> Any:
+def after_hours_effects(scale: float) -> Any:
+    """The simulator's default effects with every after-hours path scaled (0 = no effect)."""
     from forecast.simulate import Effects
 
     d = Effects()
     return replace(d, after_hours_on_exit=d.after_hours_on_exit * scale,
                    after_hours_on_engagement=d.after_hours_on_engagement * scale,
                    cases_on_after_hours=d.cases_on_after_hours * scale)
+
+
+def known_effect_org(
+    seed: int, scale: float, n_teams: int, n_months: int
+) -> tuple[Any, pd.DataFrame]:
+    """A simulated organisation and its intervention truth for the most loaded teams at the
+    last as-of month: (tables, truth rows)."""
+    from forecast import contract
+    from forecast.simulate import SimConfig, simulate
+
+    cfg = SimConfig(n_teams=n_teams, n_months=n_months, seed=seed,
+                    effects=after_hours_effects(scale), intervention_reps=100)
+    sim = simulate(cfg, with_interventions=True)
+    iv = sim.interventions
+    iv = iv.loc[(iv["team_set"] == TEAM_SET) & (iv["as_of"] == iv["as_of"].max())]
+    return contract.tables_from_frames(sim.frames, data_start=cfg.start), iv
 
 
 def _one(engine: CausalEngine, tables: Any, truth: pd.DataFrame, signal: str) -> dict[str, float]:
@@ -61,18 +78,10 @@ def validate_engine(
 
     About 5-10 s per organisation at the defaults (2 CPUs).
     """
-    from forecast import contract
-    from forecast.simulate import SimConfig, simulate
-
     rows = []
     for seed in seeds:
         for scale in scales:
-            cfg = SimConfig(n_teams=n_teams, n_months=n_months, seed=seed,
-                            effects=_effects(scale), intervention_reps=100)
-            sim = simulate(cfg, with_interventions=True)
-            iv = sim.interventions
-            iv = iv.loc[(iv["team_set"] == TEAM_SET) & (iv["as_of"] == iv["as_of"].max())]
-            tables = contract.tables_from_frames(sim.frames, data_start=cfg.start)
+            tables, iv = known_effect_org(seed, scale, n_teams, n_months)
             engine = CausalEngine(settings=settings or EngineSettings())
             for signal in (SIGNAL, DISTRACTOR):
                 rows.append({"seed": seed, "after_hours_scale": scale, "signal": signal,
