@@ -9,11 +9,14 @@ import pytest
 import yaml
 
 # A tiny model: few trees, small leaves, so the whole scoring suite trains once in seconds.
+# The what-if engine is fitted for one signal only (each takes about a second here): what-ifs
+# of after_hours_ratio use the stored fit, the others refit as a pair without fits would.
 TINY_MODEL = {
     "num_boost_round": 25,
     "early_stopping_rounds": 5,
     "attrition": {"min_data_in_leaf": 20},
     "csat": {"min_data_in_leaf": 20},
+    "what_if": {"signals": ["after_hours_ratio"]},
 }
 
 
@@ -125,12 +128,14 @@ def modelled_org(fast_config) -> ModelledOrg:
 # One small organisation trained twice into one SQLite MLflow store (tests/test_tracking.py,
 # tests/test_training.py, tests/test_promote.py): the first pair becomes champion + challenger,
 # the second challenger only. Tiny trees and two OOF blocks keep both trainings to seconds.
+# No what-if fits: these pairs stand for pairs trained before fits were stored with them.
 REGISTRY_MODEL = {
     "num_boost_round": 15,
     "early_stopping_rounds": 5,
     "oof_blocks": 2,
     "attrition": {"min_data_in_leaf": 30},
     "csat": {"min_data_in_leaf": 30},
+    "what_if": {"signals": []},
 }
 
 

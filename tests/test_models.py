@@ -65,6 +65,19 @@ def test_unknown_or_reserved_keys_are_rejected(tmp_path):
         load_model_config(bad)
 
 
+def test_what_if_section_defaults_to_auto_and_is_validated(tmp_path):
+    assert load_model_config().what_if == {"signals": "auto"}
+    good = tmp_path / "model.yaml"
+    good.write_text("what_if: {signals: [after_hours_ratio]}\n", encoding="utf-8")
+    assert load_model_config(good).what_if == {"signals": ["after_hours_ratio"]}
+    for bad, words in (("what_if: {signals: 5}", "`what_if.signals` must be"),
+                       ("what_if: {signal: auto}", "`what_if.signal` must be"),
+                       ("what_if: auto", "`what_if` must be a mapping")):
+        good.write_text(bad + "\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=words):
+            load_model_config(good)
+
+
 def test_config_hash_is_stable_and_follows_the_parameters():
     a, b = load_model_config(), load_model_config()
     assert a.hash() == b.hash()

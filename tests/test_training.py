@@ -147,6 +147,47 @@ def test_registered_pyfunc_models_match_the_pair(registry_org):
     np.testing.assert_allclose(got["csat_change"], expected["csat_change"], rtol=1e-9)
 
 
+def test_training_stores_the_what_if_fits_and_logs_their_effects(trained_org):
+    """trained_org's configuration fits the what-if engine for after_hours_ratio."""
+    resolved = resolve_pair("champion", trained_org.tracking_uri)
+    fits = resolved.pair.what_if_fits
+    assert set(fits) == {"after_hours_ratio"}
+    stored = fits["after_hours_ratio"]
+    # The same labelled rows as the pair: the data's latest complete month, the pair's horizon.
+    assert stored.as_of == trained_org.latest and stored.horizon == trained_org.horizon
+    assert resolved.pair.trained_until < stored.as_of
+    run = _client(trained_org.tracking_uri).get_run(resolved.ref.run_id)
+    for key, value in stored.fit.metrics().items():
+        assert run.data.metrics[f"whatif.{key}.after_hours_ratio"] == pytest.approx(value)
+    assert run.data.tags["whatif_fits"] == "after_hours_ratio"
+    table = pd.read_csv(Path(urlparse(run.info.artifact_uri).path) / "whatif_effects.csv")
+    assert table["signal"].tolist() == ["after_hours_ratio"]
+    assert table["status"].tolist() == ["fitted"]
+
+
+def test_a_pair_trained_without_what_if_fits_has_none(registry_org):
+    pair = resolve_pair("champion", registry_org.tracking_uri).pair
+    assert pair.what_if_fits is None
+    run = _client(registry_org.tracking_uri).get_run(registry_org.first.run_id)
+    assert not any(k.startswith("whatif.") for k in run.data.metrics)
+
+
+def test_cli_no_what_if_fit_skips_the_fit(tmp_path, monkeypatch, capsys):
+    import forecast.training
+
+    seen = {}
+
+    def fake(data, **kwargs):
+        seen.update(kwargs)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(forecast.training, "run_training", fake)
+    assert main(["train", "--data", str(tmp_path), "--no-what-if-fit"]) == 2
+    assert seen["what_if_fit"] is False
+    assert main(["train", "--data", str(tmp_path)]) == 2
+    assert seen["what_if_fit"] is True
+
+
 def test_horizon_is_validated_in_the_house_format():
     with pytest.raises(ConfigError) as err:
         check_horizon(0)

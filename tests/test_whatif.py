@@ -168,6 +168,41 @@ def test_what_if_json_is_one_list_with_before_and_after(org, tmp_path: Path) -> 
             assert set(r[side]) == {"expected_leavers", "csat_change"}
 
 
+def test_what_if_uses_the_fit_stored_with_the_pair(org, monkeypatch, capsys) -> None:
+    """trained_org's pair carries a stored fit of after_hours_ratio: `forecast what-if` must
+    answer from it without fitting, with the numbers a fresh fit gives."""
+    import forecast.effects
+    from forecast.cli import main
+    from forecast.effects import make_engine
+
+    trained, tables, pair = org
+    assert "after_hours_ratio" in pair.what_if_fits
+    teams = current_teams(tables, pd.Period(trained.latest, freq="M"))[:3]
+    refit = make_engine().estimate(tables, pair, teams, "after_hours_ratio", 0.05, None)
+
+    def no_fitting(*_args, **_kwargs):
+        raise AssertionError("forecast what-if fitted the engine despite the stored fit")
+
+    monkeypatch.setattr(forecast.effects, "fit_effect", no_fitting)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
+    args = ["what-if", "--data", str(trained.data), "--set", "after_hours_ratio=0.05", "--json"]
+    for t in teams:
+        args += ["--team", t]
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out) == as_json_records(refit)
+
+
+def test_what_if_with_a_pair_without_stored_fits_fits_the_engine(registry_org) -> None:
+    from forecast.whatif import run_what_if
+
+    tables = load_tables(registry_org.data)
+    teams = current_teams(tables, tables.workload["month"].max())[:2]
+    res = run_what_if(registry_org.data, teams, "after_hours_ratio=0.05",
+                      tracking_uri=registry_org.tracking_uri)
+    assert res["team_id"].tolist() == teams
+    assert np.isfinite(res["after_expected_leavers"]).all()
+
+
 def test_what_if_refuses_a_protected_attribute_in_one_line(org, tmp_path: Path) -> None:
     trained, _, _ = org
     result = subprocess.run(

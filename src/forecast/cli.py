@@ -274,16 +274,27 @@ def train(
             "log it with the models (about 40 s).",
         ),
     ] = False,
+    no_what_if_fit: Annotated[
+        bool,
+        typer.Option(
+            "--no-what-if-fit",
+            help="Do not fit the what-if engine with the pair (`what_if` in "
+            "training/model.yaml); what-ifs with this pair then fit it on every call.",
+        ),
+    ] = False,
 ) -> None:
-    """Build features, backtest, train both models, log to MLflow and register them."""
+    """Build features, backtest, train both models, fit the what-if engine, log to MLflow and
+    register them."""
     from forecast.training import STEPS, backtest_table, run_training
 
     with progress() as bar:
         task = bar.add_task("training", total=len(STEPS))
         outcome = run_training(
             data, horizon=horizon, validate_what_if=validate_what_if,
+            what_if_fit=not no_what_if_fit,
+            # A step's sub-steps (e.g. one signal of the what-if fit) keep the bar where it is.
             progress=lambda step: bar.update(
-                task, description=step, completed=STEPS.index(step) if step in STEPS else 0
+                task, description=step, completed=STEPS.index(step) if step in STEPS else None
             ),
         )
     out.print(backtest_table(outcome.backtest))
@@ -292,6 +303,11 @@ def train(
               f"{outcome.experiment}); artifacts at {outcome.artifact_uri}")
     out.print(f"Registered {ref.attrition_name} v{ref.attrition_version} and {ref.csat_name} "
               f"v{ref.csat_version or '-'} as a pair; aliases: {', '.join(ref.aliases)}")
+    fits = outcome.record.pair.what_if_fits if outcome.record is not None else None
+    if fits:
+        month = next(iter(fits.values())).as_of
+        say(f"What-if engine fitted as of {month} for {len(fits)} signal(s) "
+            f"({', '.join(sorted(fits))}), saved with the pair.")
 
 
 @app.command()

@@ -70,7 +70,7 @@ def run_demo(
             tracking_uri=uri,
             validate_what_if=True,
             progress=lambda step: bar.update(
-                task, description=step, completed=STEPS.index(step) if step in STEPS else 0
+                task, description=step, completed=STEPS.index(step) if step in STEPS else None
             ),
         )
     ref = outcome.pair

@@ -45,6 +45,7 @@ DEFAULT_CONFIG_PATH = (
 # Fewer labelled rows than this and a model is not worth fitting (and its early stopping is noise).
 MIN_TRAIN_ROWS = 50
 DRIFT_FILE = "drift_reference.csv"
+EFFECTS_DIR = "whatif_effects"  # the what-if engine's stored fits (forecast.effects_store)
 
 # Built-in defaults: used when training/model.yaml is not beside the package (an installed
 # wheel) and to fill keys an older model.yaml lacks. Keep in step with training/model.yaml.
@@ -71,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     "risk_quantiles": [0.5, 0.8],
     "attrition": {"objective": "poisson", **_TREE_DEFAULTS, "min_sum_hessian_in_leaf": 1.0},
     "csat": {"objective": "regression", **_TREE_DEFAULTS},
+    # The causal what-if engine fitted by `forecast train` and saved with the pair: `auto`
+    # (every settable workload/engagement signal), or a list of signals ([] for none).
+    "what_if": {"signals": "auto"},
 }
 # Parameters the code owns: determinism and threading must not be switched off from YAML.
 _RESERVED = {"seed", "num_threads", "deterministic", "verbosity", "verbose", "metric"}
@@ -101,6 +105,7 @@ class ModelConfig:
     oof_blocks: int = 4
     interval_level: float = 0.8
     risk_quantiles: tuple[float, float] = (0.5, 0.8)
+    what_if: dict = field(default_factory=lambda: copy.deepcopy(DEFAULTS["what_if"]))
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -148,7 +153,7 @@ def load_model_config(path: Path | None = None, *, horizon: int | None = None) -
         raw = _read_yaml(source)
     merged = copy.deepcopy(DEFAULTS)
     for key, value in raw.items():
-        if key in ("attrition", "csat") and isinstance(value, dict):
+        if key in ("attrition", "csat", "what_if") and isinstance(value, dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
@@ -167,6 +172,7 @@ def config_from_dict(raw: dict[str, Any], *, where: str = "model configuration")
     _validate_scalars(full)
     _validate_section("attrition", full["attrition"], {"poisson"})
     _validate_section("csat", full["csat"], _CSAT_OBJECTIVES)
+    _validate_what_if(full["what_if"])
     return ModelConfig(
         horizon=full["horizon"],
         attrition=dict(full["attrition"]),
@@ -179,6 +185,7 @@ def config_from_dict(raw: dict[str, Any], *, where: str = "model configuration")
         oof_blocks=full["oof_blocks"],
         interval_level=float(full["interval_level"]),
         risk_quantiles=(float(full["risk_quantiles"][0]), float(full["risk_quantiles"][1])),
+        what_if={**DEFAULTS["what_if"], **full["what_if"]},
     )
 
 
@@ -225,6 +232,18 @@ def _validate_scalars(c: dict[str, Any]) -> None:
         and 0 < q[0] < q[1] < 1
     )
     check_param("risk_quantiles", q, ok, "two increasing numbers between 0 and 1")
+
+
+def _validate_what_if(section: object) -> None:
+    if not isinstance(section, dict):
+        raise ConfigError("`what_if` must be a mapping (e.g. `signals: auto`).")
+    for key in section:
+        check_param(f"what_if.{key}", key, key in DEFAULTS["what_if"], "one of: signals")
+    signals = section.get("signals", "auto")
+    ok = signals == "auto" or (
+        isinstance(signals, list) and all(isinstance(s, str) and s.strip() for s in signals)
+    )
+    check_param("what_if.signals", signals, ok, "`auto` or a list of signal names")
 
 
 def _validate_section(name: str, section: object, objectives: set[str]) -> None:
@@ -571,6 +590,9 @@ class ModelPair:
     # Quantile bins of the training features (drift.drift_reference): scoring measures drift
     # against the distribution the model learned from, not against one recent month.
     drift_reference: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # The causal what-if engine's fits by signal (forecast.effects_store.StoredFit), made by
+    # `forecast train`; None for a pair trained without them (what-ifs then refit).
+    what_if_fits: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def attrition_raw(self, X: pd.DataFrame) -> np.ndarray:
@@ -620,7 +642,8 @@ class ModelPair:
         }
 
     def to_dir(self, path: Path) -> Path:
-        """attrition.txt and csat.txt (LightGBM text models) plus meta.json; byte-stable."""
+        """attrition.txt and csat.txt (LightGBM text models) plus meta.json, the drift
+        reference and the what-if engine's stored fits (whatif_effects/) when set; byte-stable."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "attrition.txt").write_text(self._text("attrition"), encoding="utf-8")
@@ -630,6 +653,10 @@ class ModelPair:
         (path / "meta.json").write_text(meta + "\n", encoding="utf-8")
         if self.drift_reference is not None:
             self.drift_reference.to_csv(path / DRIFT_FILE, index=False, float_format="%.10g")
+        if self.what_if_fits is not None:
+            from forecast.effects_store import save_fits
+
+            save_fits(path / EFFECTS_DIR, self.what_if_fits)
         return path
 
     @classmethod
@@ -645,6 +672,11 @@ class ModelPair:
         csat = lgb.Booster(model_str=texts["csat"]) if "csat" in texts else None
         drift_path = path / DRIFT_FILE
         reference = pd.read_csv(drift_path) if drift_path.exists() else None
+        what_if_fits = None
+        if (path / EFFECTS_DIR).is_dir():
+            from forecast.effects_store import load_fits
+
+            what_if_fits = load_fits(path / EFFECTS_DIR)
         return cls(
             config=config_from_dict(meta["config"]),
             features=list(meta["features"]),
@@ -659,6 +691,7 @@ class ModelPair:
             spec_hash=meta.get("spec_hash", ""),
             calibration_source=meta.get("calibration_source", "backtest"),
             drift_reference=reference,
+            what_if_fits=what_if_fits,
             _texts=texts,
         )
 

@@ -270,9 +270,13 @@ def score_extras(
 
     out = {"team_attributes.parquet": team_attributes(tables.employees, as_of)}
     from forecast.effects import make_engine
+    from forecast.effects_store import stored_fits
 
+    # The engine reuses the fits stored with the pair when they can answer (same horizon,
+    # as of their month or later); otherwise it fits, once per signal.
+    engine = make_engine(specs, stored=stored_fits(pair))
     out["whatif.parquet"] = report_whatifs(tables, pair, specs, scores, drivers, as_of,
-                                           n_teams=n_whatif, engine=make_engine(specs))
+                                           n_teams=n_whatif, engine=engine)
     if backtest_predictions is not None and len(backtest_predictions):
         out["fairness.parquet"] = fairness_input(backtest_predictions, tables.employees)
     return {name: frame.reset_index(drop=True) for name, frame in out.items() if len(frame)}

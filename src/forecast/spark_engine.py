@@ -28,7 +28,7 @@ import sys
 import tempfile
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +148,13 @@ def make_layout(tables: Any, specs: Any, as_of: pd.Period) -> tuple[Layout, list
 
 def pair_files(pair: Any) -> dict[str, bytes]:
     """The pair in its registered on-disk form (ModelPair.to_dir), shipped as bytes: workers
-    load exactly what `forecast score` loads, never a re-pickled booster."""
+    load exactly what `forecast score` loads, never a re-pickled booster. Workers score and
+    explain only: the what-if engine's stored fits stay on the driver."""
+    if getattr(pair, "what_if_fits", None) is not None:
+        pair = replace(pair, what_if_fits=None)
     with tempfile.TemporaryDirectory() as tmp:
         path = pair.to_dir(Path(tmp) / "pair")
-        return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+        return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
 
 
 _PAIRS: dict[int, Any] = {}

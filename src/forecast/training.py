@@ -30,7 +30,7 @@ PRIMARY_METRIC = "attrition.lightgbm.deviance"
 
 STEPS = (
     "reading data", "building features", "backtesting", "training",
-    "validating the what-if engine", "logging to MLflow",
+    "fitting the what-if engine", "validating the what-if engine", "logging to MLflow",
 )
 
 Progress = Callable[[str], None]
@@ -78,14 +78,19 @@ def run_training(
     config_path: Path | None = None,
     spec_dir: Path | None = None,
     validate_what_if: bool = False,
+    what_if_fit: bool = True,
 ) -> TrainingOutcome:
     """Load, backtest, train, log one MLflow run and register the pair (see registry.py for
-    the aliases a fresh pair gets). With `validate_what_if`, also run the what-if engine's
+    the aliases a fresh pair gets). With `what_if_fit` (default), also fit the causal what-if
+    engine for the signals of `what_if.signals` in the model configuration on the same data
+    and save the fits with the pair (forecast.effects_store), so `forecast what-if` and the
+    report need not refit it. With `validate_what_if`, also run the what-if engine's
     validation against intervention truth on simulated organisations (about 40 s) and log it
     with the models."""
     from forecast.backtest import run_backtest
     from forecast.contract import find_table_files, load_tables
     from forecast.drift import drift_reference
+    from forecast.effects_store import fit_stored, what_if_signals
     from forecast.features import build_panel
     from forecast.lineage import data_hash
     from forecast.models import load_model_config, train_pair
@@ -104,6 +109,8 @@ def run_training(
     step("reading data")
     tables = load_tables(data_dir)
     digest = data_hash(data_dir)
+    # A signal the configuration names but these data cannot set fails now, not after training.
+    signals = what_if_signals(tables, specs, config.what_if["signals"]) if what_if_fit else []
     step("building features")
     panel = build_panel(tables, specs)
     warnings = list(panel.attrs.get("warnings", []))
@@ -116,6 +123,18 @@ def run_training(
     pair.drift_reference = drift_reference(
         panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
     )
+    skipped: dict[str, str] = {}
+    if signals:
+        step("fitting the what-if engine")
+        pair.what_if_fits, skipped = fit_stored(
+            tables, specs, signals, config.horizon,
+            progress=lambda signal, i, n: step(
+                f"fitting the what-if engine: {signal} ({i + 1}/{n})"),
+        )
+        for signal, why in skipped.items():
+            message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
+            log.warning(message)
+            warnings.append(message)
 
     step("logging to MLflow")
     whatif = None
@@ -127,7 +146,7 @@ def run_training(
     record = TrainingRecord(
         data_dir=data_dir, data_hash=digest, specs=specs, config=config, pair=pair,
         panel=panel, tables=tables, backtest=backtest, protected=opted, warnings=warnings,
-        whatif_validation=whatif,
+        whatif_validation=whatif, whatif_skipped=skipped,
     )
     run_id, artifact_uri, ref = log_and_register(tracking, record)
     return TrainingOutcome(
@@ -153,6 +172,9 @@ class TrainingRecord:
     warnings: list[str] = field(default_factory=list)
     # (metrics, per-organisation table) of the what-if engine against intervention truth.
     whatif_validation: tuple[dict[str, float], pd.DataFrame] | None = None
+    # Signals whose what-if fit failed (too little data), with the reason; the fits themselves
+    # are `pair.what_if_fits`.
+    whatif_skipped: dict[str, str] = field(default_factory=dict)
 
     def training_config(self) -> dict[str, Any]:
         """What `forecast promote` needs to re-run this pair's backtest."""
@@ -267,6 +289,7 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
                 metrics, table = record.whatif_validation
                 mlflow.log_metrics(metrics)
                 table.to_csv(root / "whatif_validation.csv", index=False)
+            log_what_if_fits(root, record)
             mlflow.log_artifacts(str(root))
             pair_dir = record.pair.to_dir(Path(tmp) / "pair")
             uris = log_pair_models(record.pair, str(pair_dir), record.panel)
@@ -276,6 +299,24 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
             tags=record.version_tags(),
         )
     return run_id, artifact_uri, ref
+
+
+def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
+    """The stored what-if fits' effects (`EffectFit.metrics()`: theta, its 80% interval, CSAT
+    thetas, rows) as metrics `whatif.<metric>.<signal>`, and `whatif_effects.csv` (one row per
+    signal, skipped ones with the reason) into the run folder `root`."""
+    import math
+
+    import mlflow
+
+    from forecast.effects_store import fit_metrics, fit_table
+
+    fits = record.pair.what_if_fits
+    if fits is None:
+        return
+    mlflow.log_metrics({k: v for k, v in fit_metrics(fits).items() if math.isfinite(v)})
+    mlflow.set_tag("whatif_fits", ",".join(sorted(fits)) or "none")
+    fit_table(fits, record.whatif_skipped).to_csv(root / "whatif_effects.csv", index=False)
 
 
 # --------------------------------------------------------------------------- artifacts

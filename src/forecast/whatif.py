@@ -354,15 +354,18 @@ def run_what_if(
     if not teams:
         raise ConfigError("`--team` must name at least one team.")
     from forecast.effects import check_what_if_signal, make_engine
+    from forecast.effects_store import stored_fits
 
     tables = load_tables(data)
-    # The causal engine by default: re-scoring lets history features absorb the effect
-    # (docs/what-if.md); RescoringEngine stays available for comparison.
-    engine = engine or make_engine()
+    given = getattr(engine, "specs", None) if engine is not None else None
+    specs = given if given is not None else _load_specs()
     # Refuse a bad signal before the (slower) model lookup.
-    check_what_if_signal(tables, engine.specs if getattr(engine, "specs", None) is not None
-                         else _load_specs(), signal)
+    check_what_if_signal(tables, specs, signal)
     pair = resolve_pair(model, tracking_uri).pair
+    # The causal engine by default: re-scoring lets history features absorb the effect
+    # (docs/what-if.md); RescoringEngine stays available for comparison. It reuses the fits
+    # `forecast train` stored with the pair when they can answer this what-if.
+    engine = engine or make_engine(specs, stored=stored_fits(pair))
     return engine.estimate(tables, pair, teams, signal, value, month)
 
 

@@ -1,0 +1,332 @@
+"""The causal what-if engine's fits, made once by `forecast train` and kept with the model pair.
+
+Fitting `forecast.effects.CausalEngine` takes seconds per signal (5-10 s at 400 teams, 20 s or
+more at 1,500), and every `forecast what-if` and every report paid it again. Instead:
+
+- `forecast train` fits the engine for the configured signals (`what_if.signals` in
+  training/model.yaml; `auto` = every settable signal, `what_if_signals`) on the data the pair
+  was trained on, as of those data's latest complete month: the same labelled rows as the pair
+  (`fit_stored`);
+- the pair saves the fits beside its models (`save_fits`, into `whatif_effects/`) and
+  `ModelPair.from_dir` loads them (`load_fits`), so they travel with the registered pair;
+- `CausalEngine` reuses a stored fit for a what-if as of the fit's month or later, and refits
+  when the what-if is about an earlier month (a fit from later data would leak into it), or
+  when the horizon, the engine settings or the feature specs differ (`StoredFit.refusal`).
+
+On disk (`whatif_effects/`): `manifest.json` (format, the `EffectFit` fields the fits were
+saved with, and per signal its file, as-of month, horizon, engine settings, feature spec hash
+and sha256) and one `<signal>.json` per signal: the whole `EffectFit`, encoded by type, not by
+field name (`encode`: LightGBM boosters as their model text, arrays as dtype, shape and bytes),
+so fields added to `EffectFit` are saved without changing this module. Byte-stable by
+construction (no pickle memo that depends on object identity): the same fit saves to the same
+bytes, and a loaded fit saves again unchanged (a loaded booster keeps the text it was loaded
+from). Fits saved when `EffectFit` had other fields are not loaded (the engine refits), never
+misread.
+
+Pure apart from `save_fits` and `load_fits`, which touch only the pair's own folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import math
+import pickle
+import re
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from forecast.effects import CausalEngine, EffectFit, EngineSettings, check_what_if_signal
+from forecast.errors import ConfigError, ModelError
+from forecast.months import month_str
+from forecast.tables import Tables
+
+log = logging.getLogger("forecast")
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+AUTO = "auto"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,80}")
+
+# The model text each loaded booster came from: re-serialising a loaded booster may reorder
+# its parameter block, and a loaded fit must save to the same bytes again.
+_TEXTS: weakref.WeakKeyDictionary[lgb.Booster, str] = weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFit:
+    """An `EffectFit` made ahead of time, and what it may answer."""
+
+    fit: EffectFit
+    as_of: str  # YYYY-MM: the fit read the data known at the end of this month
+    horizon: int
+    settings: dict[str, Any]  # the EngineSettings it was made with (`settings_dict`)
+    spec_hash: str = ""  # the feature specs its controls were built with
+
+    def refusal(self, month: pd.Period, horizon: int, settings: EngineSettings,
+                spec_hash: str = "") -> str | None:
+        """Why this fit cannot answer a what-if as of `month` (None when it can)."""
+        if int(horizon) != self.horizon:
+            return f"it is for a {self.horizon}-month horizon, not {horizon}"
+        if pd.Period(month, freq="M") < pd.Period(self.as_of, freq="M"):
+            return (f"the what-if is as of {month_str(month)}, before the fit's month "
+                    f"{self.as_of} (a fit from later data would leak into it)")
+        if settings_dict(settings) != self.settings:
+            return "it was made with other engine settings"
+        if spec_hash and self.spec_hash and spec_hash != self.spec_hash:
+            return "it was made with other feature specs"
+        return None
+
+
+def settings_dict(settings: EngineSettings) -> dict[str, Any]:
+    """The settings as the manifest keeps them (JSON values), so they compare after a load."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+# --------------------------------------------------------------------------- making fits
+
+
+def what_if_signals(tables: Tables, specs: Any, wanted: str | list[str]) -> list[str]:
+    """The signals `what_if.signals` names: `auto` = every settable (actionable) signal of
+    these data, sorted; a list is checked one by one (a ConfigError names the first bad one)."""
+    from forecast.whatif import settable_signals
+
+    if wanted == AUTO:
+        return sorted(settable_signals(tables, specs))
+    out = []
+    for name in wanted:
+        try:
+            out.append(check_what_if_signal(tables, specs, name).signal)
+        except ConfigError as exc:
+            reason = str(exc).replace("`--set` signal", "signal", 1)
+            raise ConfigError(f"`what_if.signals` in the model configuration: {reason}") from None
+    return list(dict.fromkeys(out))
+
+
+def fit_stored(
+    tables: Tables, specs: Any, signals: list[str], horizon: int, *,
+    settings: EngineSettings | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict[str, StoredFit], dict[str, str]]:
+    """Fit the engine for each signal as of the data's latest complete month (the labelled
+    rows the pair was trained on). Returns (fits, skipped): a signal whose fit fails with a
+    ModelError (too little data) is skipped with its reason, not raised."""
+    s = settings or EngineSettings()
+    fits: dict[str, StoredFit] = {}
+    skipped: dict[str, str] = {}
+    for i, signal in enumerate(signals):
+        if progress is not None:
+            progress(signal, i, len(signals))
+        # One engine per signal: its cache would otherwise keep every signal's effect frame.
+        engine = CausalEngine(specs=specs, settings=s, horizon=horizon)
+        try:
+            fit, _, month = engine.fit(tables, signal, None, horizon)
+        except ModelError as exc:
+            skipped[signal] = str(exc)
+            continue
+        fits[signal] = StoredFit(fit=fit, as_of=month_str(month), horizon=int(horizon),
+                                 settings=settings_dict(s), spec_hash=specs.hash())
+    return fits, skipped
+
+
+def fit_metrics(fits: dict[str, StoredFit]) -> dict[str, float]:
+    """`EffectFit.metrics()` of each fit as flat MLflow metric names,
+    `whatif.<metric>.<signal>` (e.g. `whatif.theta_p10.after_hours_ratio`)."""
+    out: dict[str, float] = {}
+    for signal in sorted(fits):
+        name = re.sub(r"[^A-Za-z0-9_.\- /]", "_", signal)
+        for key, value in fits[signal].fit.metrics().items():
+            out[f"whatif.{key}.{name}"] = float(value)
+    return out
+
+
+def fit_table(fits: dict[str, StoredFit], skipped: dict[str, str]) -> pd.DataFrame:
+    """One row per signal: as-of month, horizon and `EffectFit.metrics()`, or why it was
+    skipped. Signal-level figures only."""
+    rows = [{"signal": s, "status": "fitted", "as_of": f.as_of, "horizon": f.horizon,
+             **f.fit.metrics()} for s, f in sorted(fits.items())]
+    rows += [{"signal": s, "status": "skipped", "reason": why}
+             for s, why in sorted(skipped.items())]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def fit_fields() -> list[str]:
+    """The fields of `EffectFit` as the running code defines them (never listed by hand)."""
+    return sorted(f.name for f in dataclasses.fields(EffectFit))
+
+
+def encode(value: Any) -> Any:
+    """`value` as JSON data, by type, never by field name: dataclasses field by field (as
+    `dataclasses.fields` lists them), LightGBM boosters as their model text, numeric arrays as
+    dtype, shape and base64 bytes, tuples and dicts marked so they come back as such. A type
+    none of these covers (one a later EffectFit may hold) is pickled: the one part whose bytes
+    are not stable by construction."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return {"__numpy__": value.dtype.str, "value": encode(value.item())}
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, lgb.Booster):
+        return {"__booster__": _model_text(value)}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        arr = np.ascontiguousarray(value)
+        return {"__ndarray__": arr.dtype.str, "shape": list(arr.shape),
+                "data": base64.b64encode(arr.tobytes()).decode("ascii")}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[encode(k), encode(v)] for k, v in value.items()]}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        return {"__dataclass__": f"{cls.__module__}.{cls.__qualname__}",
+                "fields": {f.name: encode(getattr(value, f.name))
+                           for f in dataclasses.fields(value)}}
+    return {"__pickle__": base64.b64encode(pickle.dumps(value, protocol=5)).decode("ascii")}
+
+
+def decode(data: Any) -> Any:
+    """The value `encode` gave `data` for."""
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if "__numpy__" in data:
+        return np.dtype(data["__numpy__"]).type(decode(data["value"]))
+    if "__float__" in data:
+        return float(data["__float__"])
+    if "__booster__" in data:
+        return _booster(data["__booster__"])
+    if "__ndarray__" in data:
+        raw = base64.b64decode(data["data"])
+        return np.frombuffer(raw, dtype=np.dtype(data["__ndarray__"])).reshape(
+            data["shape"]).copy()
+    if "__tuple__" in data:
+        return tuple(decode(v) for v in data["__tuple__"])
+    if "__dict__" in data:
+        return {decode(k): decode(v) for k, v in data["__dict__"]}
+    if "__dataclass__" in data:
+        return _dataclass(data["__dataclass__"], {k: decode(v)
+                                                  for k, v in data["fields"].items()})
+    if "__pickle__" in data:
+        return pickle.loads(base64.b64decode(data["__pickle__"]))  # the pair's own file
+    raise ValueError(f"unknown encoding {sorted(data)[:1]}")
+
+
+def _dataclass(name: str, values: dict[str, Any]) -> Any:
+    module, _, qualname = name.rpartition(".")
+    if not module.startswith("forecast."):
+        raise ValueError(f"{name} is not a class of this package")
+    cls = getattr(importlib.import_module(module), qualname)
+    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    out = cls(**{k: v for k, v in values.items() if k in init})
+    for key, value in values.items():
+        if key not in init:
+            object.__setattr__(out, key, value)
+    return out
+
+
+def _model_text(booster: lgb.Booster) -> str:
+    text = _TEXTS.get(booster)
+    return text if text is not None else booster.model_to_string()
+
+
+def _booster(text: str) -> lgb.Booster:
+    booster = lgb.Booster(model_str=text)
+    _TEXTS[booster] = text
+    return booster
+
+
+def dumps(fit: EffectFit) -> bytes:
+    """The fit's bytes: the same fit always gives the same bytes."""
+    text = json.dumps(encode(fit), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def loads(data: bytes) -> EffectFit:
+    return decode(json.loads(data.decode("utf-8")))
+
+
+def _file_name(signal: str, index: int, taken: set[str]) -> str:
+    stem = signal if _SAFE_NAME.fullmatch(signal) else f"signal_{index}"
+    while f"{stem}.json" in taken:
+        stem = f"{stem}_{index}"
+    return f"{stem}.json"
+
+
+def save_fits(path: Path, fits: dict[str, StoredFit]) -> Path:
+    """Write `fits` into the folder `path` (created): manifest.json and one file per signal."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    entries, taken = [], set()
+    for index, signal in enumerate(sorted(fits)):
+        stored = fits[signal]
+        name = _file_name(signal, index, taken)
+        taken.add(name)
+        data = dumps(stored.fit)
+        (path / name).write_bytes(data)
+        entries.append({
+            "signal": signal, "file": name, "as_of": stored.as_of, "horizon": stored.horizon,
+            "settings": stored.settings, "spec_hash": stored.spec_hash,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        })
+    manifest = {"format": FORMAT, "fit_class": f"{EffectFit.__module__}.EffectFit",
+                "fields": fit_fields(), "fits": entries}
+    text = json.dumps(manifest, sort_keys=True, indent=2)
+    (path / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def load_fits(path: Path) -> dict[str, StoredFit] | None:
+    """The fits saved in `path`; None when there are none (a pair from before stored fits),
+    {} when they were made by an engine whose `EffectFit` differs (the engine then refits).
+    A damaged folder is a one-line ModelError."""
+    path = Path(path)
+    if not (path / MANIFEST).exists():
+        return None
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read the stored what-if fits in {path} ({exc}).") from None
+    if manifest.get("format") != FORMAT or manifest.get("fields") != fit_fields():
+        log.info("the pair's stored what-if fits were made by another version of the engine; "
+                 "what-ifs refit the engine instead.")
+        return {}
+    out = {}
+    for entry in manifest.get("fits", []):
+        try:
+            data = (path / entry["file"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                raise ValueError(f"{entry['file']} does not match its checksum")
+            fit = loads(data)
+        except (OSError, KeyError, TypeError, ValueError, AttributeError, ImportError,
+                pickle.UnpicklingError, EOFError) as exc:
+            raise ModelError(
+                f"cannot load the stored what-if fit of {entry.get('signal')} from {path} "
+                f"({exc}); re-register the pair or train again.") from None
+        out[str(entry["signal"])] = StoredFit(
+            fit=fit, as_of=str(entry["as_of"]), horizon=int(entry["horizon"]),
+            settings=dict(entry["settings"]), spec_hash=str(entry.get("spec_hash", "")))
+    return out
+
+
+def stored_fits(pair: Any) -> dict[str, StoredFit]:
+    """The pair's stored fits ({} for a pair without any, e.g. one trained before them)."""
+    return dict(getattr(pair, "what_if_fits", None) or {})

@@ -1,0 +1,194 @@
+"""Stored what-if fits: made once, saved with the pair byte for byte, reused by the engine for a
+what-if as of their month or later, never for an earlier month."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecast import effects
+from forecast.contract import latest_complete_month, tables_from_frames
+from forecast.effects import CausalEngine, EngineSettings
+from forecast.effects_store import (
+    MANIFEST,
+    fit_metrics,
+    fit_stored,
+    load_fits,
+    save_fits,
+    what_if_signals,
+)
+from forecast.errors import ConfigError, ModelError
+from forecast.months import month_str
+from forecast.specs import load_specs
+
+SIGNAL = "after_hours_ratio"
+# The shipped settings with a short bootstrap: the store does not care how long a fit took.
+FAST = dataclasses.replace(EngineSettings(), bootstrap=40)
+
+
+@dataclass
+class Small:
+    tables: object
+    specs: object
+    latest: pd.Period
+    teams: list[str]
+    fits: dict  # signal -> StoredFit, made by fit_stored
+    fresh: pd.DataFrame  # the estimate of an engine that fits (no stored fit)
+
+
+def teams_at(tables, month: pd.Period) -> list[str]:
+    w = tables.workload
+    return sorted(w.loc[w["month"] == month, "team_id"].astype(str).unique())[:4]
+
+
+@pytest.fixture(scope="module")
+def small() -> Small:
+    from forecast.simulate import SimConfig, simulate
+
+    result = simulate(SimConfig(n_teams=40, n_months=30, seed=11, compute_truth=False))
+    tables = tables_from_frames(result.frames)
+    specs = load_specs()
+    latest = latest_complete_month(tables)
+    fits, skipped = fit_stored(tables, specs, [SIGNAL], 3, settings=FAST)
+    assert skipped == {}
+    teams = teams_at(tables, latest)
+    fresh = CausalEngine(specs=specs, settings=FAST).estimate(tables, None, teams, SIGNAL, 0.05)
+    return Small(tables, specs, latest, teams, fits, fresh)
+
+
+def _no_fitting(*_args, **_kwargs):
+    raise AssertionError("the engine fitted although a stored fit could answer")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_fit_stored_records_the_month_and_horizon_of_the_fit(small):
+    stored = small.fits[SIGNAL]
+    assert stored.as_of == month_str(small.latest) and stored.horizon == 3
+    assert stored.fit.signal == SIGNAL and stored.spec_hash == small.specs.hash()
+
+
+def test_round_trip_gives_the_estimate_of_a_fresh_fit(small, tmp_path, monkeypatch):
+    save_fits(tmp_path / "fits", small.fits)
+    loaded = load_fits(tmp_path / "fits")
+    assert set(loaded) == {SIGNAL} and loaded[SIGNAL].as_of == month_str(small.latest)
+    monkeypatch.setattr(effects, "fit_effect", _no_fitting)
+    engine = CausalEngine(specs=small.specs, settings=FAST, stored=loaded)
+    # No pair: the before values come from the fit's own (round-tripped) LightGBM boosters.
+    got = engine.estimate(small.tables, None, small.teams, SIGNAL, 0.05)
+    pd.testing.assert_frame_equal(got, small.fresh, check_exact=True)
+
+
+def test_a_later_as_of_reuses_the_stored_fit(small, monkeypatch):
+    earlier = dataclasses.replace(small.fits[SIGNAL], as_of=month_str(small.latest - 2))
+    monkeypatch.setattr(effects, "fit_effect", _no_fitting)
+    engine = CausalEngine(specs=small.specs, settings=FAST, stored={SIGNAL: earlier})
+    got = engine.estimate(small.tables, None, small.teams, SIGNAL, 0.05, small.latest)
+    pd.testing.assert_frame_equal(got, small.fresh, check_exact=True)
+
+
+def test_an_as_of_before_the_stored_month_refits(small, monkeypatch, caplog):
+    fitted: list[str] = []
+    real = effects.fit_effect
+
+    def counting(frame, signal, *args, **kwargs):
+        fitted.append(signal)
+        return real(frame, signal, *args, **kwargs)
+
+    monkeypatch.setattr(effects, "fit_effect", counting)
+    month = small.latest - 2
+    engine = CausalEngine(specs=small.specs, settings=FAST, stored=small.fits)
+    with caplog.at_level(logging.INFO, logger="forecast"):
+        got = engine.estimate(small.tables, None, teams_at(small.tables, month), SIGNAL, 0.05,
+                              month)
+    assert fitted == [SIGNAL]
+    assert (got["as_of"] == month_str(month)).all()
+    assert any("refitting" in r.getMessage() and "leak" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_refusal_says_why_a_stored_fit_cannot_answer(small):
+    stored = small.fits[SIGNAL]
+    assert stored.refusal(small.latest, 3, FAST, small.specs.hash()) is None
+    assert stored.refusal(small.latest + 5, 3, FAST) is None
+    assert "horizon" in stored.refusal(small.latest, 6, FAST)
+    assert "leak" in stored.refusal(small.latest - 1, 3, FAST)
+    assert "settings" in stored.refusal(small.latest, 3, EngineSettings())
+    assert "specs" in stored.refusal(small.latest, 3, FAST, "another-hash")
+
+
+def test_saving_twice_gives_byte_identical_files(small, tmp_path):
+    save_fits(tmp_path / "a", small.fits)
+    save_fits(tmp_path / "b", small.fits)
+    save_fits(tmp_path / "c", load_fits(tmp_path / "a"))
+    first = _files(tmp_path / "a")
+    assert set(first) == {MANIFEST, f"{SIGNAL}.json"}
+    assert _files(tmp_path / "b") == first
+    assert _files(tmp_path / "c") == first
+
+
+def test_fits_of_an_engine_with_other_fields_are_not_loaded(small, tmp_path):
+    folder = save_fits(tmp_path / "fits", small.fits)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["fields"] = [*manifest["fields"], "a_field_this_engine_lacks"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    assert load_fits(folder) == {}
+    assert load_fits(tmp_path / "nothing-here") is None
+
+
+def test_a_damaged_fit_is_a_one_line_model_error(small, tmp_path):
+    folder = save_fits(tmp_path / "fits", small.fits)
+    path = folder / f"{SIGNAL}.json"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="cannot load the stored what-if fit") as info:
+        load_fits(folder)
+    assert "\n" not in str(info.value)
+
+
+def test_auto_is_every_settable_signal_and_a_list_is_checked(small):
+    from forecast.whatif import settable_signals
+
+    auto = what_if_signals(small.tables, small.specs, "auto")
+    assert auto == sorted(settable_signals(small.tables, small.specs)) and SIGNAL in auto
+    assert what_if_signals(small.tables, small.specs, [SIGNAL, SIGNAL]) == [SIGNAL]
+    with pytest.raises(ConfigError, match=r"^`what_if.signals` .* protected attribute"):
+        what_if_signals(small.tables, small.specs, ["gender"])
+
+
+def test_a_signal_with_too_little_data_is_skipped_not_raised():
+    from forecast.simulate import SimConfig, simulate
+
+    result = simulate(SimConfig(n_teams=5, n_months=12, seed=3, compute_truth=False))
+    tables = tables_from_frames(result.frames)
+    fits, skipped = fit_stored(tables, load_specs(), [SIGNAL], 3, settings=FAST)
+    assert fits == {} and "too little history" in skipped[SIGNAL]
+
+
+def test_mlflow_metrics_are_the_fits_own_metrics(small):
+    metrics = fit_metrics(small.fits)
+    own = small.fits[SIGNAL].fit.metrics()
+    assert metrics == {f"whatif.{k}.{SIGNAL}": float(v) for k, v in own.items()}
+    assert {"whatif.theta.after_hours_ratio", "whatif.theta_p10.after_hours_ratio",
+            "whatif.theta_p90.after_hours_ratio"} <= set(metrics)
+
+
+def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_path):
+    from forecast.models import EFFECTS_DIR, ModelPair
+    from forecast.registry import resolve_pair
+
+    pair = resolve_pair("champion", trained_org.tracking_uri).pair
+    assert set(pair.what_if_fits) == {SIGNAL}
+    pair.to_dir(tmp_path / "a")
+    ModelPair.from_dir(tmp_path / "a").to_dir(tmp_path / "b")
+    assert _files(tmp_path / "a" / EFFECTS_DIR) == _files(tmp_path / "b" / EFFECTS_DIR)
+    dataclasses.replace(pair, what_if_fits=None).to_dir(tmp_path / "old")
+    assert not (tmp_path / "old" / EFFECTS_DIR).exists()
+    assert ModelPair.from_dir(tmp_path / "old").what_if_fits is None
