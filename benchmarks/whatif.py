@@ -34,7 +34,6 @@ def engines(fast: bool) -> dict[str, object]:
         "causal-dml (chosen)": CausalEngine(settings=s),
         "dml, one split": CausalEngine(settings=replace(s, repeats=1)),
         "dml, own-history controls": CausalEngine(settings=replace(s, own_controls=True)),
-        "dml, history controls": CausalEngine(settings=replace(s, controls="all")),
         "lgbm monotone+linear": SLearnerEngine(settings=s),
         "structural 2-stage": StructuralEngine(settings=s),
     }
@@ -95,6 +94,7 @@ def run_org(teams: int, months: int, seed: int, scale: float) -> list[dict]:
             out.append({"engine": name, "seed": seed, "scale": scale, "as_of": as_of,
                         "signal": signal, "truth": true_ratio, "estimate": ratio,
                         "error": ratio - true_ratio, "csat_direction": direction,
+                        "ratio_p10": lo_hi[0], "ratio_p90": lo_hi[1],
                         "covered": float(lo_hi[0] <= true_ratio <= lo_hi[1])
                         if np.isfinite(lo_hi).all() else np.nan,
                         "csat_effect": float(np.mean(de)), "true_csat_effect": float(np.mean(dt)),
@@ -110,13 +110,18 @@ def main() -> None:
                         help="organisation seeds; 1-3 were used to choose the engine's settings")
     parser.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     parser.add_argument("--out", default=None, help="optional CSV of every row")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="summarise CSVs written by earlier runs (--out) instead of running")
     args = parser.parse_args()
-    rows = []
-    for seed in args.seeds:
-        for scale in args.scales:
-            rows += run_org(args.teams, args.months, seed, scale)
-            print(f"done seed {seed} scale {scale}", flush=True)
-    df = pd.DataFrame(rows)
+    if args.merge:
+        df = pd.concat([pd.read_csv(f) for f in args.merge], ignore_index=True)
+    else:
+        rows = []
+        for seed in args.seeds:
+            for scale in args.scales:
+                rows += run_org(args.teams, args.months, seed, scale)
+                print(f"done seed {seed} scale {scale}", flush=True)
+        df = pd.DataFrame(rows)
     if args.out:
         df.to_csv(args.out, index=False)
     ah = df.loc[df["signal"] == "after_hours_ratio"]

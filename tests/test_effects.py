@@ -46,24 +46,46 @@ def _ratio(after: pd.Series, before: pd.Series) -> float:
     return float(after.sum() / before.sum())
 
 
-@pytest.mark.parametrize("seed, scale", [(3, 1.0), (6, 0.5), (4, 0.0)])
-def test_holding_after_hours_at_median_matches_true_leavers_ratio(seed: int, scale: float):
-    truth, est = _what_if(org(seed, scale), "after_hours_ratio")
-    true_ratio = _ratio(truth["intervened_expected_leavers"], truth["baseline_expected_leavers"])
-    ratio = _ratio(est["after_expected_leavers"], est["before_expected_leavers"])
-    assert abs(ratio - true_ratio) <= 0.10, (ratio, true_ratio)
+# Organisations never used to choose the engine's settings (those were chosen on seeds 1-3 in
+# benchmarks/whatif.py; these seeds were fixed before the engine was first run on them).
+# At 400 teams one organisation's estimate has a spread of about 0.07, so the bar is on the
+# set: the 0.10 on average and for most organisations, and never far off.
+FRESH = [(51, 0.5), (52, 1.0), (53, 2.0), (54, 0.5), (55, 1.0), (56, 2.0)]
+MAIN = FRESH[1]  # the default effect sizes
 
 
-@pytest.mark.parametrize("seed, scale", [(3, 1.0), (7, 1.0)])
-def test_csat_moves_in_the_true_direction_for_most_teams(seed: int, scale: float):
-    truth, est = _what_if(org(seed, scale), "after_hours_ratio")
-    d_true = truth["intervened_csat_change"] - truth["baseline_csat_change"]
-    d_est = est["after_csat_change"] - est["before_csat_change"]
-    assert float(np.mean(np.sign(d_true) == np.sign(d_est))) >= 0.8
+def _errors_and_directions() -> pd.DataFrame:
+    rows = []
+    for seed, scale in FRESH:
+        truth, est = _what_if(org(seed, scale), "after_hours_ratio")
+        true_ratio = _ratio(truth["intervened_expected_leavers"],
+                            truth["baseline_expected_leavers"])
+        ratio = _ratio(est["after_expected_leavers"], est["before_expected_leavers"])
+        d_true = truth["intervened_csat_change"] - truth["baseline_csat_change"]
+        d_est = est["after_csat_change"] - est["before_csat_change"]
+        rows.append({"seed": seed, "scale": scale, "error": ratio - true_ratio,
+                     "csat_direction": float(np.mean(np.sign(d_true) == np.sign(d_est)))})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def fresh_results() -> pd.DataFrame:
+    return _errors_and_directions()
+
+
+def test_leavers_ratio_matches_the_truth_on_fresh_organisations(fresh_results: pd.DataFrame):
+    err = fresh_results["error"].abs()
+    assert err.mean() <= 0.10, fresh_results
+    assert (err <= 0.10).sum() >= 4, fresh_results
+    assert err.max() <= 0.25, fresh_results
+
+
+def test_csat_moves_in_the_true_direction_for_most_teams(fresh_results: pd.DataFrame):
+    assert (fresh_results["csat_direction"] >= 0.8).all(), fresh_results
 
 
 def test_distractor_what_if_is_within_noise_of_zero():
-    _, est = _what_if(org(3, 1.0), "system_uptime")
+    _, est = _what_if(org(*MAIN), "system_uptime")
     ratio = _ratio(est["after_expected_leavers"], est["before_expected_leavers"])
     assert abs(ratio - 1) < 0.03
     # The 80% interval of the aggregate is what says "no effect": it must include none.
@@ -73,14 +95,14 @@ def test_distractor_what_if_is_within_noise_of_zero():
 
 
 def test_intervals_bracket_each_estimate():
-    _, est = _what_if(org(3, 1.0), "after_hours_ratio")
+    _, est = _what_if(org(*MAIN), "after_hours_ratio")
     assert (est["after_leavers_p10"] <= est["after_expected_leavers"] + 1e-9).all()
     assert (est["after_expected_leavers"] <= est["after_leavers_p90"] + 1e-9).all()
     assert (est["after_csat_change_p10"] <= est["after_csat_change_p90"] + 1e-9).all()
 
 
 def test_loaded_teams_lose_fewer_people_when_after_hours_falls():
-    _, est = _what_if(org(3, 1.0), "after_hours_ratio")
+    _, est = _what_if(org(*MAIN), "after_hours_ratio")
     assert (est["after_expected_leavers"] < est["before_expected_leavers"]).mean() >= 0.9
 
 
@@ -96,7 +118,7 @@ def test_protected_or_history_signal_is_refused_with_one_line(signal: str, words
     from forecast.specs import load_specs
 
     with pytest.raises(ConfigError) as err:
-        check_what_if_signal(org(3, 1.0).tables, load_specs(), signal)
+        check_what_if_signal(org(*MAIN).tables, load_specs(), signal)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"`--set` signal {signal} ")
@@ -106,7 +128,7 @@ def test_protected_or_history_signal_is_refused_with_one_line(signal: str, words
 
 def test_engine_refuses_before_fitting():
     with pytest.raises(ConfigError, match="protected attribute"):
-        make_engine(settings=FAST).estimate(org(3, 1.0).tables, None, ["T0001"],
+        make_engine(settings=FAST).estimate(org(*MAIN).tables, None, ["T0001"],
                                             "birth_year", 1980.0, None)
 
 
@@ -122,7 +144,7 @@ class _StubPair:
 
 
 def test_estimate_keeps_the_pairs_forecast_as_before():
-    o = org(3, 1.0)
+    o = org(*MAIN)
     truth = o.truth.loc[o.truth["signal"] == "after_hours_ratio"]
     teams = list(truth["team_id"])[:5]
     res = o.engine.estimate(o.tables, _StubPair(), teams, "after_hours_ratio", 0.08,

@@ -18,7 +18,7 @@ saved with, and per signal its file, as-of month, horizon, engine settings, feat
 and sha256) and one `<signal>.json` per signal: the whole `EffectFit`, encoded by type, not by
 field name (`encode`: LightGBM boosters as their model text, arrays as dtype, shape and bytes),
 so fields added to `EffectFit` are saved without changing this module. Byte-stable by
-construction (no pickle memo that depends on object identity): the same fit saves to the same
+construction (JSON by type, no pickle): the same fit saves to the same
 bytes, and a loaded fit saves again unchanged (a loaded booster keeps the text it was loaded
 from). Fits saved when `EffectFit` had other fields are not loaded (the engine refits), never
 misread.
@@ -35,7 +35,6 @@ import importlib
 import json
 import logging
 import math
-import pickle
 import re
 import weakref
 from collections.abc import Callable
@@ -172,8 +171,8 @@ def encode(value: Any) -> Any:
     """`value` as JSON data, by type, never by field name: dataclasses field by field (as
     `dataclasses.fields` lists them), LightGBM boosters as their model text, numeric arrays as
     dtype, shape and base64 bytes, tuples and dicts marked so they come back as such. A type
-    none of these covers (one a later EffectFit may hold) is pickled: the one part whose bytes
-    are not stable by construction."""
+    none of these covers (one a later EffectFit may hold) is a TypeError: no pickle, so a
+    pair's files never run code when they are loaded."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -199,7 +198,8 @@ def encode(value: Any) -> Any:
         return {"__dataclass__": f"{cls.__module__}.{cls.__qualname__}",
                 "fields": {f.name: encode(getattr(value, f.name))
                            for f in dataclasses.fields(value)}}
-    return {"__pickle__": base64.b64encode(pickle.dumps(value, protocol=5)).decode("ascii")}
+    raise TypeError(f"cannot store a {type(value).__name__} in a what-if fit; teach "
+                    "forecast.effects_store.encode about it")
 
 
 def decode(data: Any) -> Any:
@@ -225,8 +225,6 @@ def decode(data: Any) -> Any:
     if "__dataclass__" in data:
         return _dataclass(data["__dataclass__"], {k: decode(v)
                                                   for k, v in data["fields"].items()})
-    if "__pickle__" in data:
-        return pickle.loads(base64.b64decode(data["__pickle__"]))  # the pair's own file
     raise ValueError(f"unknown encoding {sorted(data)[:1]}")
 
 
@@ -317,7 +315,7 @@ def load_fits(path: Path) -> dict[str, StoredFit] | None:
                 raise ValueError(f"{entry['file']} does not match its checksum")
             fit = loads(data)
         except (OSError, KeyError, TypeError, ValueError, AttributeError, ImportError,
-                pickle.UnpicklingError, EOFError) as exc:
+                EOFError) as exc:
             raise ModelError(
                 f"cannot load the stored what-if fit of {entry.get('signal')} from {path} "
                 f"({exc}); re-register the pair or train again.") from None

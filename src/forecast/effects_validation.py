@@ -71,10 +71,12 @@ def _one(engine: CausalEngine, tables: Any, truth: pd.DataFrame, signal: str) ->
 
 
 def validate_engine(
-    seeds: tuple[int, ...] = (1, 2), scales: tuple[float, ...] = (0.0, 1.0),
+    seeds: tuple[int, ...] = (61, 62), scales: tuple[float, ...] = (0.0, 1.0),
     n_teams: int = 400, n_months: int = 36, settings: EngineSettings | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """(metrics, table): the engine's error against the intervention truth per organisation.
+
+    The default seeds were never used to choose the engine's settings (those were 1-3).
 
     About 5-10 s per organisation at the defaults (2 CPUs).
     """
