@@ -17,6 +17,7 @@ from forecast.contract import latest_complete_month, tables_from_frames
 from forecast.effects import CausalEngine, EngineSettings
 from forecast.effects_store import (
     MANIFEST,
+    FitJob,
     fit_metrics,
     fit_stored,
     load_fits,
@@ -192,3 +193,26 @@ def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_p
     dataclasses.replace(pair, what_if_fits=None).to_dir(tmp_path / "old")
     assert not (tmp_path / "old" / EFFECTS_DIR).exists()
     assert ModelPair.from_dir(tmp_path / "old").what_if_fits is None
+
+
+def test_fits_made_in_worker_processes_are_the_fits_made_in_process(small, tmp_path):
+    signals = [SIGNAL, "cases_per_head"]
+    files = {}
+    # 1 CPU: all in this process; 2: one worker and this process; 3: two workers.
+    for cpus in (1, 2, 3):
+        fits, skipped = fit_stored(small.tables, small.specs, signals, 3, settings=FAST,
+                                   workers=cpus)
+        assert skipped == {} and list(fits) == signals
+        files[cpus] = _files(save_fits(tmp_path / str(cpus), fits))
+    assert files[1] == files[2] == files[3]
+
+
+def test_a_failure_while_fits_run_ends_the_worker_processes(small):
+    import multiprocessing
+
+    signals = [SIGNAL, "cases_per_head"]
+    with (pytest.raises(RuntimeError, match="backtest failed"),
+          FitJob(small.tables, small.specs, signals, 3, settings=FAST, workers=3)):
+        assert len(multiprocessing.active_children()) == 2
+        raise RuntimeError("backtest failed")
+    assert multiprocessing.active_children() == []

@@ -35,9 +35,13 @@ import importlib
 import json
 import logging
 import math
+import multiprocessing
+import os
 import re
+import threading
 import weakref
 from collections.abc import Callable
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
@@ -116,26 +120,126 @@ def fit_stored(
     tables: Tables, specs: Any, signals: list[str], horizon: int, *,
     settings: EngineSettings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int | None = None,
 ) -> tuple[dict[str, StoredFit], dict[str, str]]:
     """Fit the engine for each signal as of the data's latest complete month (the labelled
     rows the pair was trained on). Returns (fits, skipped): a signal whose fit fails with a
-    ModelError (too little data) is skipped with its reason, not raised."""
-    s = settings or EngineSettings()
-    fits: dict[str, StoredFit] = {}
-    skipped: dict[str, str] = {}
-    for i, signal in enumerate(signals):
-        if progress is not None:
-            progress(signal, i, len(signals))
-        # One engine per signal: its cache would otherwise keep every signal's effect frame.
-        engine = CausalEngine(specs=specs, settings=s, horizon=horizon)
+    ModelError (too little data) is skipped with its reason, not raised. Signals are fitted
+    side by side in `workers` processes (default: one per CPU); see `FitJob`."""
+    return FitJob(tables, specs, signals, horizon, settings=settings, workers=workers).wait(
+        progress)
+
+
+class FitJob:
+    """The engine's fits for several signals, started at once and collected by `wait`.
+
+    With `workers` CPUs (default: all), up to `workers - 1` spawned worker processes (a fork
+    would inherit LightGBM's OpenMP runtime, which does not survive it) start fitting at once,
+    one signal after another, while the caller goes on with one CPU of its own: `forecast
+    train` backtests and trains the pair meanwhile. When the caller then waits, it fits the
+    signals no worker has started itself. Use it as a context manager, so a failure meanwhile
+    ends the workers at once. Every fit is seeded and single-threaded, and comes back as its
+    saved bytes (`dumps`), so the fits are the same, byte for byte, whichever process made
+    them and however many there were."""
+
+    def __init__(self, tables: Tables, specs: Any, signals: list[str], horizon: int, *,
+                 settings: EngineSettings | None = None, workers: int | None = None) -> None:
+        self.args = (tables, specs, settings or EngineSettings(), int(horizon))
+        self.signals = list(signals)
+        cpus = workers if workers is not None else (os.cpu_count() or 1)
+        self._todo = list(self.signals)  # signals no process has started, in order
+        self._started: dict[str, AsyncResult] = {}
+        self._lock = threading.Lock()
+        self._pool: Pool | None = None
+        n = min(len(self.signals), cpus - 1)
+        if n >= 1:
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                n, initializer=_start_worker, initargs=self.args)
+            for _ in range(n):
+                self._start_next()
+
+    def _take(self) -> str | None:
+        with self._lock:
+            return self._todo.pop(0) if self._todo else None
+
+    def _start_next(self, _ended: object = None) -> None:
+        """Give a worker the next signal; called again each time one of its fits ends."""
+        with self._lock:
+            if self._pool is None or not self._todo:
+                return
+            signal = self._todo.pop(0)
+            self._started[signal] = self._pool.apply_async(
+                _fit_in_worker, (signal,), callback=self._start_next,
+                error_callback=self._start_next)
+
+    def __enter__(self) -> FitJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End the worker processes (at once: fits still running are dropped)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    def wait(self, progress: Callable[[str, int, int], None] | None = None
+             ) -> tuple[dict[str, StoredFit], dict[str, str]]:
+        tables, specs, settings, horizon = self.args
+        done: dict[str, tuple[bytes | None, str, str]] = {}
+
+        def report(signal: str) -> None:
+            if progress is not None:
+                progress(signal, len(done), len(self.signals))
+
         try:
-            fit, _, month = engine.fit(tables, signal, None, horizon)
-        except ModelError as exc:
-            skipped[signal] = str(exc)
-            continue
-        fits[signal] = StoredFit(fit=fit, as_of=month_str(month), horizon=int(horizon),
-                                 settings=settings_dict(s), spec_hash=specs.hash())
-    return fits, skipped
+            while (signal := self._take()) is not None:
+                report(signal)
+                done[signal] = _fit_one(tables, specs, settings, horizon, signal)
+            for signal in self.signals:
+                if signal not in done:
+                    report(signal)
+                    done[signal] = self._started[signal].get()
+        finally:
+            self.stop()
+        fits: dict[str, StoredFit] = {}
+        skipped: dict[str, str] = {}
+        for signal in self.signals:
+            data, as_of, reason = done[signal]
+            if data is None:
+                skipped[signal] = reason
+                continue
+            fits[signal] = StoredFit(fit=loads(data), as_of=as_of, horizon=horizon,
+                                     settings=settings_dict(settings), spec_hash=specs.hash())
+        return fits, skipped
+
+
+def _fit_one(tables: Tables, specs: Any, settings: EngineSettings, horizon: int,
+             signal: str) -> tuple[bytes | None, str, str]:
+    """(the fit's bytes, its as-of month, "") or (None, "", why it could not be fitted)."""
+    # One engine per signal: its cache would otherwise keep every signal's effect frame.
+    engine = CausalEngine(specs=specs, settings=settings, horizon=horizon)
+    try:
+        fit, _, month = engine.fit(tables, signal, None, horizon)
+    except ModelError as exc:
+        return None, "", str(exc)
+    return dumps(fit), month_str(month), ""
+
+
+# A worker process's inputs, set once when it starts (`FitJob`).
+_WORKER_ARGS: tuple[Any, ...] = ()
+
+
+def _start_worker(*args: Any) -> None:
+    global _WORKER_ARGS
+    _WORKER_ARGS = args
+
+
+def _fit_in_worker(signal: str) -> tuple[bytes | None, str, str]:
+    return _fit_one(*_WORKER_ARGS, signal)
 
 
 def fit_metrics(fits: dict[str, StoredFit]) -> dict[str, float]:

@@ -84,13 +84,14 @@ def run_training(
     the aliases a fresh pair gets). With `what_if_fit` (default), also fit the causal what-if
     engine for the signals of `what_if.signals` in the model configuration on the same data
     and save the fits with the pair (forecast.effects_store), so `forecast what-if` and the
-    report need not refit it. With `validate_what_if`, also run the what-if engine's
+    report need not refit it; the fits run in a worker process while the models train
+    (`FitJob`). With `validate_what_if`, also run the what-if engine's
     validation against intervention truth on simulated organisations (about 40 s) and log it
     with the models."""
     from forecast.backtest import run_backtest
     from forecast.contract import find_table_files, load_tables
     from forecast.drift import drift_reference
-    from forecast.effects_store import fit_stored, what_if_signals
+    from forecast.effects_store import FitJob, what_if_signals
     from forecast.features import build_panel
     from forecast.lineage import data_hash
     from forecast.models import load_model_config, train_pair
@@ -111,30 +112,31 @@ def run_training(
     digest = data_hash(data_dir)
     # A signal the configuration names but these data cannot set fails now, not after training.
     signals = what_if_signals(tables, specs, config.what_if["signals"]) if what_if_fit else []
-    step("building features")
-    panel = build_panel(tables, specs)
-    warnings = list(panel.attrs.get("warnings", []))
-    opted = warn_protected(specs)
-    targets = build_targets(tables, config.horizon)
-    step("backtesting")
-    backtest = run_backtest(panel, targets, config, n_origins=N_ORIGINS)
-    step("training")
-    pair = train_pair(panel, targets, config, spec_hash=specs.hash(), backtest=backtest)
-    pair.drift_reference = drift_reference(
-        panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
-    )
-    skipped: dict[str, str] = {}
-    if signals:
-        step("fitting the what-if engine")
-        pair.what_if_fits, skipped = fit_stored(
-            tables, specs, signals, config.horizon,
-            progress=lambda signal, i, n: step(
-                f"fitting the what-if engine: {signal} ({i + 1}/{n})"),
+    # The what-if fits need only the data: they run in worker processes meanwhile.
+    with FitJob(tables, specs, signals, config.horizon) as job:
+        step("building features")
+        panel = build_panel(tables, specs)
+        warnings = list(panel.attrs.get("warnings", []))
+        opted = warn_protected(specs)
+        targets = build_targets(tables, config.horizon)
+        step("backtesting")
+        backtest = run_backtest(panel, targets, config, n_origins=N_ORIGINS)
+        step("training")
+        pair = train_pair(panel, targets, config, spec_hash=specs.hash(), backtest=backtest)
+        pair.drift_reference = drift_reference(
+            panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
         )
-        for signal, why in skipped.items():
-            message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
-            log.warning(message)
-            warnings.append(message)
+        skipped: dict[str, str] = {}
+        if signals:  # else the pair has no stored fits (None), as with --no-what-if-fit
+            step("fitting the what-if engine")
+            pair.what_if_fits, skipped = job.wait(
+                progress=lambda signal, i, n: step(
+                    f"fitting the what-if engine: {signal} ({i + 1}/{n})"),
+            )
+    for signal, why in skipped.items():
+        message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
+        log.warning(message)
+        warnings.append(message)
 
     step("logging to MLflow")
     whatif = None
