@@ -369,12 +369,21 @@ def test_fairness_audit_suppresses_small_bands_and_flags_a_miscalibrated_one() -
 # --------------------------------------------------------------------------- CLI
 
 
-def test_forecast_report_rebuilds_the_html(tmp_path: Path) -> None:
+def test_forecast_report_rebuilds_the_html_and_its_manifest_entry(tmp_path: Path) -> None:
+    import hashlib
+
     out = make_outputs(tmp_path / AS_OF)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"] = {"scores.parquet": "kept as it was", "report.html": "stale"}
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "forecast", "report", str(out)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert (out / "report.html").stat().st_size > 10_000
+    html = (out / "report.html").read_bytes()
+    assert len(html) > 10_000
+    files = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]
+    assert files == {"scores.parquet": "kept as it was",
+                     "report.html": hashlib.sha256(html).hexdigest()}
 
 
 def test_forecast_report_without_scores_is_a_one_line_error(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ never carry names, and never copy a source file into the repository.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import pandas as pd
 
 from forecast.contract import read_csv_text
 from forecast.errors import ConfigError, DataError, OutputError, check_param
+from forecast.lineage import file_sha256
 from forecast.tables import TABLE_NAMES
 
 SOURCES = ("mfg", "hrdataset")
@@ -497,10 +497,6 @@ def _hrd_engagement(
 
 
 # --------------------------------------------------------------------------- edge: files
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_source_csv(path: Path) -> pd.DataFrame:

@@ -21,6 +21,15 @@ PACKAGES = (
 )
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of one file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def data_hash(directory: Path | str) -> str:
     """sha256 over the contract files (name and bytes, in table order) and `meta.json`.
 

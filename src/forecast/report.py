@@ -1133,7 +1133,20 @@ def write_report(out_dir: Path | str, *, n_detail: int = DETAIL_TEAMS) -> Path:
     out = Path(out_dir)
     html = render(build_context(load_outputs(out), n_detail=n_detail))
     target = write_text_atomic(out / "report.html", html)
+    _list_in_manifest(out, target.name)
     return target
+
+
+def _list_in_manifest(out: Path, name: str) -> None:
+    """Keep a score manifest's file list true: the sha256 of the (re)built `name`."""
+    from forecast.lineage import file_sha256
+
+    manifest = _read_json(out / "manifest.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return
+    manifest["files"][name] = file_sha256(out / name)
+    write_text_atomic(out / "manifest.json",
+                      json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 __all__ = [

@@ -12,7 +12,6 @@ when it was made.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ import pyarrow.parquet as pq
 from forecast import drift as drift_mod
 from forecast import explain
 from forecast.errors import ConfigError, ModelError, OutputError, TrackingError, check_param
+from forecast.lineage import file_sha256
 from forecast.months import month_str, parse_month_option
 from forecast.tables import Tables
 
@@ -343,14 +343,6 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", store_schema=False)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_batch_files(directory: Path, batch: ScoreBatch) -> dict[str, str]:
     """The batch's files into `directory`; returns file name -> sha256 (parquet and csv)."""
     files = {
@@ -367,7 +359,7 @@ def write_batch_files(directory: Path, batch: ScoreBatch) -> dict[str, str]:
         write_parquet(frame, directory / name)
     # For spreadsheet users: same rows and columns as scores.parquet.
     batch.scores.to_csv(directory / "scores.csv", index=False, lineterminator="\n")
-    return {name: _sha256(directory / name) for name in [*files, "scores.csv"]}
+    return {name: file_sha256(directory / name) for name in [*files, "scores.csv"]}
 
 
 # --------------------------------------------------------------------------- atomic folders
@@ -663,10 +655,8 @@ def score_month(
         # The report reads the manifest, so it goes first; rewritten after to list the report.
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
                                     encoding="utf-8")
-        if report and _write_report(tmp):
-            manifest["files"]["report.html"] = _sha256(tmp / "report.html")
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                        encoding="utf-8")
+        if report and _write_report(tmp):  # which also lists the report in the manifest
+            manifest["files"]["report.html"] = file_sha256(tmp / "report.html")
 
     publish(out, write, lock=lock)
     tag_model(scorer, batch.as_of, out, warn=warn)
