@@ -195,15 +195,29 @@ def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_p
     assert ModelPair.from_dir(tmp_path / "old").what_if_fits is None
 
 
+def _wait_for(condition, seconds: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def test_fits_made_in_worker_processes_are_the_fits_made_in_process(small, tmp_path):
     signals = [SIGNAL, "cases_per_head"]
-    files = {}
+    files, fitted_by = {}, {}
     # 1 CPU: all in this process; 2: one worker and this process; 3: two workers.
     for cpus in (1, 2, 3):
-        fits, skipped = fit_stored(small.tables, small.specs, signals, 3, settings=FAST,
-                                   workers=cpus)
+        with FitJob(small.tables, small.specs, signals, 3, settings=FAST, workers=cpus) as job:
+            if cpus > 1:  # let a worker claim its first signal before this process helps
+                _wait_for(lambda job=job: "worker 1" in job.claims().values())
+            fits, skipped = job.wait()
+            fitted_by[cpus] = sorted(job.claims().values())
         assert skipped == {} and list(fits) == signals
         files[cpus] = _files(save_fits(tmp_path / str(cpus), fits))
+    assert fitted_by == {1: ["main", "main"], 2: ["main", "worker 1"],
+                         3: ["worker 1", "worker 2"]}
     assert files[1] == files[2] == files[3]
 
 
@@ -212,7 +226,134 @@ def test_a_failure_while_fits_run_ends_the_worker_processes(small):
 
     signals = [SIGNAL, "cases_per_head"]
     with (pytest.raises(RuntimeError, match="backtest failed"),
-          FitJob(small.tables, small.specs, signals, 3, settings=FAST, workers=3)):
+          FitJob(small.tables, small.specs, signals, 3, settings=FAST, workers=3) as job):
         assert len(multiprocessing.active_children()) == 2
+        folder = job._folder  # the data the workers read, in a private folder
+        assert folder is not None and folder.is_dir()
         raise RuntimeError("backtest failed")
     assert multiprocessing.active_children() == []
+    assert not folder.exists()
+
+
+# Worker processes that die or fail: each case runs in its own Python with a time limit, so a
+# hang fails the test instead of stalling the suite.
+_SCRIPT_HEAD = """
+import dataclasses, multiprocessing, os, signal, sys, time
+from forecast.contract import tables_from_frames
+from forecast.effects import EngineSettings
+from forecast.effects_store import FitJob, fit_stored
+from forecast.errors import ModelError
+from forecast.simulate import SimConfig, simulate
+from forecast.specs import load_specs
+
+FAST = dataclasses.replace(EngineSettings(), bootstrap=40)
+SIGNALS = ["after_hours_ratio", "cases_per_head"]
+
+
+def data():
+    sim = simulate(SimConfig(n_teams=40, n_months=30, seed=11, compute_truth=False))
+    return tables_from_frames(sim.frames), load_specs()
+
+
+def wait_for(condition):
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+"""
+
+
+def _run_script(tmp_path: Path, body: str, timeout: float = 120):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "script.py"
+    script.write_text(_SCRIPT_HEAD + textwrap.dedent(body), encoding="utf-8")
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=timeout, cwd=tmp_path)
+
+
+def test_a_worker_killed_mid_fit_is_a_model_error_not_a_hang(tmp_path):
+    result = _run_script(tmp_path, """
+        if __name__ == "__main__":
+            tables, specs = data()
+            with FitJob(tables, specs, SIGNALS, 3, settings=FAST, workers=2) as job:
+                wait_for(lambda: job.claims()[SIGNALS[0]] == "worker 1")  # it is fitting
+                os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+                try:
+                    job.wait()
+                except ModelError as exc:
+                    print("ModelError:", exc)
+                print("claims:", job.claims())
+            print("children left:", len(multiprocessing.active_children()))
+            print("folder left:", job._folder)
+        """)
+    assert result.returncode == 0, result.stderr
+    assert ("ModelError: the process fitting the what-if engine for after_hours_ratio ended "
+            "before it finished (exit code -9") in result.stdout
+    # This process fitted the other signal meanwhile, then found the worker gone.
+    assert "claims: {'after_hours_ratio': 'worker 1', 'cases_per_head': 'main'}" in result.stdout
+    assert "children left: 0" in result.stdout and "folder left: None" in result.stdout
+
+
+def test_a_worker_that_ends_after_handing_back_its_fit_loses_nothing(tmp_path):
+    result = _run_script(tmp_path, """
+        if __name__ == "__main__":
+            from forecast.effects_store import _result_path
+            tables, specs = data()
+            with FitJob(tables, specs, SIGNALS[:1], 3, settings=FAST, workers=2) as job:
+                wait_for(lambda: _result_path(job._folder, 0).exists())
+                for child in multiprocessing.active_children():
+                    os.kill(child.pid, signal.SIGKILL)
+                fits, skipped = job.wait()
+            print("fitted:", sorted(fits), "by", job.claims())
+            print("children left:", len(multiprocessing.active_children()))
+        """)
+    assert result.returncode == 0, result.stderr
+    assert "fitted: ['after_hours_ratio'] by {'after_hours_ratio': 'worker 1'}" in result.stdout
+    assert "children left: 0" in result.stdout
+
+
+def test_a_script_without_a_main_guard_is_fitted_here_with_a_warning(tmp_path):
+    # Spawned workers import the script again; without the guard they cannot start.
+    result = _run_script(tmp_path, """
+        tables, specs = data()
+        fits, skipped = fit_stored(tables, specs, SIGNALS, 3, settings=FAST, workers=2)
+        print("fitted:", sorted(fits), skipped)
+        """)
+    assert result.returncode == 0, result.stderr
+    assert "fitted: ['after_hours_ratio', 'cases_per_head'] {}" in result.stdout
+    assert "what-if worker process 1 ended before it started" in result.stderr
+    assert '`if __name__ == "__main__":`' in result.stderr
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):  # pickles, but does not unpickle (one argument is saved)
+        super().__init__(f"{a}: {b}")
+
+
+def test_a_failure_in_a_worker_comes_back_as_text_and_stops_the_claims(
+        small, monkeypatch, tmp_path):
+    import multiprocessing
+    import os
+    import pickle
+
+    from forecast import effects_store
+
+    def broken_fit(*_args, **_kwargs):
+        raise Unpicklable("engine", "out of luck")
+
+    monkeypatch.setattr(CausalEngine, "fit", broken_fit)
+    ctx = multiprocessing.get_context("spawn")
+    claims, stopping, loaded = ctx.Array("i", 2), ctx.Value("b", 0), ctx.Value("i", 0)
+    signals = [SIGNAL, "cases_per_head"]
+    with open(tmp_path / "inputs.pickle", "wb") as handle:
+        pickle.dump((small.tables, small.specs, FAST, 3, signals), handle)
+    # The worker's loop, run here: it claims the first signal, fails, and claims no more.
+    effects_store._work(1, 1, str(tmp_path), claims, stopping, loaded, os.getppid())
+    assert list(claims[:]) == [1, 0] and stopping.value == 1
+    assert not (tmp_path / "inputs.pickle").exists()  # its only reader has read it
+    error = json.loads((tmp_path / "result-0.json").read_text())["error"]
+    assert "fitting the what-if engine for after_hours_ratio failed in a worker" in error
+    assert "Unpicklable: engine: out of luck" in error

@@ -36,12 +36,15 @@ import json
 import logging
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import pickle
 import re
-import threading
+import shutil
+import tempfile
+import traceback
 import weakref
 from collections.abc import Callable
-from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
 
@@ -120,57 +123,88 @@ def fit_stored(
     tables: Tables, specs: Any, signals: list[str], horizon: int, *,
     settings: EngineSettings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> tuple[dict[str, StoredFit], dict[str, str]]:
     """Fit the engine for each signal as of the data's latest complete month (the labelled
     rows the pair was trained on). Returns (fits, skipped): a signal whose fit fails with a
-    ModelError (too little data) is skipped with its reason, not raised. Signals are fitted
-    side by side in `workers` processes (default: one per CPU); see `FitJob`."""
+    ModelError (too little data) is skipped with its reason, not raised. In this process by
+    default; with `workers` > 1 (None: as many as `FitJob` chooses), side by side in worker
+    processes, which a script can only start under `if __name__ == "__main__":`."""
     return FitJob(tables, specs, signals, horizon, settings=settings, workers=workers).wait(
         progress)
+
+
+def default_workers() -> int:
+    """The CPUs this process may use (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_MAIN = -1  # a claim by the caller's process (workers claim with their number, from 1)
+_POLL_SECONDS = 0.2
 
 
 class FitJob:
     """The engine's fits for several signals, started at once and collected by `wait`.
 
-    With `workers` CPUs (default: all), up to `workers - 1` spawned worker processes (a fork
-    would inherit LightGBM's OpenMP runtime, which does not survive it) start fitting at once,
-    one signal after another, while the caller goes on with one CPU of its own: `forecast
-    train` backtests and trains the pair meanwhile. When the caller then waits, it fits the
-    signals no worker has started itself. Use it as a context manager, so a failure meanwhile
+    With `workers` CPUs (default: those this process may use), up to `workers - 1` spawned
+    worker processes (at most MAX_WORKER_PROCESSES, as each holds a copy of the data; a fork
+    would inherit LightGBM's OpenMP runtime, which does not survive it) fit the signals in
+    order while the caller goes on: `forecast train` backtests and trains the pair meanwhile
+    (its models use two threads, so on a small machine they share the CPUs). When the caller
+    then waits, it fits every signal no worker has claimed and collects the rest.
+
+    Built to end, whatever happens to a worker: each process claims a signal in a shared
+    array before fitting it (so no signal is fitted twice or lost), and a worker hands its fit
+    back as a file, written whole and then renamed, in a private temporary folder that also
+    carries the data to the workers; no pipe or queue a dying process could leave half
+    written. A worker that dies (killed, out of memory) after claiming a signal is a
+    ModelError naming it; one that dies before claiming any (e.g. a script without a main
+    guard) leaves its signals to the caller, with a warning. A fit that fails in a worker
+    stops the others from claiming more. Use it as a context manager, so a failure meanwhile
     ends the workers at once. Every fit is seeded and single-threaded, and comes back as its
     saved bytes (`dumps`), so the fits are the same, byte for byte, whichever process made
     them and however many there were."""
+
+    MAX_WORKER_PROCESSES = 4
 
     def __init__(self, tables: Tables, specs: Any, signals: list[str], horizon: int, *,
                  settings: EngineSettings | None = None, workers: int | None = None) -> None:
         self.args = (tables, specs, settings or EngineSettings(), int(horizon))
         self.signals = list(signals)
-        cpus = workers if workers is not None else (os.cpu_count() or 1)
-        self._todo = list(self.signals)  # signals no process has started, in order
-        self._started: dict[str, AsyncResult] = {}
-        self._lock = threading.Lock()
-        self._pool: Pool | None = None
-        n = min(len(self.signals), cpus - 1)
-        if n >= 1:
-            self._pool = multiprocessing.get_context("spawn").Pool(
-                n, initializer=_start_worker, initargs=self.args)
-            for _ in range(n):
-                self._start_next()
+        cpus = workers if workers is not None else default_workers()
+        self._folder: Path | None = None
+        self._processes: list[Any] = []  # multiprocessing's spawned Process objects
+        self._outcome: tuple[dict[str, StoredFit], dict[str, str]] | None = None
+        ctx = multiprocessing.get_context("spawn")
+        self._claims = ctx.Array("i", len(self.signals))  # 0: free, else who fits it
+        self._stopping = ctx.Value("b", 0)  # set when a worker's fit failed
+        n = min(len(self.signals), cpus - 1, self.MAX_WORKER_PROCESSES)
+        if n < 1:
+            return
+        try:
+            self._start_workers(ctx, n)
+        except BaseException:
+            self.stop()
+            raise
 
-    def _take(self) -> str | None:
-        with self._lock:
-            return self._todo.pop(0) if self._todo else None
-
-    def _start_next(self, _ended: object = None) -> None:
-        """Give a worker the next signal; called again each time one of its fits ends."""
-        with self._lock:
-            if self._pool is None or not self._todo:
-                return
-            signal = self._todo.pop(0)
-            self._started[signal] = self._pool.apply_async(
-                _fit_in_worker, (signal,), callback=self._start_next,
-                error_callback=self._start_next)
+    def _start_workers(self, ctx: Any, n: int) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="forecast-whatif-"))
+        inputs = self._folder / "inputs.pickle"  # removed once every worker has read it
+        with open(inputs, "wb") as handle:
+            pickle.dump((*self.args, self.signals), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        # Kept on self: a child opens these by name after it starts, so they must outlive
+        # this call.
+        self._loaded = loaded = ctx.Value("i", 0)
+        for number in range(1, n + 1):
+            process = ctx.Process(
+                target=_work, name=f"forecast-whatif-{number}", daemon=True,
+                args=(number, n, str(self._folder), self._claims, self._stopping, loaded,
+                      os.getpid()))
+            process.start()
+            self._processes.append(process)
 
     def __enter__(self) -> FitJob:
         return self
@@ -179,15 +213,29 @@ class FitJob:
         self.stop()
 
     def stop(self) -> None:
-        """End the worker processes (at once: fits still running are dropped)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        """End the worker processes at once (fits still running are dropped) and remove the
+        temporary folder."""
+        self._stopping.value = 1
+        processes, self._processes = self._processes, []
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join()
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def claims(self) -> dict[str, str | None]:
+        """Who fits each signal so far: "main", "worker N", or None (not claimed yet)."""
+        with self._claims.get_lock():
+            values = list(self._claims[:])
+        return {s: None if v == 0 else "main" if v == _MAIN else f"worker {v}"
+                for s, v in zip(self.signals, values, strict=True)}
 
     def wait(self, progress: Callable[[str, int, int], None] | None = None
              ) -> tuple[dict[str, StoredFit], dict[str, str]]:
+        if self._outcome is not None:
+            return self._outcome
         tables, specs, settings, horizon = self.args
         done: dict[str, tuple[bytes | None, str, str]] = {}
 
@@ -196,13 +244,16 @@ class FitJob:
                 progress(signal, len(done), len(self.signals))
 
         try:
-            while (signal := self._take()) is not None:
-                report(signal)
-                done[signal] = _fit_one(tables, specs, settings, horizon, signal)
-            for signal in self.signals:
+            for index, signal in enumerate(self.signals):  # those no worker has claimed
+                self._raise_failure()
+                if _claim(self._claims, index, _MAIN):
+                    report(signal)
+                    done[signal] = _fit_one(tables, specs, settings, horizon, signal)
+            for index, signal in enumerate(self.signals):
                 if signal not in done:
                     report(signal)
-                    done[signal] = self._started[signal].get()
+                    done[signal] = self._collect(index)
+            self._warn_unstarted()
         finally:
             self.stop()
         fits: dict[str, StoredFit] = {}
@@ -214,7 +265,63 @@ class FitJob:
                 continue
             fits[signal] = StoredFit(fit=loads(data), as_of=as_of, horizon=horizon,
                                      settings=settings_dict(settings), spec_hash=specs.hash())
-        return fits, skipped
+        self._outcome = fits, skipped
+        return self._outcome
+
+    def _raise_failure(self) -> None:
+        if self._stopping.value and self._folder is not None:
+            for index in range(len(self.signals)):
+                result = _read_result(self._folder, index)
+                if result is not None and result.get("error"):
+                    raise RuntimeError(result["error"])
+
+    def _collect(self, index: int) -> tuple[bytes | None, str, str]:
+        """The fit worker `claims[index]` made, once it is there; a ModelError if that
+        worker ended without it."""
+        assert self._folder is not None
+        signal, process = self.signals[index], self._processes[self._claims[index] - 1]
+        while (result := _read_result(self._folder, index)) is None:
+            if not process.is_alive():
+                if (result := _read_result(self._folder, index)) is not None:
+                    break
+                raise ModelError(
+                    f"the process fitting the what-if engine for {signal} ended before it "
+                    f"finished (exit code {process.exitcode}: killed, or out of memory?). "
+                    "Train again, with fewer `what_if.signals` or --no-what-if-fit.")
+            multiprocessing.connection.wait([process.sentinel], timeout=_POLL_SECONDS)
+        if result.get("error"):
+            raise RuntimeError(result["error"])
+        fit = result["fit"]
+        return (None if fit is None else fit.encode("utf-8")), result["as_of"], result["reason"]
+
+    def _warn_unstarted(self) -> None:
+        """Workers that failed before claiming any signal (the caller fitted theirs)."""
+        claimed = set(self._claims[:])
+        for number, process in enumerate(self._processes, start=1):
+            if number not in claimed and process.exitcode not in (None, 0):
+                log.warning(
+                    "what-if worker process %d ended before it started (exit code %s); this "
+                    "process fitted its signals. A script that trains must start under "
+                    '`if __name__ == "__main__":`.', number, process.exitcode)
+
+
+def _claim(claims: Any, index: int, who: int) -> bool:
+    with claims.get_lock():
+        if claims[index] != 0:
+            return False
+        claims[index] = who
+        return True
+
+
+def _result_path(folder: Path, index: int) -> Path:
+    return folder / f"result-{index}.json"
+
+
+def _read_result(folder: Path, index: int) -> dict[str, Any] | None:
+    try:
+        return json.loads(_result_path(folder, index).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
 
 
 def _fit_one(tables: Tables, specs: Any, settings: EngineSettings, horizon: int,
@@ -229,17 +336,34 @@ def _fit_one(tables: Tables, specs: Any, settings: EngineSettings, horizon: int,
     return dumps(fit), month_str(month), ""
 
 
-# A worker process's inputs, set once when it starts (`FitJob`).
-_WORKER_ARGS: tuple[Any, ...] = ()
-
-
-def _start_worker(*args: Any) -> None:
-    global _WORKER_ARGS
-    _WORKER_ARGS = args
-
-
-def _fit_in_worker(signal: str) -> tuple[bytes | None, str, str]:
-    return _fit_one(*_WORKER_ARGS, signal)
+def _work(number: int, workers: int, folder: str, claims: Any, stopping: Any, loaded: Any,
+          parent: int) -> None:
+    """A worker process: claim the next free signal, fit it, hand the fit back as a file;
+    until none is free, a fit failed, or the caller is gone."""
+    inputs = Path(folder) / "inputs.pickle"
+    with open(inputs, "rb") as handle:
+        *args, signals = pickle.load(handle)  # written by this job's FitJob just before
+    with loaded.get_lock():
+        loaded.value += 1
+        if loaded.value == workers:
+            inputs.unlink()  # the data's copy is not left behind longer than needed
+    for index, signal in enumerate(signals):
+        if stopping.value or os.getppid() != parent:
+            return
+        if not _claim(claims, index, number):
+            continue
+        try:
+            data, as_of, reason = _fit_one(*args, signal)
+            result = {"fit": None if data is None else data.decode("utf-8"), "as_of": as_of,
+                      "reason": reason}
+        except Exception:  # noqa: BLE001 - handed back as text, raised by the caller
+            stopping.value = 1
+            result = {"error": f"fitting the what-if engine for {signal} failed in a worker "
+                               f"process:\n{traceback.format_exc()}"}
+        path = _result_path(Path(folder), index)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(partial, path)  # whole or absent, even if this process is killed
 
 
 def fit_metrics(fits: dict[str, StoredFit]) -> dict[str, float]:
