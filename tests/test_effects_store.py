@@ -235,6 +235,16 @@ def test_a_failure_while_fits_run_ends_the_worker_processes(small):
     assert not folder.exists()
 
 
+def test_a_stopped_job_does_not_wait_and_a_finished_one_answers_again(small):
+    job = FitJob(small.tables, small.specs, [SIGNAL], 3, settings=FAST, workers=1)
+    job.stop()  # e.g. a failure before the caller waited
+    with pytest.raises(RuntimeError, match="has stopped"):
+        job.wait()
+    job = FitJob(small.tables, small.specs, [SIGNAL], 3, settings=FAST, workers=1)
+    first = job.wait()
+    assert job.wait() is first
+
+
 # Worker processes that die or fail: each case runs in its own Python with a time limit, so a
 # hang fails the test instead of stalling the suite.
 _SCRIPT_HEAD = """

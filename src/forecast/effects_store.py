@@ -178,9 +178,10 @@ class FitJob:
         self._folder: Path | None = None
         self._processes: list[Any] = []  # multiprocessing's spawned Process objects
         self._outcome: tuple[dict[str, StoredFit], dict[str, str]] | None = None
+        self._stopped = False
         ctx = multiprocessing.get_context("spawn")
         self._claims = ctx.Array("i", len(self.signals))  # 0: free, else who fits it
-        self._stopping = ctx.Value("b", 0)  # set when a worker's fit failed
+        self._stopping = ctx.Value("b", 0)  # set when a worker's fit fails or the job stops
         n = min(len(self.signals), cpus - 1, self.MAX_WORKER_PROCESSES)
         if n < 1:
             return
@@ -215,6 +216,7 @@ class FitJob:
     def stop(self) -> None:
         """End the worker processes at once (fits still running are dropped) and remove the
         temporary folder."""
+        self._stopped = True
         self._stopping.value = 1
         processes, self._processes = self._processes, []
         for process in processes:
@@ -236,6 +238,8 @@ class FitJob:
              ) -> tuple[dict[str, StoredFit], dict[str, str]]:
         if self._outcome is not None:
             return self._outcome
+        if self._stopped:
+            raise RuntimeError("this FitJob has stopped; start a new one")
         tables, specs, settings, horizon = self.args
         done: dict[str, tuple[bytes | None, str, str]] = {}
 
