@@ -8,17 +8,25 @@ team level only (rows, teams, months), so nothing here ever carries an employee 
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
-from forecast.contract import find_table_files
 from forecast.tables import MONTHLY_TABLES, Tables
 
 PACKAGES = (
     "forecast", "mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "scipy", "shap",
     "pyarrow",
 )
+
+
+MANIFEST = "manifest.json"  # a score output folder's lineage: files, hashes, model, data
+
+
+def manifest_text(manifest: dict) -> str:
+    """The manifest as it is written (sorted keys, so the same manifest gives the same bytes)."""
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
 def file_sha256(path: Path) -> str:
@@ -35,6 +43,10 @@ def data_hash(directory: Path | str) -> str:
 
     Bytes rather than parsed frames: cheap, and any edit to the inputs changes the hash.
     """
+    # Imported here: it loads pandera, which the report (it uses this module's manifest
+    # helpers) does not need.
+    from forecast.contract import find_table_files
+
     directory = Path(directory)
     paths = list(find_table_files(directory).values())
     if (directory / "meta.json").exists():

@@ -34,6 +34,7 @@ from forecast import report_words as words
 from forecast.atomic import write_text_atomic
 from forecast.effects import NOTE as EFFECTS_NOTE
 from forecast.errors import OutputError
+from forecast.lineage import MANIFEST, file_sha256, manifest_text
 from forecast.tables import PROTECTED, is_identifier_like, is_protected
 
 MIN_GROUP = 5  # contract default of `--min-group`
@@ -124,7 +125,7 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
         raise OutputError(
             f"{out}: no scores.parquet here; run `forecast score --out {out}` first."
         )
-    manifest = _read_json(out / "manifest.json") or {}
+    manifest = _read_json(out / MANIFEST) or {}
     as_of = _as_of(scores, manifest)
     # `forecast score` builds the report in a temporary folder beside OUT before swapping it in:
     # the manifest's `output` is where the folder will live, so siblings are looked up there.
@@ -164,7 +165,7 @@ def _previous_run(out: Path, as_of: str | None) -> PreviousRun | None:
     scores = _read_parquet(prev / "scores.parquet")
     if scores is None:
         return None
-    manifest = _read_json(prev / "manifest.json") or {}
+    manifest = _read_json(prev / MANIFEST) or {}
     return PreviousRun(as_of=prev.name, scores=scores, org_total=_org_total_from(manifest))
 
 
@@ -1139,14 +1140,11 @@ def write_report(out_dir: Path | str, *, n_detail: int = DETAIL_TEAMS) -> Path:
 
 def _list_in_manifest(out: Path, name: str) -> None:
     """Keep a score manifest's file list true: the sha256 of the (re)built `name`."""
-    from forecast.lineage import file_sha256
-
-    manifest = _read_json(out / "manifest.json")
+    manifest = _read_json(out / MANIFEST)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         return
     manifest["files"][name] = file_sha256(out / name)
-    write_text_atomic(out / "manifest.json",
-                      json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out / MANIFEST, manifest_text(manifest))
 
 
 __all__ = [

@@ -31,12 +31,11 @@ import pyarrow.parquet as pq
 from forecast import drift as drift_mod
 from forecast import explain
 from forecast.errors import ConfigError, ModelError, OutputError, TrackingError, check_param
-from forecast.lineage import file_sha256
+from forecast.lineage import MANIFEST, file_sha256, manifest_text
 from forecast.months import month_str, parse_month_option
 from forecast.tables import Tables
 
 PRODUCER = "forecast score"
-MANIFEST = "manifest.json"
 MIN_GROUP = 5
 HISTORY_MONTHS = 12
 # A scheduled run should not queue behind a hung one forever; 10 minutes covers the largest
@@ -652,11 +651,10 @@ def score_month(
         manifest.update(manifest_for(scorer, batch, out, files, min_group))
         if engine:
             manifest["engine"] = engine
-        # The report reads the manifest, so it goes first; rewritten after to list the report.
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
-                                    encoding="utf-8")
-        if report and _write_report(tmp):  # which also lists the report in the manifest
-            manifest["files"]["report.html"] = file_sha256(tmp / "report.html")
+        # The report reads the manifest, so it goes first; the report then lists itself in it.
+        (tmp / MANIFEST).write_text(manifest_text(manifest), encoding="utf-8")
+        if report and _write_report(tmp):
+            manifest.update(json.loads((tmp / MANIFEST).read_text(encoding="utf-8")))
 
     publish(out, write, lock=lock)
     tag_model(scorer, batch.as_of, out, warn=warn)
