@@ -25,7 +25,7 @@ SMALL = (12, 24)  # the reference loops over employees and months: keep it small
 
 
 def _tables(n_teams: int, n_months: int, seed: int = 1):
-    from forecast.contract import tables_from_frames
+    from forecast.data.contract import tables_from_frames
     from forecast.simulate import SimConfig, simulate
 
     result = simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=seed,
@@ -34,9 +34,9 @@ def _tables(n_teams: int, n_months: int, seed: int = 1):
 
 
 def run_case(name: str) -> None:
-    from forecast.features import build_panel
-    from forecast.specs import load_specs
-    from forecast.targets import build_targets
+    from forecast.features.panel import build_panel
+    from forecast.features.specs import load_specs
+    from forecast.features.targets import build_targets
 
     n_teams, n_months = CASES[name]
     t0 = time.perf_counter()
@@ -68,8 +68,8 @@ def run_case(name: str) -> None:
 
 def run_reference() -> None:
     sys.path.insert(0, str(ROOT))
-    from forecast.features import build_panel
-    from forecast.specs import load_specs
+    from forecast.features.panel import build_panel
+    from forecast.features.specs import load_specs
     from tests.reference import reference_panel
 
     tables = _tables(*SMALL)

@@ -51,11 +51,13 @@ def main() -> None:
 
 
 def train(sim, origins: int, wanted: list[str] | None, workers: int | None, label: str):
-    from forecast import contract, features, specs
-    from forecast.backtest import run_backtest
-    from forecast.effects_store import FitJob, what_if_signals
-    from forecast.models import load_model_config, train_pair
-    from forecast.targets import build_targets
+    from forecast.data import contract
+    from forecast.features import panel as features
+    from forecast.features import specs
+    from forecast.models.backtest import run_backtest
+    from forecast.whatif.store import FitJob, what_if_signals
+    from forecast.models.pair import load_model_config, train_pair
+    from forecast.features.targets import build_targets
 
     config = load_model_config()
     steps: dict[str, float] = {}

@@ -24,9 +24,9 @@ SET = "most_after_hours"
 
 
 def engines(fast: bool) -> dict[str, object]:
-    from forecast.effects import CausalEngine, EngineSettings
-    from forecast.effects_candidates import SLearnerEngine, StructuralEngine
-    from forecast.whatif import RescoringEngine
+    from forecast.whatif.engine import CausalEngine, EngineSettings
+    from forecast.whatif.candidates import SLearnerEngine, StructuralEngine
+    from forecast.whatif.signals import RescoringEngine
 
     s = EngineSettings()
     return {
@@ -40,10 +40,11 @@ def engines(fast: bool) -> dict[str, object]:
 
 
 def train_pair(tables: object) -> object:
-    from forecast import features, specs
-    from forecast.models import load_model_config
-    from forecast.models import train_pair as fit
-    from forecast.targets import build_targets
+    from forecast.features import panel as features
+    from forecast.features import specs
+    from forecast.models.pair import load_model_config
+    from forecast.models.pair import train_pair as fit
+    from forecast.features.targets import build_targets
 
     base = load_model_config()
     config = base.replace(num_boost_round=300, early_stopping_rounds=20,
@@ -54,7 +55,7 @@ def train_pair(tables: object) -> object:
 
 
 def run_org(teams: int, months: int, seed: int, scale: float) -> list[dict]:
-    from forecast import contract
+    from forecast.data import contract
     from forecast.simulate import Effects, SimConfig, simulate
 
     d = Effects()

@@ -32,9 +32,11 @@ GRID: dict[str, list[Any]] = {
 
 
 def _load(args: argparse.Namespace):
-    from forecast import contract, features, specs
-    from forecast.models import load_model_config
-    from forecast.targets import build_targets
+    from forecast.data import contract
+    from forecast.features import panel as features
+    from forecast.features import specs
+    from forecast.models.pair import load_model_config
+    from forecast.features.targets import build_targets
 
     config = load_model_config(args.config)
     if args.data:
@@ -51,7 +53,7 @@ def _load(args: argparse.Namespace):
 
 
 def _score(panel, targets, config, args) -> tuple[float, float]:
-    from forecast.backtest import run_backtest
+    from forecast.models.backtest import run_backtest
 
     bt = run_backtest(panel, targets, config, n_origins=args.origins, skip_last=args.skip_last)
     return bt.metric("lightgbm", "deviance"), bt.metric("lightgbm", "weighted_mae", "csat")

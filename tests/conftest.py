@@ -34,11 +34,11 @@ class TrainedOrg:
 
 @pytest.fixture(scope="session")
 def trained_org(tmp_path_factory: pytest.TempPathFactory) -> TrainedOrg:
-    from forecast.contract import latest_complete_month, load_tables
-    from forecast.models import DEFAULT_CONFIG_PATH
-    from forecast.months import month_str
+    from forecast.data.contract import latest_complete_month, load_tables
+    from forecast.models.pair import DEFAULT_CONFIG_PATH
+    from forecast.data.months import month_str
     from forecast.simulate import SimConfig, simulate, write_simulation
-    from forecast.training import run_training
+    from forecast.commands.train import run_training
 
     root = tmp_path_factory.mktemp("scoring_org")
     result = simulate(SimConfig(n_teams=40, n_months=30, seed=11, compute_truth=False))
@@ -95,7 +95,7 @@ class ModelledOrg:
 
 @pytest.fixture(scope="session")
 def fast_config():
-    from forecast.models import load_model_config
+    from forecast.models.pair import load_model_config
 
     base = load_model_config()
     changes = {k: ({**getattr(base, k), **v} if isinstance(v, dict) else v)
@@ -105,11 +105,13 @@ def fast_config():
 
 @pytest.fixture(scope="session")
 def modelled_org(fast_config) -> ModelledOrg:
-    from forecast import contract, features, specs
-    from forecast.backtest import run_backtest
-    from forecast.models import train_pair
+    from forecast.data import contract
+    from forecast.features import panel as features
+    from forecast.features import specs
+    from forecast.models.backtest import run_backtest
+    from forecast.models.pair import train_pair
     from forecast.simulate import SimConfig, simulate
-    from forecast.targets import build_targets
+    from forecast.features.targets import build_targets
 
     result = simulate(SimConfig(n_teams=SIM_TEAMS, n_months=SIM_MONTHS, seed=SIM_SEED))
     tables = contract.tables_from_frames(result.frames)
@@ -153,7 +155,7 @@ class RegistryOrg:
 @pytest.fixture(scope="session")
 def registry_org(tmp_path_factory: pytest.TempPathFactory) -> RegistryOrg:
     from forecast.simulate import SimConfig, simulate, write_simulation
-    from forecast.training import run_training
+    from forecast.commands.train import run_training
 
     root = tmp_path_factory.mktemp("registry_org")
     result = simulate(SimConfig(n_teams=30, n_months=36, seed=5, compute_truth=False))
@@ -176,7 +178,7 @@ def registry_org(tmp_path_factory: pytest.TempPathFactory) -> RegistryOrg:
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow SQLite database with its schema migrations applied (they take seconds,
     so tests copy this instead of migrating their own)."""
-    from forecast.tracking import connect
+    from forecast.mlops.tracking import connect
 
     db = tmp_path_factory.mktemp("migrated") / "mlflow.db"
     connect(f"sqlite:///{db}", create_experiment=False)

@@ -15,10 +15,10 @@ import statistics
 import numpy as np
 import pandas as pd
 
-from forecast.contract import latest_complete_month, tables_from_frames
-from forecast.features import MIN_TREND_POINTS, plan_features
-from forecast.specs import FeatureSpecs
-from forecast.tables import Tables
+from forecast.data.contract import latest_complete_month, tables_from_frames
+from forecast.features.panel import MIN_TREND_POINTS, plan_features
+from forecast.features.specs import FeatureSpecs
+from forecast.data.tables import Tables
 
 # --------------------------------------------------------------------------- random data
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecast.adapters import (
+from forecast.data.importers import (
     convert_hrdataset,
     convert_mfg,
     headcount_at,
@@ -21,7 +21,7 @@ from forecast.adapters import (
     read_source_csv,
 )
 from forecast.cli import main
-from forecast.contract import load_tables
+from forecast.data.contract import load_tables
 from forecast.errors import ConfigError, DataError, OutputError
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -214,9 +214,9 @@ def test_duplicated_employee_years_collapse_into_one_spell(mfg_source: pd.DataFr
 
 
 def test_employees_only_directory_feeds_the_panel_at_annual_as_of(mfg_dir: Path) -> None:
-    features = pytest.importorskip("forecast.features")
-    specs = pytest.importorskip("forecast.specs")
-    targets = pytest.importorskip("forecast.targets")
+    features = pytest.importorskip("forecast.features.panel")
+    specs = pytest.importorskip("forecast.features.specs")
+    targets = pytest.importorskip("forecast.features.targets")
     tables = load_tables(mfg_dir)
     panel = features.build_panel(tables, specs.load_specs(), as_of="2010-12")
     hc = panel.set_index("team_id")["headcount"]

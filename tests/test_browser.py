@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecast.report import write_report
+from forecast.report.render import write_report
 from tests.test_report import make_outputs
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.catchup import due_months, month_folders, run_catch_up
+from forecast.scoring.schedule import due_months, month_folders, run_catch_up
 
 
 def P(m: str) -> pd.Period:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecast.contract import latest_complete_month, load_tables, tables_from_frames
+from forecast.data.contract import latest_complete_month, load_tables, tables_from_frames
 from forecast.errors import DataError
 
 EMPLOYEES = """employee_id,team_id,hire_date,exit_date,exit_type,gender,exit_reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecast import drift
+from forecast.models import drift
 
 
 def _panel(values: np.ndarray) -> pd.DataFrame:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.effects import CausalEngine, EngineSettings, check_what_if_signal, make_engine
-from forecast.effects_validation import known_effect_org
+from forecast.whatif.engine import CausalEngine, EngineSettings, check_what_if_signal, make_engine
+from forecast.whatif.validation import known_effect_org
 from forecast.errors import ConfigError
 
 # The shipped settings with a short bootstrap. Orgs of 400 teams keep the estimate's
@@ -115,7 +115,7 @@ def test_loaded_teams_lose_fewer_people_when_after_hours_falls():
     ("no_such_signal", "is not a signal in these data"),
 ])
 def test_protected_or_history_signal_is_refused_with_one_line(signal: str, words: str):
-    from forecast.specs import load_specs
+    from forecast.features.specs import load_specs
 
     with pytest.raises(ConfigError) as err:
         check_what_if_signal(org(*MAIN).tables, load_specs(), signal)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecast import effects
-from forecast.contract import latest_complete_month, tables_from_frames
-from forecast.effects import CausalEngine, EngineSettings
-from forecast.effects_store import (
+from forecast.whatif import engine as effects
+from forecast.data.contract import latest_complete_month, tables_from_frames
+from forecast.whatif.engine import CausalEngine, EngineSettings
+from forecast.whatif.store import (
     MANIFEST,
     FitJob,
     fit_metrics,
@@ -25,8 +25,8 @@ from forecast.effects_store import (
     what_if_signals,
 )
 from forecast.errors import ConfigError, ModelError
-from forecast.months import month_str
-from forecast.specs import load_specs
+from forecast.data.months import month_str
+from forecast.features.specs import load_specs
 
 SIGNAL = "after_hours_ratio"
 # The shipped settings with a short bootstrap: the store does not care how long a fit took.
@@ -155,7 +155,7 @@ def test_a_damaged_fit_is_a_one_line_model_error(small, tmp_path):
 
 
 def test_auto_is_every_settable_signal_and_a_list_is_checked(small):
-    from forecast.whatif import settable_signals
+    from forecast.whatif.signals import settable_signals
 
     auto = what_if_signals(small.tables, small.specs, "auto")
     assert auto == sorted(settable_signals(small.tables, small.specs)) and SIGNAL in auto
@@ -182,8 +182,8 @@ def test_mlflow_metrics_are_the_fits_own_metrics(small):
 
 
 def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_path):
-    from forecast.models import EFFECTS_DIR, ModelPair
-    from forecast.registry import resolve_pair
+    from forecast.models.pair import EFFECTS_DIR, ModelPair
+    from forecast.mlops.registry import resolve_pair
 
     pair = resolve_pair("champion", trained_org.tracking_uri).pair
     assert set(pair.what_if_fits) == {SIGNAL}
@@ -251,12 +251,12 @@ def test_a_stopped_job_does_not_wait_and_a_finished_one_answers_again(small):
 # hang fails the test instead of stalling the suite.
 _SCRIPT_HEAD = """
 import dataclasses, multiprocessing, os, signal, sys, time
-from forecast.contract import tables_from_frames
-from forecast.effects import EngineSettings
-from forecast.effects_store import FitJob, fit_stored
+from forecast.data.contract import tables_from_frames
+from forecast.whatif.engine import EngineSettings
+from forecast.whatif.store import FitJob, fit_stored
 from forecast.errors import ModelError
 from forecast.simulate import SimConfig, simulate
-from forecast.specs import load_specs
+from forecast.features.specs import load_specs
 
 FAST = dataclasses.replace(EngineSettings(), bootstrap=40)
 SIGNALS = ["after_hours_ratio", "cases_per_head"]
@@ -312,7 +312,7 @@ def test_a_worker_killed_mid_fit_is_a_model_error_not_a_hang(tmp_path):
 def test_a_worker_that_ends_after_handing_back_its_fit_loses_nothing(tmp_path):
     result = _run_script(tmp_path, """
         if __name__ == "__main__":
-            from forecast.effects_store import _result_path
+            from forecast.whatif.store import _result_path
             tables, specs = data()
             with FitJob(tables, specs, SIGNALS[:1], 3, settings=FAST, workers=2) as job:
                 wait_for(lambda: _result_path(job._folder, 0).exists())
@@ -355,7 +355,7 @@ def test_a_failure_in_a_worker_comes_back_as_text_and_stops_the_claims(
     import os
     import pickle
 
-    from forecast import effects_store
+    from forecast.whatif import store as effects_store
 
     def broken_fit(*_args, **_kwargs):
         raise Unpicklable("engine", "out of luck")

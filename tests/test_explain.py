@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import explain
+from forecast.models import explain
 
 
 @pytest.fixture(scope="module")

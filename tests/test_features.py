@@ -13,16 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.contract import tables_from_frames
+from forecast.data.contract import tables_from_frames
 from forecast.errors import SpecError
-from forecast.features import (
-    FEATURE_SEP,
-    build_panel,
-    feature_catalog,
-    features_by_table,
-    panel_warnings,
-)
-from forecast.specs import default_spec_dir, load_specs
+from forecast.features.names import feature_catalog
+from forecast.features.panel import FEATURE_SEP, build_panel, features_by_table, panel_warnings
+from forecast.features.specs import default_spec_dir, load_specs
 from tests.reference import random_frames, reference_panel
 
 FAMILIES = ("tenure", "people_flow", "engagement", "workload", "cx")

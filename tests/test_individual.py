@@ -11,7 +11,7 @@ import pytest
 
 from forecast.cli import main
 from forecast.errors import ConfigError, DataError
-from forecast.individual import IndividualResult, evaluate, prepare, read_ibm, run_individual
+from forecast.models.individual import IndividualResult, evaluate, prepare, read_ibm, run_individual
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 IBM = REAL / "WA_Fn-UseC_-HR-Employee-Attrition.csv"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from forecast.errors import ConfigError
-from forecast.models import (
+from forecast.models.pair import (
     RATE_FEATURE,
     ModelPair,
     design_matrix,
@@ -18,7 +18,7 @@ from forecast.models import (
     oof_attrition_rates,
     train_pair,
 )
-from forecast.tables import PROTECTED
+from forecast.data.tables import PROTECTED
 
 REAL_DRIVERS = ("after_hours_ratio", "cases_per_head", "engagement", "tenure", "vol_leavers")
 DISTRACTORS = ("system_uptime", "canteen_rating", "email_share")

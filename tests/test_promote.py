@@ -8,8 +8,8 @@ from mlflow import MlflowClient
 
 from forecast.cli import main
 from forecast.errors import ConfigError
-from forecast.promote import gate, run_promotion
-from forecast.tracking import ATTRITION_MODEL, CSAT_MODEL
+from forecast.mlops.promotion import gate, run_promotion
+from forecast.mlops.tracking import ATTRITION_MODEL, CSAT_MODEL
 
 
 def _gate(champion: float, challenger: float, *, force: bool = False, horizons=(3, 3)):
@@ -75,7 +75,7 @@ def test_promote_reruns_both_backtests_and_moves_champion_on_both_models(
 @pytest.fixture
 def fake_backtests(registry_org, monkeypatch):
     """Skip the re-run (the real one is tested above) and make the challenger look worse."""
-    import forecast.promote as promote
+    import forecast.mlops.promotion as promote
 
     monkeypatch.setattr(promote, "rerun_backtest", lambda *a: registry_org.first.backtest)
     calls = iter([1.0, 2.0])  # champion first, then challenger

@@ -48,7 +48,7 @@ def _registers_nothing(root: Path) -> None:
 def mfg_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not MFG.exists():
         pytest.skip(f"the shared MFG export is absent ({MFG}); see docs/real-data.md")
-    from forecast.adapters import import_source
+    from forecast.data.importers import import_source
 
     root = tmp_path_factory.mktemp("mfg")
     out = {}
@@ -97,8 +97,8 @@ def test_mfg_backtest_uses_december_origins_and_writes_json_and_html(
 
 def test_mfg_retirements_are_most_of_the_voluntary_leavers(mfg_dirs: dict[str, Path]) -> None:
     """The two variants differ only in retirements: they must reach the targets."""
-    from forecast.contract import load_tables
-    from forecast.targets import build_targets
+    from forecast.data.contract import load_tables
+    from forecast.features.targets import build_targets
 
     totals = {}
     for variant, data in mfg_dirs.items():
@@ -140,13 +140,13 @@ def test_pooled_single_origins_equal_run_backtest(sim_dir: Path) -> None:
     """The per-origin path (any spacing) against backtest.py's own multi-origin run."""
     import pandas as pd
 
-    from forecast.backtest import run_backtest
-    from forecast.contract import load_tables
-    from forecast.features import build_panel
-    from forecast.models import load_model_config
-    from forecast.realdata import pool_results
-    from forecast.specs import load_specs
-    from forecast.targets import build_targets
+    from forecast.models.backtest import run_backtest
+    from forecast.data.contract import load_tables
+    from forecast.features.panel import build_panel
+    from forecast.models.pair import load_model_config
+    from forecast.commands.backtest import pool_results
+    from forecast.features.specs import load_specs
+    from forecast.features.targets import build_targets
 
     tables = load_tables(sim_dir)
     config = load_model_config(horizon=3).replace(num_boost_round=30, early_stopping_rounds=5)

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import report_words as words
-from forecast.fairness import audit_sentences, composition_bands, fairness_audit, fairness_input
-from forecast.report import (
+from forecast.report import words
+from forecast.models.fairness import audit_sentences, composition_bands, fairness_audit, fairness_input
+from forecast.report.render import (
     build_context,
     load_outputs,
     render,

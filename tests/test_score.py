@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import score
+from forecast.scoring import batch as score
 from forecast.errors import ConfigError, DataError, ModelError, OutputError, TrackingError
 
 PARQUETS = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet", "drift.parquet",
@@ -158,7 +158,7 @@ def test_crash_mid_write_leaves_out_intact(scored, trained_org, monkeypatch) -> 
 KILLED = """
 import sys, time
 from pathlib import Path
-from forecast.score import publish
+from forecast.scoring.batch import publish
 def write(tmp):
     (tmp / "scores.parquet").write_bytes(b"half")
     Path(sys.argv[2]).write_text("started")
@@ -255,7 +255,7 @@ def test_drift_is_measured_against_the_training_distribution_saved_with_the_mode
 ) -> None:
     """The pair carries its training features' quantile bins, so drift compares this batch with
     what the model learned from (not with one recent month rebuilt from the data)."""
-    from forecast.registry import resolve_pair
+    from forecast.mlops.registry import resolve_pair
 
     pair = resolve_pair("champion", trained_org.tracking_uri).pair
     reference = pair.drift_reference

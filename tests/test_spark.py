@@ -79,7 +79,7 @@ def test_missing_pyspark_is_an_error_naming_the_extra(monkeypatch: pytest.Monkey
     import sys
 
     from forecast.errors import ConfigError
-    from forecast.spark_engine import spark_session
+    from forecast.scoring.spark import spark_session
 
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # import now fails
     with pytest.raises(ConfigError, match=r"forecast\[spark\]"):

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.contract import tables_from_frames
+from forecast.data.contract import tables_from_frames
 from forecast.errors import ConfigError
-from forecast.features import build_panel
-from forecast.specs import load_specs
-from forecast.targets import build_targets, latest_data_month
+from forecast.features.panel import build_panel
+from forecast.features.specs import load_specs
+from forecast.data.contract import latest_complete_month
+from forecast.features.targets import build_targets
 from tests.reference import random_frames, reference_targets
 
 T = pd.Period("2024-03", freq="M")
@@ -77,7 +78,7 @@ def test_same_month_hire_and_exit_is_never_in_a_headcount():
 
 def test_rows_whose_horizon_runs_past_the_data_are_unlabelled_not_zero():
     targets = build_targets(tiny(("E1", "2023-05-01", "2025-01-15", "voluntary")), 3)
-    assert latest_data_month(tiny()) == pd.Period("2024-12", freq="M")
+    assert latest_complete_month(tiny()) == pd.Period("2024-12", freq="M")
     labelled = targets.set_index("as_of")["labelled"]
     assert labelled[pd.Period("2024-09", freq="M")]
     assert not labelled[pd.Period("2024-10", freq="M")]

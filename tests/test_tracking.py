@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from forecast.errors import TrackingError
-from forecast.registry import resolve_pair
-from forecast.tracking import (
+from forecast.mlops.registry import resolve_pair
+from forecast.mlops.tracking import (
     ATTRITION_MODEL,
     HTTP_BOUNDS,
     artifact_root,
@@ -25,7 +25,7 @@ from forecast.tracking import (
     connect,
     resolve_tracking_uri,
 )
-from forecast.training import log_and_register
+from forecast.commands.train import log_and_register
 
 FORECAST = str(Path(sys.executable).with_name("forecast"))
 

@@ -16,9 +16,9 @@ from mlflow import MlflowClient
 
 from forecast.cli import main
 from forecast.errors import ConfigError, ModelError
-from forecast.registry import resolve_pair
-from forecast.tracking import ATTRITION_MODEL, CSAT_MODEL
-from forecast.training import check_horizon, warn_protected
+from forecast.mlops.registry import resolve_pair
+from forecast.mlops.tracking import ATTRITION_MODEL, CSAT_MODEL
+from forecast.commands.train import check_horizon, warn_protected
 
 
 def _client(uri: str) -> MlflowClient:
@@ -173,7 +173,7 @@ def test_a_pair_trained_without_what_if_fits_has_none(registry_org):
 
 
 def test_cli_no_what_if_fit_skips_the_fit(tmp_path, monkeypatch, capsys):
-    import forecast.training
+    import forecast.commands.train
 
     seen = {}
 
@@ -203,7 +203,7 @@ def test_cli_rejects_a_bad_horizon_before_any_work(tmp_path, capsys):
 
 
 def test_protected_attribute_opt_in_is_logged(caplog):
-    from forecast.specs import load_specs, specs_from_dict
+    from forecast.features.specs import load_specs, specs_from_dict
 
     content = load_specs().to_dict()
     family = next(f for f in content["families"] if f["source"] == "employees")

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.contract import load_tables
+from forecast.data.contract import load_tables
 from forecast.errors import ConfigError
-from forecast.specs import load_specs
-from forecast.whatif import (
+from forecast.features.specs import load_specs
+from forecast.whatif.signals import (
     RescoringEngine,
     as_json_records,
     check_signal,
@@ -27,7 +27,7 @@ from forecast.whatif import (
 
 @pytest.fixture(scope="module")
 def org(trained_org):
-    from forecast.registry import resolve_pair
+    from forecast.mlops.registry import resolve_pair
 
     tables = load_tables(trained_org.data)
     pair = resolve_pair("champion", trained_org.tracking_uri).pair
@@ -131,7 +131,7 @@ def test_less_after_hours_work_means_fewer_leavers_and_a_smaller_csat_dip(org, s
 
 
 def test_report_whatifs_move_each_teams_top_actionable_driver_to_the_median(org, specs) -> None:
-    from forecast.score import build_batch
+    from forecast.scoring.batch import build_batch
 
     trained, tables, pair = org
     as_of = pd.Period(trained.latest, freq="M")
@@ -171,9 +171,9 @@ def test_what_if_json_is_one_list_with_before_and_after(org, tmp_path: Path) -> 
 def test_what_if_uses_the_fit_stored_with_the_pair(org, monkeypatch, capsys) -> None:
     """trained_org's pair carries a stored fit of after_hours_ratio: `forecast what-if` must
     answer from it without fitting, with the numbers a fresh fit gives."""
-    import forecast.effects
+    import forecast.whatif.engine
     from forecast.cli import main
-    from forecast.effects import make_engine
+    from forecast.whatif.engine import make_engine
 
     trained, tables, pair = org
     assert "after_hours_ratio" in pair.what_if_fits
@@ -193,7 +193,7 @@ def test_what_if_uses_the_fit_stored_with_the_pair(org, monkeypatch, capsys) -> 
 
 
 def test_what_if_with_a_pair_without_stored_fits_fits_the_engine(registry_org) -> None:
-    from forecast.whatif import run_what_if
+    from forecast.whatif.signals import run_what_if
 
     tables = load_tables(registry_org.data)
     teams = current_teams(tables, tables.workload["month"].max())[:2]

@@ -125,14 +125,14 @@ def validate(
     data: Annotated[Path, typer.Argument(help="The data directory to check.")],
 ) -> None:
     """Check a data directory against the contract; exit 0 if usable."""
-    from forecast.contract import load_tables, summarize
+    from forecast.data.contract import load_tables, summarize
 
     tables = load_tables(data)
     summary = summarize(tables, str(data))
     _print_summary(summary)
     try:
-        from forecast.features import features_by_table
-        from forecast.specs import load_specs
+        from forecast.features.panel import features_by_table
+        from forecast.features.specs import load_specs
     except ImportError:
         return
     feeds = features_by_table(tables, load_specs())
@@ -177,10 +177,10 @@ def features(
     ] = None,
 ) -> None:
     """Write the team-month feature panel (one row per team and as-of month) for inspection."""
-    from forecast.contract import load_tables
-    from forecast.features import build_panel, panel_warnings
-    from forecast.months import parse_month_option
-    from forecast.specs import load_specs
+    from forecast.data.contract import load_tables
+    from forecast.features.panel import build_panel, panel_warnings
+    from forecast.data.months import parse_month_option
+    from forecast.features.specs import load_specs
 
     check_param("--out", str(out_file), out_file.suffix == ".parquet", "a path ending in .parquet")
     tables = load_tables(data)
@@ -216,8 +216,8 @@ def backtest_command(
     ] = None,
 ) -> None:
     """Rolling-origin backtest against simple baselines; registers nothing, no MLflow."""
-    from forecast.realdata import run_real_backtest
-    from forecast.training import backtest_table
+    from forecast.commands.backtest import run_real_backtest
+    from forecast.commands.train import backtest_table
 
     with progress() as bar:
         task = bar.add_task("backtest", total=None)
@@ -249,7 +249,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
     """From nothing: simulate an organisation, train, register, score and write the report."""
-    from forecast.demo import run_demo
+    from forecast.commands.demo import run_demo
 
     outcome = run_demo(out_dir, teams=teams, months=months, seed=seed, say=say, progress=progress)
     out.print(outcome.backtest_table)
@@ -285,7 +285,7 @@ def train(
 ) -> None:
     """Build features, backtest, train both models, fit the what-if engine, log to MLflow and
     register them."""
-    from forecast.training import STEPS, backtest_table, run_training
+    from forecast.commands.train import STEPS, backtest_table, run_training
 
     with progress() as bar:
         task = bar.add_task("training", total=len(STEPS))
@@ -350,7 +350,7 @@ def score(
     if catch_up:
         if out_root is None or out_dir is not None or as_of is not None:
             raise ConfigError("`--catch-up` needs `--out-root ROOT` (not --out or --as-of).")
-        from forecast.catchup import run_catch_up
+        from forecast.scoring.schedule import run_catch_up
 
         done = run_catch_up(
             data, out_root, since=since, model=model, min_group=min_group,
@@ -366,9 +366,9 @@ def score(
     if out_dir is None or out_root is not None or since is not None:
         raise ConfigError("`forecast score` needs `--out OUT` (or `--out-root ROOT --catch-up`).")
     if engine == "spark":
-        from forecast.spark_engine import run_score_spark as run_score
+        from forecast.scoring.spark import run_score_spark as run_score
     else:
-        from forecast.score import run_score
+        from forecast.scoring.batch import run_score
     extra = {"master": master} if engine == "spark" else {}
     result = run_score(
         data, out_dir, as_of=as_of, model=model, min_group=min_group, report=not no_report,
@@ -390,7 +390,7 @@ def review(
     out_root: Annotated[Path, typer.Option("--out-root", help="ROOT of scored month folders.")],
 ) -> None:
     """Compare past forecasts under ROOT whose horizon has passed with what happened."""
-    from forecast.review import run_review
+    from forecast.scoring.review import run_review
 
     result = run_review(data, out_root)
     org = result.review[result.review["level"] == "organisation"]
@@ -414,7 +414,7 @@ def promote(
     Rule: the challenger is promoted when its mean Poisson deviance of attrition over the
     shared backtest origins is not higher than the champion's. Exits 1 when the gate refuses.
     """
-    from forecast.promote import RULE, PromotionRefused, comparison_rich, run_promotion
+    from forecast.mlops.promotion import RULE, PromotionRefused, comparison_rich, run_promotion
 
     with progress() as bar:
         task = bar.add_task("promotion", total=None)
@@ -441,7 +441,7 @@ def promote(
 @app.command()
 def models() -> None:
     """List registered model pairs: versions, aliases, horizon, run id, date, backtest."""
-    from forecast.registry import list_pairs, models_table
+    from forecast.mlops.registry import list_pairs, models_table
 
     pairs = list_pairs()
     if not pairs:
@@ -467,8 +467,8 @@ def what_if(
 
     from rich.table import Table
 
-    from forecast.effects import NOTE
-    from forecast.whatif import as_json_records, run_what_if
+    from forecast.whatif.engine import NOTE
+    from forecast.whatif.signals import as_json_records, run_what_if
 
     result = run_what_if(data, team, set_, as_of=as_of, model=model)
     records = as_json_records(result)
@@ -504,7 +504,7 @@ def report(
     out_dir: Annotated[Path, typer.Argument(help="A `forecast score` output folder.")],
 ) -> None:
     """Rebuild OUT/report.html from the outputs already in OUT."""
-    from forecast.report import write_report
+    from forecast.report.render import write_report
 
     path = write_report(out_dir)
     out.print(f"report written to {path}")
@@ -538,7 +538,7 @@ def import_(
     """Convert a public HR export into a validated data directory (docs/adapters.md)."""
     from rich.table import Table
 
-    from forecast.adapters import import_source
+    from forecast.data.importers import import_source
 
     r = import_source(source, path, out_dir, team_by=team_by, retirement_as=retirement_as,
                       min_group=min_group, data_start=data_start, fmt=fmt, force=force)
@@ -580,7 +580,7 @@ def individual(
     """Individual-level check: cross-validated LightGBM vs logistic AUC, with SHAP drivers."""
     from rich.table import Table
 
-    from forecast.individual import run_individual
+    from forecast.models.individual import run_individual
 
     r = run_individual(data, out_dir=out_dir, per_person=per_person, folds=folds, seed=seed,
                        include_protected=include_protected)

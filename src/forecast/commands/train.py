@@ -1,0 +1,491 @@
+"""`forecast train`: data directory in, one MLflow run and a registered model pair out.
+
+Order matters: options and the tracking store are checked before any data is read, so a typo or
+an unreachable server fails in seconds, not after the backtest. The modelling itself lives in
+`models.py` and `backtest.py`; this module only orchestrates and records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from forecast.errors import check_param
+from forecast.mlops.registry import PairRef, register_pair
+from forecast.mlops.tracking import EXPERIMENT, Tracking, connect, tracking_errors
+
+log = logging.getLogger("forecast")
+
+MAX_HORIZON = 24
+N_ORIGINS = 4
+PRIMARY_METRIC = "attrition.lightgbm.deviance"
+
+STEPS = (
+    "reading data", "building features", "backtesting", "training",
+    "fitting the what-if engine", "validating the what-if engine", "logging to MLflow",
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingOutcome:
+    run_id: str
+    tracking_uri: str
+    experiment: str
+    pair: PairRef
+    backtest: Any  # forecast.backtest.BacktestResult
+    data_hash: str
+    warnings: list[str] = field(default_factory=list)
+    artifact_uri: str = ""
+    # What was logged (pair, panel, backtest, configs): lets a caller log the same pair to
+    # another store without retraining.
+    record: TrainingRecord | None = field(default=None, repr=False)
+
+
+def check_horizon(horizon: object) -> None:
+    ok = isinstance(horizon, int) and not isinstance(horizon, bool)
+    check_param("--horizon", horizon, ok and 1 <= horizon <= MAX_HORIZON,  # type: ignore[operator]
+                f"an integer between 1 and {MAX_HORIZON}")
+
+
+def warn_protected(specs: Any) -> list[str]:
+    """Protected attributes a feature spec opts in. The contract requires the run to say so;
+    the run's tags and model card record it too."""
+    opted = sorted({c for f in specs.families for c in f.opt_in_protected})
+    if opted:
+        log.warning(
+            "feature specs opt in protected attribute(s) %s; these models use them.",
+            ", ".join(opted),
+        )
+    return opted
+
+
+def run_training(
+    data_dir: Path | str,
+    *,
+    horizon: int | None = None,
+    tracking_uri: str | None = None,
+    progress: Progress | None = None,
+    config_path: Path | None = None,
+    spec_dir: Path | None = None,
+    validate_what_if: bool = False,
+    what_if_fit: bool = True,
+) -> TrainingOutcome:
+    """Load, backtest, train, log one MLflow run and register the pair (see registry.py for
+    the aliases a fresh pair gets). With `what_if_fit` (default), also fit the causal what-if
+    engine for the signals of `what_if.signals` in the model configuration on the same data
+    and save the fits with the pair (forecast.effects_store), so `forecast what-if` and the
+    report need not refit it; the fits run in a worker process while the models train
+    (`FitJob`). With `validate_what_if`, also run the what-if engine's
+    validation against intervention truth on simulated organisations (about 40 s) and log it
+    with the models."""
+    from forecast.models.backtest import run_backtest
+    from forecast.data.contract import find_table_files, load_tables
+    from forecast.models.drift import drift_reference
+    from forecast.whatif.store import FitJob, what_if_signals
+    from forecast.features.panel import build_panel
+    from forecast.data.lineage import data_hash
+    from forecast.models.pair import load_model_config, train_pair
+    from forecast.features.specs import load_specs
+    from forecast.features.targets import build_targets
+
+    step = progress or (lambda _message: None)
+    if horizon is not None:
+        check_horizon(horizon)
+    config = load_model_config(config_path, horizon=horizon)
+    specs = load_specs(spec_dir)
+    data_dir = Path(data_dir).resolve()
+    find_table_files(data_dir)  # a mistyped --data fails before the store is opened
+    tracking = connect(tracking_uri)
+
+    step("reading data")
+    tables = load_tables(data_dir)
+    digest = data_hash(data_dir)
+    # A signal the configuration names but these data cannot set fails now, not after training.
+    signals = what_if_signals(tables, specs, config.what_if["signals"]) if what_if_fit else []
+    # The what-if fits need only the data: they run in worker processes meanwhile.
+    with FitJob(tables, specs, signals, config.horizon) as job:
+        step("building features")
+        panel = build_panel(tables, specs)
+        warnings = list(panel.attrs.get("warnings", []))
+        opted = warn_protected(specs)
+        targets = build_targets(tables, config.horizon)
+        step("backtesting")
+        backtest = run_backtest(panel, targets, config, n_origins=N_ORIGINS)
+        step("training")
+        pair = train_pair(panel, targets, config, spec_hash=specs.hash(), backtest=backtest)
+        pair.drift_reference = drift_reference(
+            panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
+        )
+        skipped: dict[str, str] = {}
+        if signals:  # else the pair has no stored fits (None), as with --no-what-if-fit
+            step("fitting the what-if engine")
+            pair.what_if_fits, skipped = job.wait(
+                progress=lambda signal, i, n: step(
+                    f"fitting the what-if engine: {signal} ({i + 1}/{n})"),
+            )
+    for signal, why in skipped.items():
+        message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
+        log.warning(message)
+        warnings.append(message)
+
+    step("logging to MLflow")
+    whatif = None
+    if validate_what_if:
+        from forecast.whatif.validation import validate_engine
+
+        step("validating the what-if engine")
+        whatif = validate_engine()
+    record = TrainingRecord(
+        data_dir=data_dir, data_hash=digest, specs=specs, config=config, pair=pair,
+        panel=panel, tables=tables, backtest=backtest, protected=opted, warnings=warnings,
+        whatif_validation=whatif, whatif_skipped=skipped,
+    )
+    run_id, artifact_uri, ref = log_and_register(tracking, record)
+    return TrainingOutcome(
+        run_id=run_id, tracking_uri=tracking.uri, experiment=EXPERIMENT, pair=ref,
+        backtest=backtest, data_hash=digest, warnings=warnings, artifact_uri=artifact_uri,
+        record=record,
+    )
+
+
+@dataclass
+class TrainingRecord:
+    """Everything one training run records; built by `run_training`."""
+
+    data_dir: Path
+    data_hash: str
+    specs: Any  # FeatureSpecs
+    config: Any  # ModelConfig
+    pair: Any  # ModelPair
+    panel: pd.DataFrame
+    tables: Any  # Tables
+    backtest: Any  # BacktestResult
+    protected: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # (metrics, per-organisation table) of the what-if engine against intervention truth.
+    whatif_validation: tuple[dict[str, float], pd.DataFrame] | None = None
+    # Signals whose what-if fit failed (too little data), with the reason; the fits themselves
+    # are `pair.what_if_fits`.
+    whatif_skipped: dict[str, str] = field(default_factory=dict)
+
+    def training_config(self) -> dict[str, Any]:
+        """What `forecast promote` needs to re-run this pair's backtest."""
+        from forecast import __version__
+
+        return {
+            "horizon": self.config.horizon,
+            "feature_spec": self.specs.to_dict(),
+            "model_config": self.config.to_dict(),
+            "spec_hash": self.specs.hash(),
+            "model_config_hash": self.config.hash(),
+            "data_hash": self.data_hash,
+            "data_dir": str(self.data_dir),
+            "n_origins": N_ORIGINS,
+            "backtest_origins": list(self.backtest.origins),
+            "trained_until": self.pair.trained_until,
+            "forecast_version": __version__,
+        }
+
+    def version_tags(self) -> dict[str, str]:
+        from forecast import __version__
+
+        return {
+            "horizon": str(self.config.horizon),
+            "spec_hash": self.specs.hash(),
+            "data_hash": self.data_hash,
+            "model_config_hash": self.config.hash(),
+            "trained_until": self.pair.trained_until,
+            "data_dir": str(self.data_dir),
+            "backtest_origins": ",".join(self.backtest.origins),
+            "forecast_version": __version__,
+        }
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "horizon": self.config.horizon,
+            "feature_spec_hash": self.specs.hash(),
+            "data_hash": self.data_hash,
+            "model_config_hash": self.config.hash(),
+            "n_features": len(self.pair.features),
+            "backtest_origins": ",".join(self.backtest.origins),
+            "trained_until": self.pair.trained_until,
+        }
+        for key, value in self.config.to_dict().items():
+            if isinstance(value, dict):
+                out |= {f"{key}.{k}": v for k, v in value.items()}
+            else:
+                out[key] = value
+        return out
+
+
+def backtest_table(backtest: Any) -> Any:
+    """The backtest as a Rich table: each model against the baselines, per target."""
+    from rich.table import Table
+
+    columns = [
+        ("deviance", "Poisson deviance"), ("d2_vs_null", "D² vs org rate"),
+        ("calibration", "pred/real"), ("weighted_mae", "CSAT wMAE"), ("corr", "corr"),
+    ]
+    table = Table(
+        title=f"Backtest, horizon {backtest.horizon} months, origins "
+        f"{', '.join(backtest.origins)} (out of sample)",
+        header_style="bold",
+    )
+    for name in ("target", "model", "rows", *(label for _, label in columns)):
+        table.add_column(name, justify="left" if name in ("target", "model") else "right")
+    for _, row in backtest.metrics.iterrows():
+        cells = [
+            "" if pd.isna(row.get(col)) else f"{row[col]:.3f}" for col, _ in columns
+        ]
+        style = "bold" if row["model"] == "lightgbm" else None
+        table.add_row(row["target"], row["model"], str(int(row["rows"])), *cells, style=style)
+    cov = backtest.coverage
+    table.caption = (
+        f"interval coverage (nominal {cov.get('level', 0.8):.0%}): leavers "
+        f"{cov.get('leavers', float('nan')):.2f}, CSAT {cov.get('csat_change', float('nan')):.2f}"
+    )
+    return table
+
+
+def backtest_metrics(backtest: Any) -> dict[str, float]:
+    """MLflow metric names may not contain everything pandas does; keep the flat summary keys
+    (`attrition.lightgbm.deviance`, ...) and drop non-finite values, which MLflow rejects."""
+    import math
+
+    return {k: v for k, v in backtest.summary().items() if math.isfinite(v)}
+
+
+def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, str, PairRef]:
+    import mlflow
+
+    from forecast.data.lineage import package_versions
+    from forecast.mlops.pyfunc import log_pair_models
+
+    with tracking_errors(tracking.uri):
+        with mlflow.start_run(experiment_id=tracking.experiment_id) as run, \
+                tempfile.TemporaryDirectory() as tmp:
+            run_id = run.info.run_id
+            mlflow.set_tags({
+                "forecast.command": "train",
+                "horizon": str(record.config.horizon),
+                "data_hash": record.data_hash,
+                "spec_hash": record.specs.hash(),
+                "protected_opt_in": ",".join(record.protected) or "none",
+            })
+            mlflow.log_params(record.params())
+            mlflow.log_metrics(backtest_metrics(record.backtest))
+            mlflow.set_tag("whatif_engine", "causal-dml")
+            root = Path(tmp) / "run"
+            write_run_artifacts(root, record, package_versions())
+            if record.whatif_validation is not None:
+                metrics, table = record.whatif_validation
+                mlflow.log_metrics(metrics)
+                table.to_csv(root / "whatif_validation.csv", index=False)
+            log_what_if_fits(root, record)
+            mlflow.log_artifacts(str(root))
+            pair_dir = record.pair.to_dir(Path(tmp) / "pair")
+            uris = log_pair_models(record.pair, str(pair_dir), record.panel)
+            artifact_uri = run.info.artifact_uri
+        ref = register_pair(
+            tracking, run_id=run_id, attrition_uri=uris["attrition"], csat_uri=uris["csat"],
+            tags=record.version_tags(),
+        )
+    return run_id, artifact_uri, ref
+
+
+def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
+    """The stored what-if fits' effects (`EffectFit.metrics()`: theta, its 80% interval, CSAT
+    thetas, rows) as metrics `whatif.<metric>.<signal>`, and `whatif_effects.csv` (one row per
+    signal, skipped ones with the reason) into the run folder `root`."""
+    import math
+
+    import mlflow
+
+    from forecast.whatif.store import fit_metrics, fit_table
+
+    fits = record.pair.what_if_fits
+    if fits is None:
+        return
+    mlflow.log_metrics({k: v for k, v in fit_metrics(fits).items() if math.isfinite(v)})
+    mlflow.set_tag("whatif_fits", ",".join(sorted(fits)) or "none")
+    fit_table(fits, record.whatif_skipped).to_csv(root / "whatif_effects.csv", index=False)
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, str]) -> None:
+    """The run's files. Layout:
+
+    config/feature_spec.yaml, config/model_config.yaml, config/training.json
+    features/feature_list.txt, features/feature_catalog.csv, features/importance.csv
+    backtest/metrics.csv, backtest/metrics.json, backtest/calibration.csv,
+    backtest/predictions.parquet, backtest/calibration.png, backtest/report.txt
+    lineage.json, model_card.md
+
+    Team-level aggregates only: no employee id (nor team id) is written.
+    """
+    from forecast.models.backtest import calibration_plot
+    from forecast.features.names import feature_catalog
+    from forecast.data.lineage import data_summary
+
+    bt = record.backtest
+    for sub in ("config", "features", "backtest"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    _yaml(root / "config/feature_spec.yaml", record.specs.to_dict())
+    _yaml(root / "config/model_config.yaml", record.config.to_dict())
+    _json(root / "config/training.json", record.training_config())
+
+    (root / "features/feature_list.txt").write_text("\n".join(record.pair.features) + "\n")
+    feature_catalog(record.specs, list(record.panel.columns)).to_csv(
+        root / "features/feature_catalog.csv", index=False
+    )
+    feature_importance(record.pair).to_csv(root / "features/importance.csv", index=False)
+
+    bt.metrics.to_csv(root / "backtest/metrics.csv", index=False)
+    _json(root / "backtest/metrics.json", {
+        "horizon": bt.horizon,
+        "origins": list(bt.origins),
+        "metrics": json.loads(bt.metrics.to_json(orient="records")),
+        "coverage": bt.coverage,
+        "dispersion": bt.dispersion,
+        "csat_residual_q80": bt.csat_residual_q80,
+        "org_total_model_sd": bt.org_total_model_sd,
+        "risk_cuts": list(bt.risk_cuts),
+    })
+    bt.calibration.to_csv(root / "backtest/calibration.csv", index=False)
+    # Team-level out-of-sample predictions (no person-level value): the report's fairness audit
+    # checks calibration by team composition from these.
+    keep = ["origin", "team_id", "as_of", "headcount", "leavers", "pred_model", "rate_model"]
+    preds = bt.predictions[[c for c in keep if c in bt.predictions]].copy()
+    preds["as_of"] = preds["as_of"].astype(str)
+    preds.to_parquet(root / "backtest/predictions.parquet", index=False)
+    calibration_plot(bt, root / "backtest/calibration.png")
+    (root / "backtest/report.txt").write_text(bt.format_table() + "\n")
+
+    summary = data_summary(record.tables)
+    _json(root / "lineage.json", {
+        "data": {"hash": record.data_hash, **summary},
+        "panel_rows": len(record.panel),
+        "packages": packages,
+    })
+    (root / "model_card.md").write_text(model_card(record, summary))
+
+
+def feature_importance(pair: Any) -> pd.DataFrame:
+    """Gain and split counts of each feature in each model (gain: how much a feature reduced
+    the loss, a better guide than split counts)."""
+    frames = []
+    for target, booster in (("attrition", pair.attrition_booster), ("csat", pair.csat_booster)):
+        if booster is None:
+            continue
+        frames.append(pd.DataFrame({
+            "target": target,
+            "feature": booster.feature_name(),
+            "gain": booster.feature_importance("gain"),
+            "splits": booster.feature_importance("split"),
+        }).sort_values("gain", ascending=False))
+    return pd.concat(frames, ignore_index=True)
+
+
+def model_card(record: TrainingRecord, summary: dict[str, Any]) -> str:
+    bt = record.backtest
+
+    def metric(model: str, column: str, target: str = "attrition") -> str:
+        value = bt.metric(model, column, target)
+        return "n/a" if pd.isna(value) else f"{value:.3f}"
+
+    att_rows = "\n".join(
+        f"| {m} | {metric(m, 'deviance')} | {metric(m, 'd2_vs_null')} | "
+        f"{metric(m, 'calibration')} |"
+        for m in bt.metrics.loc[bt.metrics["target"] == "attrition", "model"]
+    )
+    csat_rows = "\n".join(
+        f"| {m} | {metric(m, 'mae', 'csat')} | {metric(m, 'weighted_mae', 'csat')} |"
+        for m in bt.metrics.loc[bt.metrics["target"] == "csat", "model"]
+    )
+    rows = ", ".join(f"{k} {v}" for k, v in summary["rows"].items())
+    protected = (
+        f"**Protected attributes opted in by a feature spec: {', '.join(record.protected)}.** "
+        "Review this choice before using the forecasts."
+        if record.protected else "No protected attribute is used as a feature."
+    )
+    horizon = record.config.horizon
+    return f"""# Model card: forecast-attrition / forecast-csat (horizon {horizon} months)
+
+## What it predicts
+Per team and as-of month: expected voluntary leavers over the next {record.config.horizon}
+months (LightGBM Poisson, headcount as exposure) and the change in response-weighted CSAT over
+the same months (LightGBM regression, with the attrition model's expected rate as an input).
+
+## Intended use
+Team-level workforce and service planning: where to look, how many leavers to plan for, how
+large a CSAT dip to expect. **Never for decisions about individuals**: the models see team
+aggregates only, and a team forecast says nothing about any one person. Teams below the minimum
+group size are not reported.
+
+## Data
+- Data hash (sha256 of the input files): `{record.data_hash}`
+- Rows: {rows}; teams: {summary['teams']}; months: {summary['first_month']} to
+  {summary['last_month']}; data_start: {summary['data_start'] or 'not set'}
+- Trained on as-of months up to {record.pair.trained_until}; team-months in the panel:
+  {len(record.panel)}
+- No individual identifiers are stored in this run or its models.
+- {protected}
+
+## Configuration
+- Feature spec hash `{record.specs.hash()}` ({len(record.pair.features)} features; see
+  `config/feature_spec.yaml`, `features/feature_catalog.csv`)
+- Model config hash `{record.config.hash()}` (see `config/model_config.yaml`)
+
+## Backtest (rolling origins {', '.join(bt.origins)}; out of sample)
+Attrition (Poisson deviance per team-month, lower is better; D² vs the organisation-wide rate):
+
+| model | deviance | D² vs org rate | predicted / realised |
+|---|---|---|---|
+{att_rows}
+
+CSAT change (mean absolute error in CSAT points):
+
+| model | MAE | response-weighted MAE |
+|---|---|---|
+{csat_rows}
+
+Interval coverage (nominal {bt.coverage.get('level', 0.8):.0%}): leavers
+{bt.coverage.get('leavers', float('nan')):.2f}, CSAT change
+{bt.coverage.get('csat_change', float('nan')):.2f}. Calibration by decile:
+`backtest/calibration.csv`, `backtest/calibration.png`.
+
+## Limitations
+- The link from attrition to CSAT (the CSAT model's use of the expected attrition rate, and
+  any what-if built on it) **has been validated on simulated data only**; on real data it is
+  an association learned from history, not a proven cause.
+- Forecasts assume the future resembles the training months; re-train and re-run the backtest
+  after reorganisations or changes to how data are recorded.
+"""
+
+
+def _yaml(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+
+
+def _json(path: Path, content: Any) -> None:
+    path.write_text(json.dumps(content, indent=2, default=_plain) + "\n", encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

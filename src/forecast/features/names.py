@@ -1,0 +1,89 @@
+"""The one grammar of feature names, `family__signal__transform`, and their plain-words labels.
+
+Every module that reads a feature name (drivers, drift, the report's words, what-if signals)
+parses it here; signal labels come from the `labels:` of the family's YAML spec under
+`features/`, transform labels from the tables below. Imports only `forecast.features.specs`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from forecast.features.specs import FeatureSpecs
+
+
+FEATURE_SEP = "__"
+
+
+KEY_COLUMNS = ("team_id", "as_of", "headcount")
+
+
+def feature_name(family: str, signal: str, transform: str) -> str:
+    return FEATURE_SEP.join((family, signal, transform))
+
+
+TRANSFORM_LABELS = {
+    "current": "this month",
+    "last": "latest survey",
+    "age_months": "months since last survey",
+    "change": "change since previous survey",
+    "longrun_mean": "long-run average",
+    "vs_longrun": "vs. own long-run level",
+    "median": "median (months)",
+    "longrun_rate_shrunk": "long-run rate per person-month",
+    "mean": "team average",
+}
+
+
+KIND_LABELS = {
+    "mean": "{w}-month average",
+    "sum": "last {w} months",
+    "trend": "{w}-month trend",
+    "share_lt": "share under {w} months",
+}
+
+
+def transform_label(transform: str) -> str:
+    if transform == "sum_1m":
+        return "this month"
+    if transform in TRANSFORM_LABELS:
+        return TRANSFORM_LABELS[transform]
+    m = re.fullmatch(r"([a-z_]+?)_(\d+)m", transform)
+    if m and m.group(1) in KIND_LABELS:
+        return KIND_LABELS[m.group(1)].format(w=m.group(2))
+    if transform.startswith("share_"):
+        return f"share {transform.removeprefix('share_').replace('_', ' ')}"
+    return transform.replace("_", " ")
+
+
+def split_feature(name: str) -> tuple[str, str, str]:
+    """(family, signal, transform) of a feature name; the signal may itself contain `__`."""
+    parts = name.split(FEATURE_SEP)
+    if len(parts) < 3:
+        raise ValueError(f"{name!r} is not a feature name family__signal__transform")
+    return parts[0], FEATURE_SEP.join(parts[1:-1]), parts[-1]
+
+
+def feature_catalog(specs: FeatureSpecs, panel_columns: list[str]) -> pd.DataFrame:
+    """One row per feature column: family, signal, transform, plain-words label, actionable,
+    source table. Key columns and names that are not features are skipped."""
+    by_family = {f.family: f for f in specs.families}
+    rows = []
+    for col in panel_columns:
+        if col in KEY_COLUMNS or FEATURE_SEP not in col:
+            continue
+        family, signal, transform = split_feature(col)
+        spec = by_family.get(family)
+        if spec is None:
+            continue
+        default = "team size" if signal == "headcount" else signal.replace("_", " ")
+        label = f"{spec.labels.get(signal, default)}, {transform_label(transform)}"
+        rows.append({
+            "feature": col, "family": family, "signal": signal, "transform": transform,
+            "label": label, "actionable": spec.actionable, "source_table": spec.source,
+        })
+    columns = ["feature", "family", "signal", "transform", "label", "actionable", "source_table"]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.astype({"actionable": bool})

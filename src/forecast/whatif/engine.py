@@ -1,0 +1,762 @@
+"""Causal what-if engine: what happens to leavers and CSAT if a team's workload or engagement
+signal is held at a value from the as-of month on.
+
+Why not re-score the predictive model: its strongest inputs are the team's own leaver history,
+which past workload caused. Re-scoring with the signal changed leaves that history as it was,
+so the history keeps the credit for what the workload does, and the effect looks small.
+
+What this engine estimates (docs/what-if.md has the reasoning and the validation):
+
+- Dose: the signal's mean over the horizon months t+1..t+h, which the intervention sets to
+  VALUE. Its natural path (what it would be without intervening) is forecast from the
+  signal's own history (`natural_path`): a loaded team tends to drift back, and the effect is
+  the gap between VALUE and that path, not between VALUE and this month's level.
+- Effect on leavers: double machine learning. Nuisance models (LightGBM, cross-fitted over
+  folds of teams and averaged over three random splits, trees picked by early stopping on
+  held-out teams) predict the dose and the
+  share of the team leaving from the team's *state* at t (tenure mix, team size, recent
+  leavers and hires, other signals' recent levels, the last survey) and from the other
+  workload signals over the same horizon months (load drives after-hours and leaving alike,
+  and leavers feed back into load). Long-run history (long-run leaver rates, long windows,
+  trends, the signal's own past) is left out of these controls on purpose: it is a proxy of
+  the signal's own past level and would absorb its effect. The final stage is a binomial
+  model with a complementary log-log link (the cumulative hazard over the horizon),
+  offset by the nuisance prediction: log H = log H(X) + a + theta(risk) * (dose - m(X)).
+  The cumulative hazard, not the rate, is what the intervention scales, so a team most of
+  whose people would leave anyway cannot save more people than it has. theta may vary with
+  the team's baseline risk (shrunk to constant unless the data show it clearly). The total
+  effect includes the path through engagement, since future engagement is not held fixed.
+- Effect on CSAT: a partially linear model of the CSAT change on the residual dose and the
+  residual leaver rate, so CSAT moves through the attrition effect (theta_leavers * change in
+  rate) and through the direct effect the data show (theta_direct * dose change).
+- Intervals: 80% by a team-cluster (Poisson-weight) bootstrap of the final stages; they
+  cover the effect's estimation uncertainty, not the forecast's own noise.
+
+Pure: frames in, frames out. Never reads files, never prints, never logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from forecast.errors import ConfigError, ModelError
+from forecast.data.months import month_str
+from forecast.data.tables import Tables, is_protected
+
+if TYPE_CHECKING:
+    from forecast.whatif.store import StoredFit
+
+EXAMPLE_SIGNAL = "after_hours_ratio"
+INTERVAL_LEVEL = 0.8
+FUTURE = "future__"  # prefix of other signals' means over the horizon (concurrent controls)
+MAX_SHARE = 0.98  # a horizon share leaving above this is treated as this (cum. hazard finite)
+RESULT_COLUMNS = [
+    "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
+    "before_csat_change", "after_csat_change",
+]
+# Transforms that describe a team's state at t; everything else (long-run means and rates,
+# vs-long-run, trends, long windows) describes its history and is not a control here.
+STATE_KINDS = ("current", "last", "age_months", "change", "median")
+HISTORY_FAMILIES_FOR_CSAT = ("cx",)  # the CSAT change is measured against past CSAT
+NOTE = (
+    "Estimated effect of holding the signal at this value from now on, learned from how "
+    "leaving and CSAT moved with this signal across teams and months; 80% interval shown. "
+    "It assumes nothing else that drives both the signal and leaving is missing from the "
+    "data, so treat it as a guide, not a promise."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """Knobs of the engine; defaults chosen on simulated organisations (benchmarks/whatif.py)."""
+
+    folds: int = 3  # cross-fitting folds (over teams)
+    trees: int = 150
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_child_samples: int = 40
+    bootstrap: int = 200
+    seed: int = 20240611
+    ridge: float = 1e-6  # keeps the final-stage Newton steps well posed
+    controls: str = "state"  # "state" (default) or "all" (lets history absorb the effect)
+    # Let the effect vary with the team's baseline risk: where most people would leave anyway
+    # (a team in crisis), easing one load saves fewer of them.
+    by_risk: bool = True
+    # Adjust for the other workload signals over the same months (e.g. cases per head when
+    # after-hours is held): load drives both after-hours and leaving, and leavers feed back
+    # into load through understaffing within the horizon.
+    concurrent: bool = True
+    # Adjust for the signal's own history (its current level, windows, long-run level): the
+    # effect is then learned from the signal's unforeseeable moves over the horizon only, not
+    # from its persistent level, which past engagement damage and team make-up confound.
+    own_controls: bool = False
+    # Shrink the direct CSAT effect toward zero by its bootstrap variance. Off: on simulated
+    # organisations shrinking halved the CSAT effect at small after-hours effects without
+    # fixing a single wrong direction (docs/what-if.md).
+    shrink_csat_direct: bool = False
+    # Cross-fit the attrition stage's nuisances over this many random team splits and average
+    # their out-of-fold predictions: one split's luck moved the ratio by 0.03-0.04 at 400 teams.
+    repeats: int = 3
+    # Widens the bootstrap spread of every coefficient around its estimate. The bootstrap of
+    # the final stages alone covered the true ratio in 12 of 24 known-effect cases (seeds 1-3):
+    # it misses the nuisance models' error and the engine's bias (docs/what-if.md). 1.6 is
+    # the widening that covered 80% there; held-out seeds check it (benchmarks/whatif.py).
+    interval_scale: float = 1.6
+
+
+# --------------------------------------------------------------------------- signal checks
+
+
+def _refusal(signal: str, why: str, example: str) -> ConfigError:
+    return ConfigError(
+        f"`--set` signal {signal} {why}; a what-if takes an actionable workload or engagement "
+        f"signal (e.g. {example})."
+    )
+
+
+def check_what_if_signal(tables: Tables, specs: Any, signal: str) -> Any:
+    """The `whatif.Settable` for `signal`, or a one-line ConfigError saying why not.
+
+    Protected attributes, tenure, past leavers and other history signals are never levers:
+    a leader cannot set them, and "what if this team had not lost people" is a different
+    past, not an intervention.
+    """
+    from forecast.features.names import split_feature
+    from forecast.features.panel import FEATURE_SEP
+    from forecast.whatif.signals import history_signals, settable_signals
+
+    name = str(signal).strip()
+    settable = settable_signals(tables, specs)
+    example = EXAMPLE_SIGNAL if EXAMPLE_SIGNAL in settable else next(iter(sorted(settable)),
+                                                                     EXAMPLE_SIGNAL)
+    base = split_feature(name)[1] if name.count(FEATURE_SEP) >= 2 else name
+    if is_protected(name) or is_protected(base):
+        raise _refusal(name, "is a protected attribute", example)
+    if base in settable and base == name:
+        return settable[base]
+    history = history_signals(tables, specs)
+    if base in history or base in ("tenure", "headcount") or "leaver" in base:
+        family = history.get(base, "tenure" if base in ("tenure", "headcount") else "history")
+        raise _refusal(name, f"is a {family} (history) signal, not a lever", example)
+    if base in settable:
+        raise _refusal(name, f"is a feature column; name the signal itself ({base})", example)
+    raise _refusal(name, "is not a signal in these data", example)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Mean of the present values over columns j+lo..j+hi (NaN where none is present)."""
+    from forecast.features.targets import _window
+
+    ok = ~np.isnan(values)
+    num = _window(np.where(ok, values, 0.0), lo, hi)
+    den = _window(ok.astype(np.float64), lo, hi)
+    out = np.full(values.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
+    """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
+    falls in the window or the window runs past the data), and `future__<signal>`, the same
+    mean of every other workload signal. Rows in panel order."""
+    from forecast.features.panel import (
+        assemble,
+        headcount_grid,
+        make_grid,
+        make_spells,
+        monthly_grid,
+        panel_months,
+    )
+
+    first, last = panel_months(tables)
+    grid = make_grid(tables, first, last)
+    hc = headcount_grid(make_spells(tables.employees, grid), grid.shape)
+    full = np.arange(grid.n_months) + horizon <= grid.n_months - 1
+
+    def future(table: str, column: str) -> np.ndarray:
+        values, _ = monthly_grid(tables.table(table), column, grid)
+        return np.where(full[None, :], _window_mean(values, 1, horizon), np.nan)
+
+    arrays = {"dose": future(setting.table, setting.column)}
+    if tables.workload is not None:
+        for col in tables.signals.get("workload", []):
+            if col != setting.column:
+                arrays[f"{FUTURE}{col}"] = future("workload", col)
+    return assemble(grid, hc, arrays)
+
+
+def _transform_window(transform: str) -> int | None:
+    m = re.fullmatch(r"(?:mean|sum)_(\d+)m", transform)
+    return int(m.group(1)) if m else None
+
+
+def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcome: str,
+                    which: str = "state", own: bool = False) -> list[str]:
+    """Controls of the nuisance models: the team's state at t, never the signal's own features.
+
+    `which="all"` keeps every other feature too (the history features that absorb the effect;
+    kept for the benchmark's evidence).
+    """
+    from forecast.features.names import split_feature
+    from forecast.features.panel import FEATURE_SEP
+
+    out = []
+    for col in columns:
+        if col.count(FEATURE_SEP) < 2:
+            continue
+        family, sig, transform = split_feature(col)
+        if sig == signal:
+            if own:
+                out.append(col)
+            continue
+        if family == "cx" and outcome != "csat":
+            continue  # CSAT does not drive leaving; it would only proxy past engagement
+        if which == "all" or (which == "state+engagement" and family == "engagement"):
+            out.append(col)
+            continue
+        w = _transform_window(transform)
+        keep = (
+            transform in STATE_KINDS or transform.startswith("share_lt")
+            or (w is not None and w <= horizon)
+            or (family in HISTORY_FAMILIES_FOR_CSAT and outcome == "csat")
+        )
+        if keep:
+            out.append(col)
+    return out
+
+
+def own_history_columns(columns: Sequence[str], signal: str) -> list[str]:
+    """The signal's own features (current, windows, long-run, trend): its natural path's inputs."""
+    from forecast.features.names import split_feature
+    from forecast.features.panel import FEATURE_SEP
+
+    return [c for c in columns if c.count(FEATURE_SEP) >= 2 and split_feature(c)[1] == signal]
+
+
+# --------------------------------------------------------------------------- model pieces
+
+
+def team_folds(team_ids: pd.Series, k: int, seed: int) -> np.ndarray:
+    """Fold of each row, by team (a team's months never straddle a fit and its prediction)."""
+    teams, codes = np.unique(team_ids.astype(str).to_numpy(), return_inverse=True)
+    perm = np.random.default_rng(seed).permutation(len(teams))
+    return (perm % k)[codes]
+
+
+def _lgb(objective: str, s: EngineSettings) -> dict[str, Any]:
+    return {
+        "objective": objective, "learning_rate": s.learning_rate, "num_leaves": s.num_leaves,
+        "min_data_in_leaf": s.min_child_samples, "lambda_l2": 1.0, "feature_fraction": 0.8,
+        "bagging_fraction": 0.8, "bagging_freq": 1, "seed": s.seed, "num_threads": 1,
+        "deterministic": True, "force_col_wise": True, "verbosity": -1,
+    }
+
+
+def _fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
+         s: EngineSettings, groups: np.ndarray | None = None) -> lgb.Booster:
+    """LightGBM with the number of trees picked on a fifth of the teams held out: nuisance
+    models that under- or over-fit leave their error in the residuals the effect is read from."""
+    params = _lgb(objective, s)
+    if groups is None or s.trees < 10:
+        return lgb.train(params, lgb.Dataset(X, label=y, weight=w), num_boost_round=s.trees)
+    valid = (team_folds(pd.Series(groups), 5, s.seed + 7) == 0)
+    sub = {k: v for k, v in (("w", w),) if v is not None}
+    fit_set = lgb.Dataset(X[~valid], label=y[~valid],
+                          weight=sub["w"][~valid] if sub else None)
+    val_set = lgb.Dataset(X[valid], label=y[valid], weight=sub["w"][valid] if sub else None,
+                          reference=fit_set)
+    probe = lgb.train(params, fit_set, num_boost_round=s.trees * 4, valid_sets=[val_set],
+                      callbacks=[lgb.early_stopping(20, verbose=False)])
+    rounds = max(int(probe.best_iteration or s.trees), 10)
+    return lgb.train(params, lgb.Dataset(X, label=y, weight=w), num_boost_round=rounds)
+
+
+def cross_fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
+              folds: np.ndarray, s: EngineSettings, groups: np.ndarray | None = None
+              ) -> tuple[np.ndarray, list[lgb.Booster]]:
+    """Out-of-fold predictions (raw score) and the fold models (to predict new rows)."""
+    out = np.full(len(y), np.nan)
+    models = []
+    for k in range(s.folds):
+        fit = folds != k
+        model = _fit(objective, X[fit], y[fit], None if w is None else w[fit], s,
+                     None if groups is None else groups[fit])
+        out[~fit] = model.predict(X[~fit], raw_score=True)
+        models.append(model)
+    return out, models
+
+
+def _repeated_nuisances(X: pd.DataFrame, dose: np.ndarray, rate: np.ndarray, hc: np.ndarray,
+                        team_ids: pd.Series, folds: np.ndarray, s: EngineSettings,
+                        teams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold dose (m) and log leaver rate (log l) averaged over `s.repeats` team splits.
+
+    Every prediction still comes from models that never saw the row's team, so the average is
+    out-of-fold too; it only removes the luck of one split."""
+    m_sum, l_sum = np.zeros(len(dose)), np.zeros(len(dose))
+    for r in range(max(1, s.repeats)):
+        split = folds if r == 0 else team_folds(team_ids, s.folds, s.seed + 101 * r)
+        m_hat, _ = cross_fit("regression", X, dose, None, split, s, teams)
+        log_l, _ = cross_fit("poisson", X, rate, hc, split, s, teams)
+        m_sum += m_hat
+        l_sum += np.exp(log_l)
+    n = max(1, s.repeats)
+    return m_sum / n, np.log(l_sum / n)
+
+
+def cloglog_final(y: np.ndarray, n: np.ndarray, offset: np.ndarray, Z: np.ndarray,
+                  w: np.ndarray, ridge: float = 1e-6, iters: int = 25) -> np.ndarray:
+    """Coefficients b of y ~ Binomial(n, 1 - exp(-exp(offset + Z b))), weighted (Fisher scoring).
+
+    The complementary log-log link models the cumulative hazard over the horizon: a team can
+    lose at most everyone, so when most of a team would leave anyway, a lower hazard saves
+    fewer people than a rate model would claim.
+    """
+    b = np.zeros(Z.shape[1])
+    for _ in range(iters):
+        mu = np.exp(np.clip(offset + Z @ b, -30, 5))
+        p = np.clip(-np.expm1(-mu), 1e-12, 1 - 1e-12)
+        dp = mu * np.exp(-mu)  # dp / d eta
+        score = w * (y - n * p) * dp / (p * (1 - p))
+        info = w * n * dp**2 / (p * (1 - p))
+        grad = Z.T @ score - ridge * b
+        hess = (Z * info[:, None]).T @ Z + ridge * np.eye(len(b))
+        step = np.linalg.solve(hess, grad)
+        b = b + step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return b
+
+
+def cum_hazard(rate: np.ndarray) -> np.ndarray:
+    """Cumulative hazard over the horizon of a share leaving (capped below 1)."""
+    return -np.log1p(-np.clip(rate, 0.0, MAX_SHARE))
+
+
+def shift_rate(rate: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+    """The share leaving when the cumulative hazard is multiplied by exp(log_ratio)."""
+    # Clipped: a huge log ratio (an extreme VALUE) means "everyone" or "no one", not overflow.
+    return -np.expm1(-cum_hazard(rate) * np.exp(np.clip(log_ratio, -30.0, 30.0)))
+
+
+def weighted_ls(y: np.ndarray, Z: np.ndarray, w: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+    A = (Z * w[:, None]).T @ Z + ridge * np.eye(Z.shape[1])
+    return np.linalg.solve(A, (Z * w[:, None]).T @ y)
+
+
+def natural_path_model(X: pd.DataFrame, dose: np.ndarray, ridge: float = 1.0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression of the dose on the signal's own history (linear, so it extrapolates
+    to the most loaded teams instead of flattening like a tree). Returns (coef, mean, scale)."""
+    A = X.to_numpy(dtype=np.float64)
+    mean = np.nanmean(A, axis=0)
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    scale = np.nanstd(A, axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    Z = _design(A, mean, scale)
+    reg = ridge * np.eye(Z.shape[1])
+    reg[0, 0] = 0.0
+    coef = np.linalg.solve(Z.T @ Z + reg, Z.T @ dose)
+    return coef, mean, scale
+
+
+def _design(A: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    # Missing history (a new team, a suppressed survey) sits at the mean, with a flag.
+    miss = np.isnan(A)
+    filled = (np.where(miss, mean, A) - mean) / scale
+    return np.column_stack([np.ones(len(A)), filled, miss.astype(np.float64)])
+
+
+def predict_natural(model: tuple[np.ndarray, np.ndarray, np.ndarray], X: pd.DataFrame
+                    ) -> np.ndarray:
+    coef, mean, scale = model
+    return _design(X.to_numpy(dtype=np.float64), mean, scale) @ coef
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+@dataclasses.dataclass
+class EffectFit:
+    """A fitted effect of one signal on one organisation (as of one month)."""
+
+    signal: str
+    horizon: int
+    theta: float  # log per-head leaver rate per unit of the held signal
+    theta_csat_direct: float  # CSAT points per unit of the signal, leavers held
+    theta_csat_leavers: float  # CSAT points per unit of per-head leaver rate over the horizon
+    boot: np.ndarray  # bootstrap draws: theta, theta_csat_direct, theta_csat_leavers, theta_risk
+    theta_risk: float  # change of theta per sd of the team's log baseline cumulative hazard
+    risk_scale: tuple[float, float, float, float]  # mean, sd, low and high of that log hazard
+    controls: list[str]
+    csat_controls: list[str]
+    own: list[str]
+    natural: tuple[np.ndarray, np.ndarray, np.ndarray]
+    # Forecasts without the pair (no future inputs): used when `estimate` gets no pair.
+    baseline_rate: lgb.Booster
+    baseline_features: list[str]
+    baseline_csat: lgb.Booster | None
+    baseline_csat_features: list[str]
+    n_rows: int
+    dose_sd: float  # spread of the residual dose: the variation the effect is learned from
+    dose_range: tuple[float, float]
+
+    def metrics(self) -> dict[str, float]:
+        lo, hi = np.quantile(self.boot[:, 0], [0.1, 0.9])
+        return {
+            "theta": self.theta, "theta_p10": float(lo), "theta_p90": float(hi),
+            "theta_risk": self.theta_risk,
+            "theta_csat_direct": self.theta_csat_direct,
+            "theta_csat_leavers": self.theta_csat_leavers,
+            "rows": float(self.n_rows), "residual_dose_sd": self.dose_sd,
+        }
+
+
+def _labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    ok = frame["labelled"].fillna(False).astype(bool) & frame["dose"].notna()
+    ok &= frame["leavers"].notna() & (frame["headcount"] >= 1)
+    return frame.loc[ok.to_numpy()].reset_index(drop=True)
+
+
+def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
+               settings: EngineSettings | None = None) -> EffectFit:
+    """Fit the engine on panel rows joined with targets and the dose (`effect_frame`)."""
+    s = settings or EngineSettings()
+    rows = _labelled_rows(frame)
+    if len(rows) < 200 or rows["team_id"].nunique() < 3 * s.folds:
+        raise ModelError(
+            f"too little history to estimate the effect of {signal}: {len(rows)} team-months "
+            f"with a known {horizon}-month outcome and a value of the signal (need 200)."
+        )
+    controls = control_columns(list(frame.columns), signal, horizon, outcome="attrition",
+                               which=s.controls, own=s.own_controls)
+    csat_controls = control_columns(list(frame.columns), signal, horizon, outcome="csat",
+                                    which=s.controls)
+    if s.concurrent:
+        extra = [c for c in frame.columns if c.startswith(FUTURE)]
+        # Not for CSAT: there load is how leavers hurt CSAT (understaffing), a path to keep.
+        controls = controls + extra
+    own = own_history_columns(list(frame.columns), signal)
+    folds = team_folds(rows["team_id"], s.folds, s.seed)
+    hc = rows["headcount"].to_numpy(np.float64)
+    rate = rows["leavers"].to_numpy(np.float64) / hc
+    dose = rows["dose"].to_numpy(np.float64)
+
+    X = rows[controls].astype(np.float64)
+    teams = rows["team_id"].astype(str).to_numpy()
+    m_hat, log_l = _repeated_nuisances(X, dose, rate, hc, rows["team_id"], folds, s, teams)
+    resid = dose - m_hat
+    risk = np.log(cum_hazard(np.exp(log_l)))
+    lo, hi = np.quantile(risk, [0.01, 0.99])
+    risk_scale = (float(np.mean(risk)), float(np.std(risk)) or 1.0, float(lo), float(hi))
+    zr = _risk_z(risk, risk_scale) if s.by_risk else None
+    theta, theta_risk = _theta(rows, hc, log_l, resid, s, zr)
+
+    csat = _csat_stage(rows, csat_controls, dose, rate, log_l, folds, s)
+    boot = _bootstrap(rows, hc, log_l, resid, csat, s, zr)
+    natural = natural_path_model(rows[own].astype(np.float64), dose) if own else (
+        np.array([float(np.mean(dose))]), np.zeros(0), np.ones(0))
+    direct = shrink(float(csat["coef"][0]), boot[:, 1]) if s.shrink_csat_direct else float(
+        csat["coef"][0])
+    raw_risk, theta_risk = theta_risk, shrink(theta_risk, boot[:, 3])
+    # The draws describe the shrunk estimator too, so each interval sits around its point.
+    boot[:, 3] *= theta_risk / raw_risk if raw_risk else 0.0
+    point = np.array([theta, direct, csat["coef"][1], theta_risk])
+    boot = point + s.interval_scale * (boot - point)
+    return EffectFit(
+        signal=signal, horizon=horizon, theta=theta, theta_risk=theta_risk,
+        risk_scale=risk_scale,
+        theta_csat_direct=direct, theta_csat_leavers=csat["coef"][1], boot=boot,
+        controls=controls, csat_controls=csat_controls, own=own, natural=natural,
+        **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s), n_rows=len(rows),
+        dose_sd=float(np.std(resid)), dose_range=(float(np.min(dose)), float(np.max(dose))),
+    )
+
+
+def _risk_z(risk: np.ndarray, scale: tuple[float, float, float, float]) -> np.ndarray:
+    mean, sd, lo, hi = scale
+    # Clipped to the range seen in training: no extrapolating the variation of the effect.
+    return (np.clip(risk, lo, hi) - mean) / sd
+
+
+def _theta(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
+           s: EngineSettings, zr: np.ndarray | None, w: np.ndarray | None = None
+           ) -> tuple[float, float]:
+    y = np.minimum(rows["leavers"].to_numpy(np.float64), hc)
+    cols = [np.ones(len(y)), resid] + ([resid * zr] if zr is not None else [])
+    Z = np.column_stack(cols)
+    w = np.ones(len(y)) if w is None else w
+    # Leavers out of headcount; log l(X) carries the team's state (as a cumulative hazard),
+    # so theta only has to explain what the dose adds to it.
+    b = cloglog_final(y, hc, np.log(cum_hazard(np.exp(log_l))), Z, w, s.ridge)
+    return float(b[1]), float(b[2]) if zr is not None else 0.0
+
+
+def _csat_stage(rows: pd.DataFrame, controls: list[str], dose: np.ndarray, rate: np.ndarray,
+                log_l: np.ndarray, folds: np.ndarray, s: EngineSettings) -> dict[str, Any]:
+    """Partially linear CSAT model with two residualised treatments: the dose, and the
+    per-head leaver rate (so the CSAT effect can flow through the attrition effect)."""
+    w_all = rows["csat_weight"].fillna(1.0).to_numpy(np.float64)
+    ok = rows["csat_change"].notna().to_numpy() & (w_all > 0)
+    if ok.sum() < 100:
+        return {"coef": np.zeros(2), "rows": ok, "Y": np.zeros(0), "D": np.zeros((0, 2)),
+                "w": np.zeros(0)}
+    X = rows.loc[ok, controls].astype(np.float64).reset_index(drop=True)
+    y = rows.loc[ok, "csat_change"].to_numpy(np.float64)
+    w = w_all[ok]
+    c_hat, _ = cross_fit("regression", X, y, w, folds[ok], s)
+    m_hat, _ = cross_fit("regression", X, dose[ok], None, folds[ok], s)
+    D = np.column_stack([dose[ok] - m_hat, rate[ok] - np.exp(log_l[ok])])
+    Y = y - c_hat
+    return {"coef": weighted_ls(Y, D, w, s.ridge), "rows": ok, "Y": Y, "D": D, "w": w}
+
+
+def shrink(estimate: float, draws: np.ndarray) -> float:
+    """Positive-part James-Stein shrinkage toward zero by the bootstrap variance: CSAT is a
+    noisy outcome, and a direct effect the data barely show should not flip the sign the
+    attrition path gives."""
+    var = float(np.var(draws)) if len(draws) > 1 else 0.0
+    if estimate == 0.0:
+        return 0.0
+    return estimate * max(0.0, 1.0 - var / estimate**2)
+
+
+def _baselines(rows: pd.DataFrame, controls: list[str], csat_controls: list[str],
+               hc: np.ndarray, rate: np.ndarray, csat_ok: np.ndarray, s: EngineSettings
+               ) -> dict[str, Any]:
+    """Forecasts of the engine's own, from the state at t only (no future inputs)."""
+    feats = [c for c in controls if not c.startswith(FUTURE)]
+    cfeats = [c for c in csat_controls if not c.startswith(FUTURE)]
+    rate_model = _fit("poisson", rows[feats].astype(np.float64), rate, hc, s)
+    csat_model = None
+    if csat_ok.sum() >= 100:
+        part = rows.loc[csat_ok]
+        csat_model = _fit("regression", part[cfeats].astype(np.float64),
+                          part["csat_change"].to_numpy(np.float64),
+                          part["csat_weight"].fillna(1.0).to_numpy(np.float64), s)
+    return {"baseline_rate": rate_model, "baseline_features": feats,
+            "baseline_csat": csat_model, "baseline_csat_features": cfeats}
+
+
+def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
+               csat: dict[str, Any], s: EngineSettings, zr: np.ndarray | None) -> np.ndarray:
+    """Final-stage estimates under Poisson(1) weights per team (a cluster bootstrap: a team's
+    months move together, since they share the team's unobserved make-up)."""
+    rng = np.random.default_rng(s.seed + 1)
+    teams, codes = np.unique(rows["team_id"].astype(str).to_numpy(), return_inverse=True)
+    out = np.zeros((s.bootstrap, 4))
+    csat_codes = codes[csat["rows"]]
+    for b in range(s.bootstrap):
+        tw = rng.poisson(1.0, len(teams)).astype(np.float64)
+        out[b, 0], out[b, 3] = _theta(rows, hc, log_l, resid, s, zr, tw[codes])
+        if len(csat["Y"]):
+            out[b, 1:3] = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
+    return out
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def effect_frame(tables: Tables, specs: Any, setting: Any, horizon: int) -> pd.DataFrame:
+    """Panel + targets + dose, one row per (team, as_of)."""
+    from forecast.features.panel import build_panel
+    from forecast.features.targets import build_targets
+
+    panel = build_panel(tables, specs)
+    targets = build_targets(tables, horizon)
+    dose = dose_frame(tables, setting, horizon)
+    cols = ["leavers", "csat_change", "csat_weight", "labelled"]
+    frame = panel.merge(targets[["team_id", "as_of", *cols]], on=["team_id", "as_of"],
+                        how="left", validate="one_to_one")
+    keep = ["team_id", "as_of", "dose", *[c for c in dose.columns if c.startswith(FUTURE)]]
+    return frame.merge(dose[keep], on=["team_id", "as_of"], how="left", validate="one_to_one")
+
+
+def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
+                 before_leavers: np.ndarray | None = None,
+                 before_csat: np.ndarray | None = None) -> pd.DataFrame:
+    """Per team (rows = panel rows at the as-of month): before and after with 80% intervals.
+
+    `before_*` default to the engine's own nuisance predictions (used when no pair is given).
+    """
+    hc = rows["headcount"].to_numpy(np.float64)
+    natural = predict_natural(fit.natural, rows[fit.own].astype(np.float64)) if fit.own else (
+        np.full(len(rows), fit.natural[0][0]))
+    gap = float(value) - natural
+    if before_leavers is None:
+        X = rows[fit.baseline_features].astype(np.float64)
+        before_leavers = hc * np.exp(fit.baseline_rate.predict(X, raw_score=True))
+    if before_csat is None:
+        before_csat = np.full(len(rows), np.nan)
+        if fit.baseline_csat is not None:
+            Xc = rows[fit.baseline_csat_features].astype(np.float64)
+            before_csat = fit.baseline_csat.predict(Xc, raw_score=True)
+    draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers,
+                        fit.theta_risk], fit.boot])
+    rate = before_leavers / hc
+    z = _risk_z(np.log(cum_hazard(rate)), fit.risk_scale)
+    # A team's effect never changes sign against the organisation's (risk only scales it).
+    theta = draws[:, :1] + np.outer(draws[:, 3], z)
+    theta = np.where(theta * draws[:, :1] > 0, theta, 0.0)
+    after_l = shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :]
+    ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
+    d_leavers = after_l - before_leavers[None, :]
+    d_rate = d_leavers / hc[None, :]
+    d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
+    after_c = before_csat[None, :] + d_csat
+    lo, hi = (1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2
+    # Where no CSAT forecast exists (no recent CX), the CSAT effect alone is still shown.
+    return pd.DataFrame({
+        "team_id": rows["team_id"].astype(str).to_numpy(),
+        "headcount": hc,
+        "natural_value": natural,
+        "before_expected_leavers": before_leavers,
+        "after_expected_leavers": after_l[0],
+        "after_leavers_p10": np.quantile(after_l[1:], lo, axis=0),
+        "after_leavers_p90": np.quantile(after_l[1:], hi, axis=0),
+        "leavers_ratio": ratio[0],
+        "before_csat_change": before_csat,
+        "after_csat_change": after_c[0],
+        "after_csat_change_p10": np.quantile(after_c[1:], lo, axis=0),
+        "after_csat_change_p90": np.quantile(after_c[1:], hi, axis=0),
+        "leavers_effect": d_leavers[0],
+        "leavers_effect_p10": np.quantile(d_leavers[1:], lo, axis=0),
+        "leavers_effect_p90": np.quantile(d_leavers[1:], hi, axis=0),
+        "csat_effect": d_csat[0],
+        "csat_effect_p10": np.quantile(d_csat[1:], lo, axis=0),
+        "csat_effect_p90": np.quantile(d_csat[1:], hi, axis=0),
+        "csat_effect_via_leavers": fit.theta_csat_leavers * d_rate[0],
+    })
+
+
+log = logging.getLogger("forecast")
+
+
+@dataclasses.dataclass
+class CausalEngine:
+    """`WhatIfEngine` of forecast.whatif: same `estimate` interface as `RescoringEngine`.
+
+    Fits are cached per (tables, signal, as-of), so the report's several calls for one signal
+    fit once. `stored` holds fits made ahead of time (by `forecast train`, saved with the pair:
+    forecast.effects_store), by signal: one is used instead of fitting when the what-if has its
+    horizon and is as of its month or later (never earlier: a fit from later data would leak
+    into a what-if about an earlier month), and was made with the same settings and specs.
+    """
+
+    specs: Any = None
+    settings: EngineSettings = dataclasses.field(default_factory=EngineSettings)
+    horizon: int | None = None  # default: the pair's horizon, else 3
+    name: str = "causal-dml"
+    note: str = NOTE
+    stored: dict[str, StoredFit] = dataclasses.field(default_factory=dict, repr=False)
+    _cache: dict[tuple, tuple[EffectFit, pd.DataFrame]] = dataclasses.field(
+        default_factory=dict, repr=False)
+
+    def _specs(self) -> Any:
+        if self.specs is None:
+            from forecast.features.specs import load_specs
+
+            self.specs = load_specs()
+        return self.specs
+
+    def fit(self, tables: Tables, signal: str, as_of: pd.Period | str | None = None,
+            horizon: int | None = None) -> tuple[EffectFit, pd.DataFrame, pd.Period]:
+        """The fitted effect and the effect frame, from the data known at the end of as-of.
+
+        With a usable stored fit nothing is fitted, and the frame holds only the as-of month's
+        panel rows (all `estimate` reads)."""
+        from forecast.features.panel import build_panel, point_in_time
+        from forecast.whatif.signals import _resolve_as_of
+
+        specs = self._specs()
+        setting = check_what_if_signal(tables, specs, signal)
+        month = _resolve_as_of(tables, as_of)
+        h = int(horizon or self.horizon or 3)
+        key = (id(tables), setting.signal, str(month), h)
+        if key not in self._cache:
+            known = point_in_time(tables, month)
+            stored = self._stored_fit(setting.signal, month, h)
+            if stored is not None:
+                panel = build_panel(known, specs)
+                now = panel.loc[panel["as_of"] == month].reset_index(drop=True)
+                self._cache[key] = (stored.fit, now)
+            else:
+                frame = effect_frame(known, specs, setting, h)
+                self._cache[key] = (fit_effect(frame, setting.signal, h, self.settings), frame)
+        fit, frame = self._cache[key]
+        return fit, frame, month
+
+    def _stored_fit(self, signal: str, month: pd.Period, horizon: int) -> StoredFit | None:
+        """The stored fit of `signal` when it may answer a what-if as of `month`, else None."""
+        stored = self.stored.get(signal)
+        if stored is None:
+            return None
+        why = stored.refusal(month, horizon, self.settings, self._specs().hash())
+        if why is not None:
+            log.info("what-if for %s: refitting the engine, the fit stored with the pair "
+                     "cannot be used (%s).", signal, why)
+            return None
+        log.debug("what-if for %s as of %s: using the fit stored with the pair (as of %s).",
+                  signal, month_str(month), stored.as_of)
+        return stored
+
+    def estimate(
+        self, tables: Tables, pair: Any, teams: list[str], signal: str, value: float,
+        as_of: pd.Period | str | None = None,
+    ) -> pd.DataFrame:
+        horizon = getattr(getattr(pair, "config", None), "horizon", None)
+        fit, frame, month = self.fit(tables, signal, as_of, horizon)
+        teams = list(dict.fromkeys(str(t) for t in teams))
+        now = frame.loc[frame["as_of"] == month]
+        now = now.assign(team_id=now["team_id"].astype(str)).set_index("team_id")
+        unknown = [t for t in teams if t not in now.index]
+        if unknown:
+            raise ConfigError(
+                f"`--team` must name a team with people at {month_str(month)}. Got "
+                f"{unknown[0]!r} instead (not in the data at that month)."
+            )
+        rows = now.loc[teams].reset_index()
+        before_l = before_c = None
+        if pair is not None:
+            pred = pair.predict(rows).assign(team_id=lambda f: f["team_id"].astype(str))
+            pred = pred.set_index("team_id").loc[teams]
+            before_l = pred["expected_leavers"].to_numpy(np.float64)
+            before_c = pred["csat_change"].to_numpy(np.float64)
+        eff = team_effects(fit, rows, value, before_l, before_c)
+        if pair is not None:
+            # The forecast's own intervals, as RescoringEngine gives them (before_*).
+            for col in ("leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90"):
+                if col in pred.columns:
+                    eff[f"before_{col}"] = pred[col].to_numpy(np.float64)
+        return _result(eff, month, fit.signal, value, self.name)
+
+
+def _result(eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engine: str
+            ) -> pd.DataFrame:
+    out = eff.copy()
+    out.insert(1, "as_of", month_str(month))
+    out.insert(2, "signal", signal)
+    out.insert(3, "value", float(value))
+    out["engine"] = engine
+    first = [c for c in RESULT_COLUMNS if c in out.columns]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def make_engine(specs: Any = None, settings: EngineSettings | None = None,
+                stored: dict[str, StoredFit] | None = None) -> CausalEngine:
+    """The engine `forecast what-if` and the report should use (drop-in for RescoringEngine);
+    `stored`: the pair's stored fits (forecast.effects_store.stored_fits), reused when they can
+    answer the what-if."""
+    return CausalEngine(specs=specs, settings=settings or EngineSettings(),
+                        stored=dict(stored or {}))
