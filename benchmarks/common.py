@@ -47,9 +47,9 @@ def train_small_pair(work, n_teams: int, n_months: int, overrides: dict) -> str:
     scoring benchmarks measure); returns the tracking URI of its store under `work`."""
     import yaml
 
-    from forecast.models.pair import DEFAULT_CONFIG_PATH
-    from forecast.simulate import SimConfig, simulate, write_simulation
     from forecast.commands.train import run_training
+    from forecast.models.config import DEFAULT_CONFIG_PATH
+    from forecast.simulate import SimConfig, simulate, write_simulation
 
     data = work / "train-data"
     write_simulation(simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=1,

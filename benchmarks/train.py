@@ -54,10 +54,11 @@ def train(sim, origins: int, wanted: list[str] | None, workers: int | None, labe
     from forecast.data import contract
     from forecast.features import panel as features
     from forecast.features import specs
-    from forecast.models.backtest import run_backtest
-    from forecast.whatif.store import FitJob, what_if_signals
-    from forecast.models.pair import load_model_config, train_pair
     from forecast.features.targets import build_targets
+    from forecast.models.backtest import run_backtest
+    from forecast.models.config import load_model_config
+    from forecast.models.pair import train_pair
+    from forecast.whatif.store import FitJob, what_if_signals
 
     config = load_model_config()
     steps: dict[str, float] = {}

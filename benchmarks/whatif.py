@@ -24,8 +24,8 @@ SET = "most_after_hours"
 
 
 def engines(fast: bool) -> dict[str, object]:
-    from forecast.whatif.engine import CausalEngine, EngineSettings
     from forecast.whatif.candidates import SLearnerEngine, StructuralEngine
+    from forecast.whatif.engine import CausalEngine, EngineSettings
     from forecast.whatif.signals import RescoringEngine
 
     s = EngineSettings()
@@ -42,9 +42,9 @@ def engines(fast: bool) -> dict[str, object]:
 def train_pair(tables: object) -> object:
     from forecast.features import panel as features
     from forecast.features import specs
-    from forecast.models.pair import load_model_config
-    from forecast.models.pair import train_pair as fit
     from forecast.features.targets import build_targets
+    from forecast.models.config import load_model_config
+    from forecast.models.pair import train_pair as fit
 
     base = load_model_config()
     config = base.replace(num_boost_round=300, early_stopping_rounds=20,

@@ -35,8 +35,8 @@ def _load(args: argparse.Namespace):
     from forecast.data import contract
     from forecast.features import panel as features
     from forecast.features import specs
-    from forecast.models.pair import load_model_config
     from forecast.features.targets import build_targets
+    from forecast.models.config import load_model_config
 
     config = load_model_config(args.config)
     if args.data:

@@ -34,11 +34,11 @@ class TrainedOrg:
 
 @pytest.fixture(scope="session")
 def trained_org(tmp_path_factory: pytest.TempPathFactory) -> TrainedOrg:
-    from forecast.data.contract import latest_complete_month, load_tables
-    from forecast.models.pair import DEFAULT_CONFIG_PATH
-    from forecast.data.months import month_str
-    from forecast.simulate import SimConfig, simulate, write_simulation
     from forecast.commands.train import run_training
+    from forecast.data.contract import latest_complete_month, load_tables
+    from forecast.data.months import month_str
+    from forecast.models.config import DEFAULT_CONFIG_PATH
+    from forecast.simulate import SimConfig, simulate, write_simulation
 
     root = tmp_path_factory.mktemp("scoring_org")
     result = simulate(SimConfig(n_teams=40, n_months=30, seed=11, compute_truth=False))
@@ -95,7 +95,7 @@ class ModelledOrg:
 
 @pytest.fixture(scope="session")
 def fast_config():
-    from forecast.models.pair import load_model_config
+    from forecast.models.config import load_model_config
 
     base = load_model_config()
     changes = {k: ({**getattr(base, k), **v} if isinstance(v, dict) else v)
@@ -108,10 +108,10 @@ def modelled_org(fast_config) -> ModelledOrg:
     from forecast.data import contract
     from forecast.features import panel as features
     from forecast.features import specs
+    from forecast.features.targets import build_targets
     from forecast.models.backtest import run_backtest
     from forecast.models.pair import train_pair
     from forecast.simulate import SimConfig, simulate
-    from forecast.features.targets import build_targets
 
     result = simulate(SimConfig(n_teams=SIM_TEAMS, n_months=SIM_MONTHS, seed=SIM_SEED))
     tables = contract.tables_from_frames(result.frames)
@@ -154,8 +154,8 @@ class RegistryOrg:
 
 @pytest.fixture(scope="session")
 def registry_org(tmp_path_factory: pytest.TempPathFactory) -> RegistryOrg:
-    from forecast.simulate import SimConfig, simulate, write_simulation
     from forecast.commands.train import run_training
+    from forecast.simulate import SimConfig, simulate, write_simulation
 
     root = tmp_path_factory.mktemp("registry_org")
     result = simulate(SimConfig(n_teams=30, n_months=36, seed=5, compute_truth=False))

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.contract import latest_complete_month, tables_from_frames
+from forecast.data.tables import Tables
 from forecast.features.panel import MIN_TREND_POINTS, plan_features
 from forecast.features.specs import FeatureSpecs
-from forecast.data.tables import Tables
 
 # --------------------------------------------------------------------------- random data
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from forecast.cli import main
+from forecast.data.contract import load_tables
 from forecast.data.importers import (
     convert_hrdataset,
     convert_mfg,
@@ -20,8 +22,6 @@ from forecast.data.importers import (
     import_source,
     read_source_csv,
 )
-from forecast.cli import main
-from forecast.data.contract import load_tables
 from forecast.errors import ConfigError, DataError, OutputError
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"

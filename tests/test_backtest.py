@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.models.backtest import calibration_plot, poisson_deviance, run_backtest
-from forecast.models.pair import join_targets
 from forecast.data.months import to_ordinal
+from forecast.models.backtest import calibration_plot, poisson_deviance, run_backtest
+from forecast.models.fit import join_targets
 
 
 def test_backtest_never_trains_on_a_row_whose_horizon_passes_the_origin(modelled_org):

@@ -12,8 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecast.whatif import engine as effects
 from forecast.data.contract import latest_complete_month, tables_from_frames
+from forecast.data.months import month_str
+from forecast.errors import ConfigError, ModelError
+from forecast.features.specs import load_specs
+from forecast.whatif import engine as effects
 from forecast.whatif.engine import CausalEngine, EngineSettings
 from forecast.whatif.store import (
     MANIFEST,
@@ -24,9 +27,6 @@ from forecast.whatif.store import (
     save_fits,
     what_if_signals,
 )
-from forecast.errors import ConfigError, ModelError
-from forecast.data.months import month_str
-from forecast.features.specs import load_specs
 
 SIGNAL = "after_hours_ratio"
 # The shipped settings with a short bootstrap: the store does not care how long a fit took.
@@ -182,8 +182,8 @@ def test_mlflow_metrics_are_the_fits_own_metrics(small):
 
 
 def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_path):
-    from forecast.models.pair import EFFECTS_DIR, ModelPair
     from forecast.mlops.registry import resolve_pair
+    from forecast.models.pair import EFFECTS_DIR, ModelPair
 
     pair = resolve_pair("champion", trained_org.tracking_uri).pair
     assert set(pair.what_if_fits) == {SIGNAL}

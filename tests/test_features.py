@@ -15,8 +15,8 @@ import pytest
 
 from forecast.data.contract import tables_from_frames
 from forecast.errors import SpecError
-from forecast.features.names import feature_catalog
-from forecast.features.panel import FEATURE_SEP, build_panel, features_by_table, panel_warnings
+from forecast.features.names import FEATURE_SEP, feature_catalog
+from forecast.features.panel import build_panel, features_by_table, panel_warnings
 from forecast.features.specs import default_spec_dir, load_specs
 from tests.reference import random_frames, reference_panel
 

@@ -8,17 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.errors import ConfigError
-from forecast.models.pair import (
-    RATE_FEATURE,
-    ModelPair,
-    design_matrix,
-    join_targets,
-    load_model_config,
-    oof_attrition_rates,
-    train_pair,
-)
 from forecast.data.tables import PROTECTED
+from forecast.errors import ConfigError
+from forecast.models.config import load_model_config
+from forecast.models.fit import RATE_FEATURE, design_matrix, join_targets, oof_attrition_rates
+from forecast.models.pair import ModelPair, train_pair
 
 REAL_DRIVERS = ("after_hours_ratio", "cases_per_head", "engagement", "tenure", "vol_leavers")
 DISTRACTORS = ("system_uptime", "canteen_rating", "email_share")

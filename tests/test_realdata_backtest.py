@@ -140,13 +140,13 @@ def test_pooled_single_origins_equal_run_backtest(sim_dir: Path) -> None:
     """The per-origin path (any spacing) against backtest.py's own multi-origin run."""
     import pandas as pd
 
-    from forecast.models.backtest import run_backtest
+    from forecast.commands.backtest import pool_results
     from forecast.data.contract import load_tables
     from forecast.features.panel import build_panel
-    from forecast.models.pair import load_model_config
-    from forecast.commands.backtest import pool_results
     from forecast.features.specs import load_specs
     from forecast.features.targets import build_targets
+    from forecast.models.backtest import run_backtest
+    from forecast.models.config import load_model_config
 
     tables = load_tables(sim_dir)
     config = load_model_config(horizon=3).replace(num_boost_round=30, early_stopping_rounds=5)

@@ -18,8 +18,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.models.fairness import (
+    audit_sentences,
+    composition_bands,
+    fairness_audit,
+    fairness_input,
+)
 from forecast.report import words
-from forecast.models.fairness import audit_sentences, composition_bands, fairness_audit, fairness_input
 from forecast.report.render import (
     build_context,
     load_outputs,

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.scoring import batch as score
 from forecast.errors import ConfigError, DataError, ModelError, OutputError, TrackingError
+from forecast.scoring import batch as score
 
 PARQUETS = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet", "drift.parquet",
             "history.parquet")

@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.data.contract import tables_from_frames
+from forecast.data.contract import latest_complete_month, tables_from_frames
 from forecast.errors import ConfigError
 from forecast.features.panel import build_panel
 from forecast.features.specs import load_specs
-from forecast.data.contract import latest_complete_month
 from forecast.features.targets import build_targets
 from tests.reference import random_frames, reference_targets
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from forecast.commands.train import log_and_register
 from forecast.errors import TrackingError
 from forecast.mlops.registry import resolve_pair
 from forecast.mlops.tracking import (
@@ -25,7 +26,6 @@ from forecast.mlops.tracking import (
     connect,
     resolve_tracking_uri,
 )
-from forecast.commands.train import log_and_register
 
 FORECAST = str(Path(sys.executable).with_name("forecast"))
 

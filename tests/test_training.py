@@ -15,10 +15,10 @@ import pytest
 from mlflow import MlflowClient
 
 from forecast.cli import main
+from forecast.commands.train import check_horizon, warn_protected
 from forecast.errors import ConfigError, ModelError
 from forecast.mlops.registry import resolve_pair
 from forecast.mlops.tracking import ATTRITION_MODEL, CSAT_MODEL
-from forecast.commands.train import check_horizon, warn_protected
 
 
 def _client(uri: str) -> MlflowClient:

@@ -178,8 +178,8 @@ def features(
 ) -> None:
     """Write the team-month feature panel (one row per team and as-of month) for inspection."""
     from forecast.data.contract import load_tables
-    from forecast.features.panel import build_panel, panel_warnings
     from forecast.data.months import parse_month_option
+    from forecast.features.panel import build_panel, panel_warnings
     from forecast.features.specs import load_specs
 
     check_param("--out", str(out_file), out_file.suffix == ".parquet", "a path ending in .parquet")

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.atomic import write_text_atomic
+from forecast.data.months import month_str, parse_month_option
+from forecast.errors import ModelError, check_param
 from forecast.models.backtest import (
     MIN_HISTORY_MONTHS,
     BacktestResult,
@@ -35,8 +37,6 @@ from forecast.models.backtest import (
     poisson_deviance,
     run_backtest,
 )
-from forecast.errors import ModelError, check_param
-from forecast.data.months import month_str, parse_month_option
 
 MAX_ORIGINS = 24
 MAX_EVERY = 120
@@ -74,7 +74,7 @@ def pick_origins(
     Same history rule as backtest.choose_origins (early-stopping months + purge + a year of
     history before an origin), so with `every == horizon` both pick the same months.
     """
-    from forecast.models.pair import attrition_rows, months_of
+    from forecast.models.fit import attrition_rows, months_of
 
     labelled = np.unique(months_of(attrition_rows(frame)))
     if labelled.size == 0:
@@ -99,7 +99,7 @@ def backtest_at(
     (`skip_last` moves its newest origin onto ours). Any other spacing runs run_backtest once
     per origin and pools the out-of-sample rows with backtest.py's public metric functions.
     """
-    from forecast.models.pair import attrition_rows, join_targets, months_of
+    from forecast.models.fit import attrition_rows, join_targets, months_of
 
     frame = join_targets(panel, targets, config.horizon)
     newest = int(np.unique(months_of(attrition_rows(frame)))[-1])
@@ -109,7 +109,7 @@ def backtest_at(
                               skip_last=newest - origins[-1], progress=progress)
         if result.origins == [month_str(o) for o in origins]:
             return result
-    # One origin at a time (see models.SerialExecutor: threaded LightGBM fits crashed).
+    # One origin at a time (threaded LightGBM fits crashed; see models.fit.fit_models).
     parts = []
     for i, o in enumerate(origins):
         parts.append(run_backtest(panel, targets, config, n_origins=1, skip_last=newest - o))
@@ -177,11 +177,12 @@ def run_real_backtest(
 ) -> RealBacktest:
     """Read, build, backtest, write OUT/backtest.json and OUT/backtest.html."""
     from forecast.data.contract import find_table_files, load_tables
-    from forecast.features.panel import build_panel
     from forecast.data.lineage import data_hash, data_summary
-    from forecast.models.pair import join_targets, load_model_config
+    from forecast.features.panel import build_panel
     from forecast.features.specs import load_specs
     from forecast.features.targets import build_targets
+    from forecast.models.config import load_model_config
+    from forecast.models.fit import join_targets
 
     step = progress or (lambda _message: None)
     check_options(horizon, n_origins, every)

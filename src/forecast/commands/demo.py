@@ -37,8 +37,8 @@ def run_demo(
     say: Callable[[str], None],
     progress: Callable,
 ) -> DemoOutcome:
-    from forecast.scoring.batch import run_score
     from forecast.commands.train import STEPS, backtest_table, run_training
+    from forecast.scoring.batch import run_score
 
     out_dir = out_dir.resolve()
     data_dir, scores_dir = out_dir / "data", out_dir / "scores"

@@ -88,15 +88,16 @@ def run_training(
     (`FitJob`). With `validate_what_if`, also run the what-if engine's
     validation against intervention truth on simulated organisations (about 40 s) and log it
     with the models."""
-    from forecast.models.backtest import run_backtest
     from forecast.data.contract import find_table_files, load_tables
-    from forecast.models.drift import drift_reference
-    from forecast.whatif.store import FitJob, what_if_signals
-    from forecast.features.panel import build_panel
     from forecast.data.lineage import data_hash
-    from forecast.models.pair import load_model_config, train_pair
+    from forecast.features.panel import build_panel
     from forecast.features.specs import load_specs
     from forecast.features.targets import build_targets
+    from forecast.models.backtest import run_backtest
+    from forecast.models.config import load_model_config
+    from forecast.models.drift import drift_reference
+    from forecast.models.pair import train_pair
+    from forecast.whatif.store import FitJob, what_if_signals
 
     step = progress or (lambda _message: None)
     if horizon is not None:
@@ -335,9 +336,9 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
 
     Team-level aggregates only: no employee id (nor team id) is written.
     """
-    from forecast.models.backtest import calibration_plot
-    from forecast.features.names import feature_catalog
     from forecast.data.lineage import data_summary
+    from forecast.features.names import feature_catalog
+    from forecast.models.backtest import calibration_plot
 
     bt = record.backtest
     for sub in ("config", "features", "backtest"):

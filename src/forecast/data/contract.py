@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from forecast.errors import DataError
 from forecast.data.months import MONTH_DTYPE, from_ordinal, month_str
 from forecast.data.tables import (
     EXIT_TYPES,
@@ -30,6 +29,7 @@ from forecast.data.tables import (
     is_identifier_like,
     is_protected,
 )
+from forecast.errors import DataError
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "employees": ("employee_id", "team_id", "hire_date", "exit_date", "exit_type"),

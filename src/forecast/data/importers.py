@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.contract import read_csv_text
-from forecast.errors import ConfigError, DataError, OutputError, check_param
 from forecast.data.lineage import file_sha256
 from forecast.data.tables import TABLE_NAMES
+from forecast.errors import ConfigError, DataError, OutputError, check_param
 
 SOURCES = ("mfg", "hrdataset")
 TEAM_BY: dict[str, tuple[str, ...]] = {

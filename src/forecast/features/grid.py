@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.contract import latest_complete_month
-from forecast.data.months import NEVER, dates_to_ordinal, to_ordinal
+from forecast.data.months import NEVER, dates_to_ordinal, from_ordinal, to_ordinal
 from forecast.data.tables import Tables
 
 

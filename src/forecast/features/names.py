@@ -13,7 +13,6 @@ import pandas as pd
 
 from forecast.features.specs import FeatureSpecs
 
-
 FEATURE_SEP = "__"
 
 

@@ -13,7 +13,6 @@ never opens a file, never prints and never logs to MLflow.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -21,10 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecast.errors import ConfigError, SpecError
-from forecast.data.months import NEVER, dates_to_ordinal, from_ordinal, month_str, to_ordinal
-from forecast.features.specs import EMPLOYEE_KINDS, EMPLOYEE_SIGNALS, FamilySpec, FeatureSpecs, Transform
+from forecast.data.months import month_str
 from forecast.data.tables import NON_SIGNAL, Tables, is_identifier_like, is_protected
+from forecast.errors import ConfigError, SpecError
 from forecast.features.grid import (
     Grid,
     Spells,
@@ -39,11 +37,19 @@ from forecast.features.grid import (
     monthly_grid,
     panel_months,
     point_in_time,
+    table_positions,
     take,
     weight_grid,
     window_sum,
 )
-from forecast.features.names import FEATURE_SEP, KEY_COLUMNS, feature_name
+from forecast.features.names import feature_name
+from forecast.features.specs import (
+    EMPLOYEE_KINDS,
+    EMPLOYEE_SIGNALS,
+    FamilySpec,
+    FeatureSpecs,
+    Transform,
+)
 
 MIN_TREND_POINTS = 3  # a slope through two points is mostly noise
 log = logging.getLogger("forecast")

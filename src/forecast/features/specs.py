@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
-from forecast.errors import SpecError
 from forecast.data.tables import PROTECTED, TABLE_NAMES
+from forecast.errors import SpecError
 
 # Team-level measures derived from `employees` (there is no tenure file): the "signals" an
 # employees-sourced family may name.
@@ -136,10 +136,10 @@ class FeatureSpecs:
 def default_spec_dir() -> Path:
     """The repository's `features/` (src layout), else specs shipped inside the package."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parents[1] / "features", here / "specs"):
+    for candidate in (here.parents[2] / "features", here / "yaml"):
         if candidate.is_dir() and any(candidate.glob("*.yaml")):
             return candidate
-    return here.parents[1] / "features"
+    return here.parents[2] / "features"
 
 
 def load_specs(directory: Path | str | None = None) -> FeatureSpecs:

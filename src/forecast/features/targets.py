@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecast.errors import check_param
 from forecast.data.tables import Tables
+from forecast.errors import check_param
 from forecast.features.grid import (
     assemble,
     divide,

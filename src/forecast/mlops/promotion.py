@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from forecast.errors import ConfigError, ForecastError, ModelError
-from forecast.mlops.registry import CHALLENGER, CHAMPION, PairRef, get_alias, run_config, set_pair_alias
+from forecast.mlops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PairRef,
+    get_alias,
+    run_config,
+    set_pair_alias,
+)
 from forecast.mlops.tracking import connect
 
 RULE = (
@@ -120,10 +127,10 @@ def attrition_deviance(result: Any, origins: list[str]) -> float:
 
 def rerun_backtest(tables: Any, training: dict[str, Any], targets: pd.DataFrame) -> Any:
     """The backtest of a recorded training configuration on `tables`."""
-    from forecast.models.backtest import run_backtest
     from forecast.features.panel import build_panel
-    from forecast.models.pair import config_from_dict
     from forecast.features.specs import specs_from_dict
+    from forecast.models.backtest import run_backtest
+    from forecast.models.config import config_from_dict
 
     specs = specs_from_dict(training["feature_spec"])
     config = config_from_dict(training["model_config"], where="the recorded model config")

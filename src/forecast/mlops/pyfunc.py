@@ -76,7 +76,7 @@ def predict_attrition(pair: ModelPair, model_input: Any) -> pd.DataFrame:
 
 
 def predict_csat(pair: ModelPair, model_input: Any) -> pd.DataFrame:
-    from forecast.models.pair import _has_recent_cx, design_matrix
+    from forecast.models.fit import design_matrix, has_recent_cx
 
     frame = _with_keys(pair, model_input)
     if pair.csat_booster is None:
@@ -85,7 +85,7 @@ def predict_csat(pair: ModelPair, model_input: Any) -> pd.DataFrame:
     X[RATE_COLUMN] = frame[RATE_COLUMN].to_numpy(dtype="float64")
     pred = pair.csat_booster.predict(X, raw_score=True)
     # Same rule as ModelPair.predict: a team with no CX signal gets null, not a guess.
-    pred = np.where(_has_recent_cx(frame, pair.features), pred, np.nan)
+    pred = np.where(has_recent_cx(frame, pair.features), pred, np.nan)
     return pd.DataFrame({"csat_change": pred})
 
 

@@ -29,8 +29,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from forecast.data.contract import read_csv_text
-from forecast.errors import ConfigError, DataError, check_param
 from forecast.data.tables import is_protected
+from forecast.errors import ConfigError, DataError, check_param
 
 TARGET = "Attrition"
 # Constant in this file (EmployeeCount=1, Over18=Y, StandardHours=80) or a row identifier.

@@ -29,13 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.report import charts
-from forecast.report import words
 from forecast.data.atomic import write_text_atomic
-from forecast.whatif.engine import NOTE as EFFECTS_NOTE
-from forecast.errors import OutputError
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
 from forecast.data.tables import PROTECTED, is_identifier_like, is_protected
+from forecast.errors import OutputError
+from forecast.report import charts, words
+from forecast.whatif.engine import NOTE as EFFECTS_NOTE
 
 MIN_GROUP = 5  # contract default of `--min-group`
 DETAIL_TEAMS = 50  # teams most at risk that get a full section; the rest get a compact row

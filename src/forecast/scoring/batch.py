@@ -28,12 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forecast.models import drift as drift_mod
-from forecast.models import explain
-from forecast.errors import ConfigError, ModelError, OutputError, TrackingError, check_param
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
 from forecast.data.months import month_str, parse_month_option
 from forecast.data.tables import Tables
+from forecast.errors import ConfigError, ModelError, OutputError, TrackingError, check_param
+from forecast.models import drift as drift_mod
+from forecast.models import explain
 
 PRODUCER = "forecast score"
 MIN_GROUP = 5
@@ -136,7 +136,7 @@ def explain_batch(
 ) -> tuple[list[explain.TargetExplanation], dict[str, float]]:
     """TreeSHAP of both targets for the reportable teams, checked for additivity against the
     scores (1e-6): a mismatch means the explanation is not of the model that scored."""
-    from forecast.models.pair import design_matrix
+    from forecast.models.fit import design_matrix
 
     rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
                                             "expected_attrition_rate"]]
@@ -158,7 +158,7 @@ def csat_design(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """The CSAT model's input for the rows that have a CSAT forecast: the features plus the
     attrition model's rate (the stacked input), in the model's column order."""
-    from forecast.models.pair import RATE_FEATURE
+    from forecast.models.fit import RATE_FEATURE
 
     has = rep["csat_change"].notna().to_numpy()
     Xc = X.loc[has].copy()
@@ -180,7 +180,7 @@ def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS)
     """Team-level monthly aggregates of the months up to `as_of` (for the report's sparklines):
     headcount at month end, voluntary leavers in the month, response-weighted CSAT. Built from
     the tables as known at the end of `as_of`, like the features, and never per person."""
-    from forecast.features.panel import (
+    from forecast.features.grid import (
         event_counts,
         headcount_grid,
         make_grid,
@@ -529,8 +529,8 @@ def prepare(
     """Resolve the pair (fails within seconds when MLflow is unreachable), then read the data."""
     from forecast.data.contract import load_tables
     from forecast.data.lineage import data_hash
-    from forecast.mlops.registry import resolve_pair
     from forecast.features.specs import load_specs
+    from forecast.mlops.registry import resolve_pair
 
     resolved = resolve_pair(model, tracking_uri)
     pair = resolved.pair
@@ -676,8 +676,7 @@ def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> N
     """Record on the attrition model version (and its run) that it scored this month into this
     folder, so "which model scored April?" has an answer in MLflow. The output already exists,
     so a tracking failure here is a warning, not a failed run."""
-    from forecast.mlops.registry import ATTRITION_MODEL
-    from forecast.mlops.tracking import connect, tracking_errors
+    from forecast.mlops.tracking import ATTRITION_MODEL, connect, tracking_errors
 
     ref = scorer.resolved.ref
     key, value = f"scored.{as_of}", str(out)

@@ -103,10 +103,10 @@ def organisation_row(teams: pd.DataFrame, org_interval: dict) -> dict:
 
 def run_review(data: Path, root: Path) -> ReviewResult:
     """Review every due forecast under ROOT and write ROOT/review.parquet."""
-    from forecast.scoring.schedule import month_folders
     from forecast.data.contract import latest_complete_month, load_tables
-    from forecast.scoring.batch import read_manifest, write_parquet
     from forecast.features.targets import build_targets
+    from forecast.scoring.batch import read_manifest, write_parquet
+    from forecast.scoring.schedule import month_folders
 
     root = Path(os.path.abspath(root))
     if not root.is_dir():

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.errors import ConfigError, OutputError, check_param
 from forecast.data.months import month_str
+from forecast.errors import ConfigError, OutputError, check_param
 
 MONTH_DIR = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 Say = Callable[[str], None]
@@ -71,7 +71,13 @@ def run_catch_up(
 ) -> CatchUpResult:
     """Score every due month into ROOT/YYYY-MM/ with one loaded pair and one read of the data."""
     from forecast.data.contract import latest_complete_month
-    from forecast.scoring.batch import LOCK_TIMEOUT_S, parse_as_of, prepare, read_manifest, score_month
+    from forecast.scoring.batch import (
+        LOCK_TIMEOUT_S,
+        parse_as_of,
+        prepare,
+        read_manifest,
+        score_month,
+    )
 
     check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
                 "an integer >= 1")

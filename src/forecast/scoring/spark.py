@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.errors import ConfigError
 from forecast.data.months import from_ordinal, month_str
+from forecast.errors import ConfigError
 
 DEFAULT_MASTER = "local[2]"
 ENGINES = ("local", "spark")
@@ -117,7 +117,8 @@ class Layout:
 
 
 def make_layout(tables: Any, specs: Any, as_of: pd.Period) -> tuple[Layout, list[str]]:
-    from forecast.features.panel import panel_months, plan_features
+    from forecast.features.grid import panel_months
+    from forecast.features.panel import plan_features
 
     plan, warnings = plan_features(tables, specs)
     first, last = panel_months(tables)
@@ -288,7 +289,7 @@ def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:
 def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame:
     """Per owned team and `longrun_rate_shrunk` feature: cumulative leavers and person-months
     at the as-of month, counted exactly as features.longrun_rate_shrunk counts them."""
-    from forecast.features.panel import event_counts, headcount_grid, make_grid, make_spells
+    from forecast.features.grid import event_counts, headcount_grid, make_grid, make_spells
 
     first, last = pd.Period(ordinal=layout.first, freq="M"), pd.Period(ordinal=layout.as_of,
                                                                         freq="M")
@@ -317,7 +318,7 @@ def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame
 
 def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """Pass 1: this bucket's share of the organisation's leavers and person-months."""
-    from forecast.features.panel import point_in_time
+    from forecast.features.grid import point_in_time
 
     tables, owned = unstack(pdf, layout)
     known = point_in_time(tables, pd.Period(ordinal=layout.as_of, freq="M"))
@@ -328,7 +329,8 @@ def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, int]]) -> Any:
     """The as-of rows of the owned teams, through the local engine's own panel code, with the
     organisation-level rate put back where a bucket only sees its own teams."""
-    from forecast.features.panel import compute_panel, point_in_time
+    from forecast.features.grid import point_in_time
+    from forecast.features.panel import compute_panel
 
     as_of = pd.Period(ordinal=layout.as_of, freq="M")
     tables, owned = unstack(pdf, layout)
@@ -359,7 +361,7 @@ def score_bucket(
 ) -> pd.DataFrame:
     """Pass 2: features, scores and exact TreeSHAP of the bucket's teams, one row per team."""
     from forecast.models import explain
-    from forecast.models.pair import RATE_FEATURE, design_matrix
+    from forecast.models.fit import RATE_FEATURE, design_matrix
 
     pair = load_pair(files.value if hasattr(files, "value") else files)
     panel = bucket_panel(pdf, layout, org)
@@ -500,7 +502,7 @@ def explanations_from(
     """The explanations score.explain_batch would build, from the workers' TreeSHAP values; the
     same additivity check (1e-6) against the scores."""
     from forecast.models import explain
-    from forecast.models.pair import design_matrix
+    from forecast.models.fit import design_matrix
     from forecast.scoring.batch import check_additivity, csat_design
 
     rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
@@ -536,10 +538,10 @@ def build_batch_spark(
     calibration: pd.DataFrame | None = None,
 ) -> Any:
     """score.build_batch, with the per-team work on Spark. Same ScoreBatch, same bytes."""
-    from forecast.models import drift as drift_mod
-    from forecast.models import explain
     from forecast.features.names import feature_catalog
     from forecast.features.panel import KEY_COLUMNS
+    from forecast.models import drift as drift_mod
+    from forecast.models import explain
     from forecast.scoring.batch import (
         ScoreBatch,
         batch_drift,

@@ -45,17 +45,16 @@ its checkpointed hidden state with common random numbers.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from forecast.data.atomic import write_atomic
-from forecast.errors import OutputError, check_param
 from forecast.data.months import month_str, parse_month
+from forecast.errors import OutputError, check_param
 from forecast.simulate.config import SimConfig, validate_config
 from forecast.simulate.engine import (
     AH_REF,
@@ -73,6 +72,7 @@ from forecast.simulate.engine import (
     MonthOut,
     Params,
     SimState,
+    make_ids,
     new_people,
     step,
 )

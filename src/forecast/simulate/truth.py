@@ -37,7 +37,6 @@ from forecast.simulate.engine import (
     step,
 )
 
-
 SIGNALS = ("after_hours_ratio", "cases_per_head", "manager_support", "system_uptime")
 TEAM_SETS = ("most_after_hours", "least_engaged")
 TRUTH_COLUMNS = ["team_id", "as_of", "horizon", "headcount", "true_expected_leavers",

@@ -22,6 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from forecast.data.months import month_str
 from forecast.whatif.engine import (
     FUTURE,
     CausalEngine,
@@ -34,7 +35,6 @@ from forecast.whatif.engine import (
     shift_rate,
     weighted_ls,
 )
-from forecast.data.months import month_str
 
 
 def _rows_now(frame: pd.DataFrame, month: pd.Period, teams: list[str]) -> pd.DataFrame:
@@ -116,8 +116,7 @@ class StructuralEngine(CausalEngine):
 
     def estimate(self, tables: Any, pair: Any, teams: list[str], signal: str, value: float,
                  as_of: Any = None) -> pd.DataFrame:
-        from forecast.whatif.engine import _window_mean
-        from forecast.features.panel import (
+        from forecast.features.grid import (
             assemble,
             headcount_grid,
             make_grid,
@@ -125,6 +124,7 @@ class StructuralEngine(CausalEngine):
             monthly_grid,
             panel_months,
         )
+        from forecast.whatif.engine import _window_mean
 
         fit, frame, month = self.fit(tables, signal, as_of)
         teams = [str(t) for t in teams]

@@ -47,9 +47,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from forecast.errors import ConfigError, ModelError
 from forecast.data.months import month_str
 from forecast.data.tables import Tables, is_protected
+from forecast.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from forecast.whatif.store import StoredFit
@@ -129,8 +129,7 @@ def check_what_if_signal(tables: Tables, specs: Any, signal: str) -> Any:
     a leader cannot set them, and "what if this team had not lost people" is a different
     past, not an intervention.
     """
-    from forecast.features.names import split_feature
-    from forecast.features.panel import FEATURE_SEP
+    from forecast.features.names import FEATURE_SEP, split_feature
     from forecast.whatif.signals import history_signals, settable_signals
 
     name = str(signal).strip()
@@ -170,7 +169,7 @@ def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
     """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
     falls in the window or the window runs past the data), and `future__<signal>`, the same
     mean of every other workload signal. Rows in panel order."""
-    from forecast.features.panel import (
+    from forecast.features.grid import (
         assemble,
         headcount_grid,
         make_grid,
@@ -208,8 +207,7 @@ def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcom
     `which="all"` keeps every other feature too (the history features that absorb the effect;
     kept for the benchmark's evidence).
     """
-    from forecast.features.names import split_feature
-    from forecast.features.panel import FEATURE_SEP
+    from forecast.features.names import FEATURE_SEP, split_feature
 
     out = []
     for col in columns:
@@ -238,8 +236,7 @@ def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcom
 
 def own_history_columns(columns: Sequence[str], signal: str) -> list[str]:
     """The signal's own features (current, windows, long-run, trend): its natural path's inputs."""
-    from forecast.features.names import split_feature
-    from forecast.features.panel import FEATURE_SEP
+    from forecast.features.names import FEATURE_SEP, split_feature
 
     return [c for c in columns if c.count(FEATURE_SEP) >= 2 and split_feature(c)[1] == signal]
 
@@ -676,7 +673,8 @@ class CausalEngine:
 
         With a usable stored fit nothing is fitted, and the frame holds only the as-of month's
         panel rows (all `estimate` reads)."""
-        from forecast.features.panel import build_panel, point_in_time
+        from forecast.features.grid import point_in_time
+        from forecast.features.panel import build_panel
         from forecast.whatif.signals import _resolve_as_of
 
         specs = self._specs()

@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecast.errors import ConfigError
 from forecast.data.months import month_str
 from forecast.data.tables import Tables, is_protected
+from forecast.errors import ConfigError
 
 RESULT_COLUMNS = [
     "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",

@@ -52,10 +52,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from forecast.whatif.engine import CausalEngine, EffectFit, EngineSettings, check_what_if_signal
-from forecast.errors import ConfigError, ModelError
 from forecast.data.months import month_str
 from forecast.data.tables import Tables
+from forecast.errors import ConfigError, ModelError
+from forecast.whatif.engine import CausalEngine, EffectFit, EngineSettings, check_what_if_signal
 
 log = logging.getLogger("forecast")
 

@@ -1,0 +1,302 @@
+"""Fitting and predicting the two LightGBM models on panel rows joined with their targets.
+
+- Attrition: LightGBM Poisson on the per-head rate of voluntary leavers over the horizon, for
+  the cohort employed at the as-of month. Headcount is the exposure.
+- CSAT: LightGBM regression of the CSAT change over the horizon, weighted by the responses in
+  the future window, with the attrition model's out-of-fold per-head rate as an input
+  (`expected_attrition_rate`), so its SHAP values show how much of a dip is people risk.
+
+Pure: frames in, boosters and frames out; no file, no MLflow, no print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from forecast.data.months import month_str, to_ordinal
+from forecast.errors import ModelError
+from forecast.models.config import ModelConfig
+
+KEYS = ["team_id", "as_of"]
+
+
+RATE_FEATURE = "expected_attrition_rate"
+
+
+TARGET_COLUMNS = ["leavers", "csat_change", "csat_weight", "labelled"]
+
+
+# Fewer labelled rows than this and a model is not worth fitting (and its early stopping is noise).
+MIN_TRAIN_ROWS = 50
+
+
+def feature_columns(panel: pd.DataFrame) -> list[str]:
+    """Model inputs: the panel's `family__signal__transform` columns, in panel order."""
+    return [c for c in panel.columns if "__" in c and c not in KEYS]
+
+
+def design_matrix(panel: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The exact frame fed to LightGBM: one column per feature, in order; numbers as float64,
+    anything else as a pandas categorical (LightGBM maps categories by the training levels).
+    A feature the panel lacks (a table absent at scoring time) is all missing, not an error."""
+    cols: dict[str, pd.Series] = {}
+    for name in features:
+        if name not in panel.columns:
+            cols[name] = pd.Series(np.nan, index=panel.index, dtype="float64")
+            continue
+        s = panel[name]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            cols[name] = s.astype("float64")
+        else:
+            levels = sorted(s.dropna().astype(str).unique())
+            cols[name] = s.astype("object").astype(pd.CategoricalDtype(levels))
+    return pd.DataFrame(cols, index=panel.index)
+
+
+def join_targets(panel: pd.DataFrame, targets: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Panel rows with their labels; rows without a label keep NaN (never dropped here)."""
+    missing = [c for c in KEYS + TARGET_COLUMNS if c not in targets.columns]
+    if missing:
+        raise ModelError(f"targets frame lacks column {missing[0]}.")
+    frame = panel.merge(targets[KEYS + TARGET_COLUMNS], on=KEYS, how="left", validate="one_to_one")
+    labelled = frame["labelled"].fillna(False).astype(bool)
+    frame["labelled"] = labelled & (months_of(frame) >= first_trusted_month(frame, horizon))
+    return frame
+
+
+def first_trusted_month(frame: pd.DataFrame, horizon: int) -> int:
+    """Month ordinal of the first as-of month whose labels can be trusted.
+
+    An export without `data_start` often holds only the people still employed when its history
+    begins, so the months before its first recorded exit show an organisation that never loses
+    anyone. Training on them would teach the model that those months are safe. When the first
+    as-of month with a leaver comes long after the panel starts, rows before the first exit
+    month it implies (that as-of month + horizon) are treated as unlabelled.
+    """
+    m = months_of(frame)
+    if m.size == 0:
+        return 0
+    positive = frame["leavers"].fillna(0).to_numpy() > 0
+    if not positive.any():
+        return int(m.min())
+    first_positive = int(m[positive].min())
+    return int(m.min()) if first_positive - int(m.min()) <= horizon else first_positive + horizon
+
+
+def attrition_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    ok = frame["labelled"] & frame["leavers"].notna() & (frame["headcount"] >= 1)
+    return frame[ok.to_numpy()]
+
+
+def csat_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    w = frame["csat_weight"].fillna(1.0)
+    ok = frame["labelled"] & frame["csat_change"].notna() & (w > 0)
+    return frame[ok.to_numpy()]
+
+
+def months_of(frame: pd.DataFrame) -> np.ndarray:
+    return to_ordinal(frame["as_of"])
+
+
+@dataclass
+class Holdout:
+    """Out-of-sample predictions on the early-stopping months (a calibration fallback)."""
+
+    attrition: pd.DataFrame  # as_of, headcount, leavers, rate
+    csat: pd.DataFrame  # as_of, csat_change, prediction
+
+
+@dataclass
+class Fitted:
+    features: list[str]
+    attrition: lgb.Booster
+    csat: lgb.Booster | None
+    attrition_rounds: int
+    csat_rounds: int
+    trained_until: str
+    holdout: Holdout
+
+
+def _train(
+    params: dict[str, Any], X: pd.DataFrame, y: np.ndarray, w: np.ndarray, rounds: int
+) -> lgb.Booster:
+    data = lgb.Dataset(X, label=y, weight=w, free_raw_data=True)
+    return lgb.train(params, data, num_boost_round=rounds)
+
+
+def _time_split(months: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """Early-stopping split: the last `valid_months` as-of months validate; fit rows end their
+    horizon before the first of them (purged: a fit label never covers a validation month)."""
+    uniq = np.unique(months)
+    if uniq.size < config.valid_months + config.horizon + 3:
+        return None
+    first_valid = uniq[-config.valid_months]
+    fit = months + config.horizon <= first_valid
+    valid = months >= first_valid
+    if fit.sum() < MIN_TRAIN_ROWS or valid.sum() < 10:
+        return None
+    return fit, valid
+
+
+def _probe(
+    target: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, months: np.ndarray,
+    config: ModelConfig,
+) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """Pick the number of trees by early stopping on time-ordered validation. Returns the rounds,
+    the validation mask and the out-of-sample raw scores of the validation rows."""
+    split = _time_split(months, config)
+    if split is None:
+        # Too short a history to validate: a small fixed ensemble is the safe choice.
+        return min(config.num_boost_round, 100), None, None
+    fit, valid = split
+    train_set = lgb.Dataset(X[fit], label=y[fit], weight=w[fit], free_raw_data=True)
+    valid_set = lgb.Dataset(X[valid], label=y[valid], weight=w[valid], reference=train_set)
+    probe = lgb.train(
+        config.lgb_params(target), train_set, num_boost_round=config.num_boost_round,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+    )
+    rounds = max(int(probe.best_iteration or probe.current_iteration()), 1)
+    return rounds, valid, probe.predict(X[valid], num_iteration=rounds, raw_score=True)
+
+
+def _attrition_xyw(rows: pd.DataFrame, features: list[str]) -> tuple:
+    # Poisson with exposure: fitting the rate leavers/headcount with weight headcount gives the
+    # same gradients and hessians as counts with init_score = log(headcount), but lets
+    # LightGBM start from the organisation's average rate, so the booster's raw output is
+    # log(per-head rate) itself and SHAP explains it with no offset to add back.
+    hc = rows["headcount"].to_numpy(dtype="float64")
+    y = rows["leavers"].to_numpy(dtype="float64") / hc
+    return design_matrix(rows, features), y, hc
+
+
+def _attrition_holdout(rows: pd.DataFrame, valid: np.ndarray | None, held) -> pd.DataFrame:
+    if valid is None:
+        return pd.DataFrame(columns=["as_of", "headcount", "leavers", "rate"])
+    part = rows[valid]
+    return pd.DataFrame({
+        "as_of": part["as_of"].to_numpy(), "headcount": part["headcount"].to_numpy(),
+        "leavers": part["leavers"].to_numpy(dtype="float64"), "rate": np.exp(held),
+    })
+
+
+def oof_attrition_rates(
+    target_rows: pd.DataFrame, att_rows: pd.DataFrame, features: list[str], config: ModelConfig,
+    rounds: int,
+) -> np.ndarray:
+    """Out-of-fold per-head rates for `target_rows` (the CSAT training rows).
+
+    Time-blocked folds: each block of as-of months gets rates from a model trained on the other
+    blocks, minus `horizon` months either side (a neighbouring label window overlaps the block's
+    months). The fold models see (k-1)/k of the data, so their rates are distributed like the
+    final model's rates on new months, which is what the CSAT model is fed at scoring time.
+    """
+    h = config.horizon
+    target_m, att_m = months_of(target_rows), months_of(att_rows)
+    X_all, y_all, w_all = _attrition_xyw(att_rows, features)
+    X_target = design_matrix(target_rows, features)
+    params = config.lgb_params("attrition")
+    out = np.full(len(target_rows), np.nan)
+    blocks = np.array_split(np.unique(target_m), min(config.oof_blocks, len(np.unique(target_m))))
+    for block in blocks:
+        start, end = block[0], block[-1]
+        keep = (att_m + h <= start) | (att_m > end + h)
+        sel = (target_m >= start) & (target_m <= end)
+        if keep.sum() < MIN_TRAIN_ROWS:
+            # Nothing honest to learn from: the organisation's rate outside the block.
+            other = ~((att_m >= start) & (att_m <= end))
+            out[sel] = y_all[other].dot(w_all[other]) / max(w_all[other].sum(), 1.0)
+            continue
+        booster = _train(params, X_all[keep], y_all[keep], w_all[keep], rounds)
+        out[sel] = np.exp(booster.predict(X_target[sel], raw_score=True))
+    return out
+
+
+def fit_csat(
+    rows: pd.DataFrame, features: list[str], oof_rate: np.ndarray, config: ModelConfig
+) -> tuple[lgb.Booster, int, pd.DataFrame]:
+    X = design_matrix(rows, features)
+    X[RATE_FEATURE] = oof_rate
+    y = rows["csat_change"].to_numpy(dtype="float64")
+    w = rows["csat_weight"].fillna(1.0).to_numpy(dtype="float64")
+    rounds, valid, held = _probe("csat", X, y, w, months_of(rows), config)
+    booster = _train(config.lgb_params("csat"), X, y, w, rounds)
+    holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
+    if valid is not None:
+        holdout = pd.DataFrame({
+            "as_of": rows["as_of"].to_numpy()[valid], "csat_change": y[valid], "prediction": held,
+        })
+    return booster, rounds, holdout
+
+
+def fit_models(frame: pd.DataFrame, features: list[str], config: ModelConfig) -> Fitted:
+    """Both models on every labelled row of `frame` (the caller chooses the rows).
+
+    The number of trees comes from early stopping on the last months; the final models are
+    then refitted on every row (the last months are the most informative about the present).
+    Fits run one after the other on one thread each: LightGBM fits side by side in threads
+    crashed the interpreter in CI (LGBM_BoosterFree while another thread built a Dataset).
+    """
+    att = attrition_rows(frame)
+    if len(att) < MIN_TRAIN_ROWS:
+        raise ModelError(
+            f"too little labelled history to train: {len(att)} team-months with a known "
+            f"{config.horizon}-month outcome (need at least {MIN_TRAIN_ROWS})."
+        )
+    X, y, w = _attrition_xyw(att, features)
+    rounds, valid, held = _probe("attrition", X, y, w, months_of(att), config)
+    csat_booster, csat_rounds = None, 0
+    csat_holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
+    booster = _train(config.lgb_params("attrition"), X, y, w, rounds)
+    cs = csat_rows(frame)
+    if len(cs) >= MIN_TRAIN_ROWS:
+        oof = oof_attrition_rates(cs, att, features, config, rounds)
+        csat_booster, csat_rounds, csat_holdout = fit_csat(cs, features, oof, config)
+    return Fitted(
+        features=list(features),
+        attrition=booster,
+        csat=csat_booster,
+        attrition_rounds=rounds,
+        csat_rounds=csat_rounds,
+        trained_until=month_str(att["as_of"].max()),
+        holdout=Holdout(_attrition_holdout(att, valid, held), csat_holdout),
+    )
+
+
+def predict_fitted(
+    attrition: lgb.Booster, csat: lgb.Booster | None, panel: pd.DataFrame, features: list[str]
+) -> pd.DataFrame:
+    """Point predictions of a booster pair; the CSAT input is this attrition model's rate."""
+    X = design_matrix(panel, features)
+    raw = attrition.predict(X, raw_score=True)
+    rate = np.exp(raw)
+    hc = panel["headcount"].to_numpy(dtype="float64")
+    out = pd.DataFrame({
+        "team_id": panel["team_id"].to_numpy(), "as_of": panel["as_of"].to_numpy(),
+        "headcount": panel["headcount"].to_numpy(),
+        "expected_leavers": rate * hc, "attrition_rate": rate,
+    }, index=panel.index)
+    out["csat_change"] = np.nan
+    if csat is not None:
+        X[RATE_FEATURE] = rate
+        pred = csat.predict(X, raw_score=True)
+        out["csat_change"] = np.where(has_recent_cx(panel, features), pred, np.nan)
+    out["expected_attrition_rate"] = rate
+    return out
+
+
+def has_recent_cx(panel: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """A team with no CSAT in the target's "before" window (t-2 .. t) gets no CSAT forecast:
+    its change is undefined there (contract: null, not a guess). Long-run and trend features
+    still carry older CSAT, so they do not count; without a 3-month CSAT mean in the spec, any
+    CX feature does."""
+    cx = [f for f in features if f.startswith("cx__") and f in panel.columns]
+    recent = [f for f in cx if f.split("__")[1:] == ["csat", "mean_3m"]]
+    if not cx:
+        return np.ones(len(panel), dtype=bool)
+    return panel[recent or cx].notna().any(axis=1).to_numpy()
