@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from forecast.errors import ConfigError
+from forecast.simulate.known_effects import known_effect_org
 from forecast.whatif.engine import CausalEngine, EngineSettings, check_what_if_signal, make_engine
-from forecast.whatif.validation import known_effect_org
 
 # The shipped settings with a short bootstrap. Orgs of 400 teams keep the estimate's
 # noise well inside the 0.10 tolerance.

@@ -193,7 +193,7 @@ def test_what_if_uses_the_fit_stored_with_the_pair(org, monkeypatch, capsys) -> 
 
 
 def test_what_if_with_a_pair_without_stored_fits_fits_the_engine(registry_org) -> None:
-    from forecast.whatif.signals import run_what_if
+    from forecast.commands.what_if import run_what_if
 
     tables = load_tables(registry_org.data)
     teams = current_teams(tables, tables.workload["month"].max())[:2]

@@ -303,7 +303,7 @@ def train(
               f"{outcome.experiment}); artifacts at {outcome.artifact_uri}")
     out.print(f"Registered {ref.attrition_name} v{ref.attrition_version} and {ref.csat_name} "
               f"v{ref.csat_version or '-'} as a pair; aliases: {', '.join(ref.aliases)}")
-    fits = outcome.record.pair.what_if_fits if outcome.record is not None else None
+    fits = outcome.record.what_if_fits if outcome.record is not None else None
     if fits:
         month = next(iter(fits.values())).as_of
         say(f"What-if engine fitted as of {month} for {len(fits)} signal(s) "
@@ -467,8 +467,9 @@ def what_if(
 
     from rich.table import Table
 
+    from forecast.commands.what_if import run_what_if
     from forecast.whatif.engine import NOTE
-    from forecast.whatif.signals import as_json_records, run_what_if
+    from forecast.whatif.signals import as_json_records
 
     result = run_what_if(data, team, set_, as_of=as_of, model=model)
     records = as_json_records(result)

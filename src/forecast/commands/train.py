@@ -19,8 +19,10 @@ import pandas as pd
 import yaml
 
 from forecast.errors import check_param
-from forecast.mlops.registry import PairRef, register_pair
+from forecast.mlops.registry import PairRef, register_pair, save_bundle
 from forecast.mlops.tracking import EXPERIMENT, Tracking, connect, tracking_errors
+from forecast.models.pair import ModelPair
+from forecast.whatif.engine import StoredFit
 
 log = logging.getLogger("forecast")
 
@@ -128,9 +130,10 @@ def run_training(
             panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
         )
         skipped: dict[str, str] = {}
-        if signals:  # else the pair has no stored fits (None), as with --no-what-if-fit
+        what_if_fits = None  # no stored fits without signals, as with --no-what-if-fit
+        if signals:
             step("fitting the what-if engine")
-            pair.what_if_fits, skipped = job.wait(
+            what_if_fits, skipped = job.wait(
                 progress=lambda signal, i, n: step(
                     f"fitting the what-if engine: {signal} ({i + 1}/{n})"),
             )
@@ -142,14 +145,17 @@ def run_training(
     step("logging to MLflow")
     whatif = None
     if validate_what_if:
-        from forecast.whatif.validation import validate_engine
+        from forecast.simulate.known_effects import known_effect_orgs
+        from forecast.whatif import validation
 
         step("validating the what-if engine")
-        whatif = validate_engine()
+        whatif = validation.validate_engine(known_effect_orgs(
+            validation.VALIDATION_SEEDS, validation.VALIDATION_SCALES,
+            validation.VALIDATION_TEAMS, validation.VALIDATION_MONTHS))
     record = TrainingRecord(
         data_dir=data_dir, data_hash=digest, specs=specs, config=config, pair=pair,
         panel=panel, tables=tables, backtest=backtest, protected=opted, warnings=warnings,
-        whatif_validation=whatif, whatif_skipped=skipped,
+        whatif_validation=whatif, whatif_skipped=skipped, what_if_fits=what_if_fits,
     )
     run_id, artifact_uri, ref = log_and_register(tracking, record)
     return TrainingOutcome(
@@ -167,7 +173,7 @@ class TrainingRecord:
     data_hash: str
     specs: Any  # FeatureSpecs
     config: Any  # ModelConfig
-    pair: Any  # ModelPair
+    pair: ModelPair
     panel: pd.DataFrame
     tables: Any  # Tables
     backtest: Any  # BacktestResult
@@ -175,6 +181,8 @@ class TrainingRecord:
     warnings: list[str] = field(default_factory=list)
     # (metrics, per-organisation table) of the what-if engine against intervention truth.
     whatif_validation: tuple[dict[str, float], pd.DataFrame] | None = None
+    # The what-if engine's fits saved with the pair (None: trained without them).
+    what_if_fits: dict[str, StoredFit] | None = None
     # Signals whose what-if fit failed (too little data), with the reason; the fits themselves
     # are `pair.what_if_fits`.
     whatif_skipped: dict[str, str] = field(default_factory=dict)
@@ -294,7 +302,7 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
                 table.to_csv(root / "whatif_validation.csv", index=False)
             log_what_if_fits(root, record)
             mlflow.log_artifacts(str(root))
-            pair_dir = record.pair.to_dir(Path(tmp) / "pair")
+            pair_dir = save_bundle(Path(tmp) / "pair", record.pair, record.what_if_fits)
             uris = log_pair_models(record.pair, str(pair_dir), record.panel)
             artifact_uri = run.info.artifact_uri
         ref = register_pair(
@@ -314,7 +322,7 @@ def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
 
     from forecast.whatif.store import fit_metrics, fit_table
 
-    fits = record.pair.what_if_fits
+    fits = record.what_if_fits
     if fits is None:
         return
     mlflow.log_metrics({k: v for k, v in fit_metrics(fits).items() if math.isfinite(v)})

@@ -1,9 +1,13 @@
 """The model registry as pairs: `forecast-attrition` and `forecast-csat` versions logged by the same
 run form one pair, and aliases (`champion`, `challenger`) always move on both together.
 
-`resolve_pair` is what scoring, promotion and `forecast models` use to turn a user's reference
-(alias, attrition version, run id or `models:/` URI) into the pair's metadata and loaded
-`ModelPair`. This module never trains and never reads the data directory.
+A registered pair is one folder (the artifact `pair` of both models): the two LightGBM models
+with their meta (`ModelPair.to_dir`) and the what-if engine's fits (`whatif_effects/`);
+`save_bundle`/`load_bundle` are the one place that puts the two together, so the predictive
+models never know the what-if engine. `resolve_pair` is what scoring, promotion and
+`forecast models` use to turn a user's reference (alias, attrition version, run id or
+`models:/` URI) into the pair's metadata and loaded models. This module never trains and never
+reads the data directory.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import mlflow
 
 from forecast.errors import ModelError
 from forecast.mlops.tracking import (
@@ -25,9 +31,9 @@ from forecast.mlops.tracking import (
     muted,
     tracking_errors,
 )
-
-if TYPE_CHECKING:
-    from forecast.models.pair import ModelPair
+from forecast.models.pair import ModelPair
+from forecast.whatif.engine import StoredFit
+from forecast.whatif.store import load_fits, save_fits
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -37,6 +43,7 @@ VERSION_TAGS = (
     "horizon", "spec_hash", "data_hash", "model_config_hash", "trained_until", "data_dir",
     "backtest_origins", "pair_model", "pair_version", "pair_run_id", "forecast_version",
 )
+EFFECTS_DIR = "whatif_effects"  # the what-if engine's stored fits inside the pair's folder
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # MLflow spells an alias `models:/name@alias`; the contract's `models:/name/@alias` is accepted too.
 URI_RE = re.compile(
@@ -95,6 +102,24 @@ class ResolvedPair:
     pair: ModelPair
     ref: PairRef
     tracking_uri: str
+    # The causal what-if engine's fits by signal, made by `forecast train`; empty for a pair
+    # trained without them (what-ifs then refit).
+    what_if_fits: dict[str, StoredFit] = field(default_factory=dict)
+
+
+def save_bundle(path: Path, pair: ModelPair, what_if_fits: dict[str, StoredFit] | None) -> Path:
+    """The pair's folder: both models with their meta, and the what-if fits when there are
+    any; byte-stable."""
+    pair.to_dir(path)
+    if what_if_fits is not None:
+        save_fits(Path(path) / EFFECTS_DIR, what_if_fits)
+    return Path(path)
+
+
+def load_bundle(path: Path) -> tuple[ModelPair, dict[str, StoredFit] | None]:
+    """(pair, what-if fits or None) from a folder `save_bundle` wrote."""
+    fits_dir = Path(path) / EFFECTS_DIR
+    return ModelPair.from_dir(path), load_fits(fits_dir) if fits_dir.is_dir() else None
 
 
 # --------------------------------------------------------------------------- registration
@@ -110,8 +135,6 @@ def register_pair(
 ) -> PairRef:
     """Register both logged models of one run, tag them as partners and set the aliases: a fresh
     pair is always `challenger`, and also `champion` when there is none yet."""
-    import mlflow
-
     client = tracking.client
     with tracking_errors(tracking.uri):
         had_champion = _version_by_alias(tracking, CHAMPION) is not None
@@ -302,25 +325,25 @@ def models_table(pairs: list[PairRef]) -> Any:
 # --------------------------------------------------------------------------- loading
 
 
-def load_pair(tracking: Tracking, ref: PairRef) -> ModelPair:
+def load_pair(
+    tracking: Tracking, ref: PairRef
+) -> tuple[ModelPair, dict[str, StoredFit] | None]:
     """Download the pair directory logged with the attrition model and load it."""
-    import mlflow
-
-    from forecast.models.pair import ModelPair
-
     with tracking_errors(tracking.uri), tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=f"{ref.attrition_uri}/artifacts/pair", dst_path=tmp,
             tracking_uri=tracking.uri,
         )
-        return ModelPair.from_dir(Path(local))
+        return load_bundle(Path(local))
 
 
 def resolve_pair(ref: str = CHAMPION, tracking_uri: str | None = None) -> ResolvedPair:
     """The pair named by `ref`, loaded; the CSAT model is always the one of the same run."""
     tracking = connect(tracking_uri, create_experiment=False)
     pair_ref = resolve_ref(tracking, ref)
-    return ResolvedPair(pair=load_pair(tracking, pair_ref), ref=pair_ref, tracking_uri=tracking.uri)
+    pair, fits = load_pair(tracking, pair_ref)
+    return ResolvedPair(pair=pair, ref=pair_ref, tracking_uri=tracking.uri,
+                        what_if_fits=fits or {})
 
 
 def run_config(tracking: Tracking, ref: PairRef) -> dict[str, Any]:

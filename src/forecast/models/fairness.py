@@ -26,7 +26,6 @@ from forecast.data.tables import PROTECTED
 
 MIN_TEAMS = 5  # a band with fewer teams is suppressed
 MIN_TEAM_SIZE = 5  # teams below the minimum group size get no composition band
-GAP = 0.10  # |predicted / realised - 1| above this gets a sentence
 AGE_BANDS = (
     (0, 30, "under 30"), (30, 40, "30 to 39"), (40, 50, "40 to 49"), (50, 200, "50 and over"),
 )
@@ -159,26 +158,3 @@ def fairness_audit(frame: pd.DataFrame, *, min_teams: int = MIN_TEAMS) -> pd.Dat
     return out[AUDIT_COLUMNS]
 
 
-def audit_sentences(audit: pd.DataFrame, *, gap: float = GAP) -> list[str]:
-    """A plain sentence for every shown band forecast more than `gap` off."""
-    out = []
-    for _, r in audit.iterrows():
-        if r["suppressed"] or not np.isfinite(r["ratio"]):
-            continue
-        off = float(r["ratio"]) - 1.0
-        if abs(off) <= gap:
-            continue
-        attr = str(r["attribute"]).replace("_", " ")
-        band = str(r["band"])
-        who = f"teams with {band}" if not band.startswith("majority") else f"teams with a {band}"
-        if attr == "median age":
-            who = f"teams whose median age is {band}"
-        elif band == "no majority":
-            who = f"teams with no {attr} majority"
-        verb = "over-forecast" if off > 0 else "under-forecast"
-        out.append(
-            f"For {who}, leavers were {verb} by {abs(off):.0%} in the backtest "
-            f"({float(r['predicted']):.0f} predicted, {float(r['realised']):.0f} realised, "
-            f"{int(r['teams'])} teams)."
-        )
-    return out

@@ -7,10 +7,11 @@ Layout of the module (I/O at the edges, pure functions in the middle):
 - `render(context)` fills the Jinja2 template; `write_report(out_dir)` does all three and
   replaces OUT/report.html atomically.
 
-The report must never name an individual employee: it reads team-level files only
-(`team_attributes(employees, as_of)` is the one place that sees employees, and it keeps team
-attributes that are constant within teams, turning a manager identifier into "manager of teams
-T1, T2"). Teams below the minimum group size appear only as a count. Charts are inline SVG or
+The report is a pure function of the output folder: whatever it shows (what-ifs, fairness,
+roll-ups, calibration) is a file that scoring wrote, and it imports nothing from
+`forecast.models`, `whatif`, `mlops` or `scoring`. It must never name an individual employee:
+it reads team-level files only (`scoring.extras.team_attributes` keeps team attributes that
+are constant within teams and turns a manager identifier into "manager of teams T1, T2"). Teams below the minimum group size appear only as a count. Charts are inline SVG or
 base64 PNG, the script is inline, and nothing is fetched from the network.
 """
 
@@ -31,10 +32,9 @@ import pandas as pd
 
 from forecast.data.atomic import write_text_atomic
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
-from forecast.data.tables import PROTECTED, is_identifier_like, is_protected
+from forecast.data.tables import PROTECTED, is_protected
 from forecast.errors import OutputError
 from forecast.report import charts, words
-from forecast.whatif.engine import NOTE as EFFECTS_NOTE
 
 MIN_GROUP = 5  # contract default of `--min-group`
 DETAIL_TEAMS = 50  # teams most at risk that get a full section; the rest get a compact row
@@ -44,15 +44,6 @@ SPARK_MONTHS = 12
 MONTH_DIR = re.compile(r"^\d{4}-\d{2}$")
 FAIRNESS_GAP = 0.10  # a band over- or under-forecast by more than this gets a sentence
 MIN_FAIRNESS_TEAMS = 5
-# Columns of employees that are never team attributes: keys, dates, exit details, free text.
-EMPLOYEE_CORE = {"employee_id", "team_id", "hire_date", "exit_date", "exit_type", "exit_reason"}
-# Columns whose values identify or describe a person, whatever their spread across teams.
-PERSONAL = re.compile(
-    r"(^|_)(name|first_?name|last_?name|surname|full_?name|email|e_?mail|phone|mobile|address|"
-    r"postcode|zip|ssn|nin|passport|salary|pay|dob)($|_)",
-    re.IGNORECASE,
-)
-PERSON_REF = re.compile(r"(manager|supervisor|lead|leader|boss|mentor|coach)", re.IGNORECASE)
 MODEL_LIMITS = (
     "The link from expected attrition to CSAT is validated on simulated data only; on real "
     "data it is an association learnt by the CSAT model, not a measured causal effect.",
@@ -63,8 +54,6 @@ MODEL_LIMITS = (
     "Intervals are calibrated on past out-of-sample errors; an organisational change the model "
     "has not seen (re-organisation, new policy) can make them too narrow.",
 )
-# The one sentence printed next to every what-if number (docs/what-if.md).
-WHATIF_NOTE = EFFECTS_NOTE
 
 
 # =========================================================================== inputs (edge)
@@ -169,117 +158,6 @@ def _previous_run(out: Path, as_of: str | None) -> PreviousRun | None:
 
 
 # =========================================================================== team attributes
-
-
-def team_attributes(
-    employees: pd.DataFrame, as_of: pd.Period | str, *, min_constancy: float = 0.8,
-    min_group: int = MIN_GROUP,
-) -> pd.DataFrame:
-    """Team-level attributes (department, site, manager, ...) at the end of `as_of`, for
-    roll-ups. One row per team; never a per-person value.
-
-    A column qualifies when it is not a key, date, exit detail, protected attribute or
-    personal field, and it is (nearly) constant within teams of two or more people: a
-    name varies within a team, a department does not. A column that refers to a person
-    (manager_id, or any value that is also an employee_id) is replaced by a label built from
-    team ids ("manager of T0001, T0007"), so the report can roll up by manager without naming
-    anyone. Suggested output: OUT/team_attributes.parquet, written by `forecast score`.
-    """
-    month = pd.Period(as_of, freq="M")
-    end = month.to_timestamp(how="end")
-    hire = pd.to_datetime(employees["hire_date"])
-    exit_ = pd.to_datetime(employees["exit_date"])
-    # Open at the end of the month, as in the contract's headcount.
-    current = employees.loc[(hire <= end) & (exit_.isna() | (exit_ > end))]
-    if current.empty:
-        current = employees
-    team = current["team_id"].astype("string")
-    ids = set(employees["employee_id"].astype("string").dropna())
-    out = pd.DataFrame({"team_id": sorted(team.dropna().unique())})
-    sizes = team.value_counts()
-    multi = sizes.index[sizes >= 2]
-    for col in current.columns:
-        if col in EMPLOYEE_CORE or is_protected(col) or PERSONAL.search(col):
-            continue
-        values = current[col].astype("string")
-        if values.isna().all():
-            continue
-        modal = (
-            pd.DataFrame({"team": team, "v": values}).dropna()
-            .groupby("team")["v"].agg(lambda s: s.value_counts().index[0])
-        )
-        if len(multi):
-            share = (
-                pd.DataFrame({"team": team, "v": values})
-                .loc[lambda d: d["team"].isin(multi)]
-                .groupby("team")["v"].agg(lambda s: s.value_counts(normalize=True).iloc[0])
-            )
-            if share.empty or share.mean() < min_constancy:
-                continue
-        elif values.nunique() > 1:
-            continue  # one-person teams only: constancy cannot be told apart from a name
-        refers_to_person = bool(PERSON_REF.search(col)) or bool(
-            modal.isin(ids).any()
-        )
-        if refers_to_person:
-            label = _person_label(col)
-            by_value = modal.groupby(modal).groups
-            names = {v: _group_label(label, list(map(str, teams)), sizes, min_group)
-                     for v, teams in by_value.items()}
-            out[label] = out["team_id"].map(modal.map(names)).astype("string")
-        elif is_identifier_like(col) or pd.api.types.is_numeric_dtype(current[col]):
-            # Numeric or code-like columns that are constant per team are still attributes
-            # (e.g. a cost-centre code), but only with few distinct values.
-            if modal.nunique() > max(len(out) // 2, 1):
-                continue
-            out[col] = out["team_id"].map(modal).astype("string")
-        else:
-            out[col] = out["team_id"].map(modal).astype("string")
-    return out
-
-
-def _group_label(label: str, teams: list[str], sizes: pd.Series, min_group: int) -> str:
-    """"manager of T1, T2": named by the teams of at least `min_group` people only (a small
-    team is never named), the rest counted."""
-    big = sorted(t for t in teams if sizes.get(t, 0) >= min_group)
-    small = len(teams) - len(big)
-    if not big:
-        return f"{label} of {small} small team{'s' if small > 1 else ''}"
-    text = f"{label} of {', '.join(big[:4])}"
-    more = len(big[4:]) + small
-    return text + (f" and {more} more" if more else "")
-
-
-def _person_label(col: str) -> str:
-    m = PERSON_REF.search(col)
-    return (m.group(1).lower() if m else "group").replace("_", " ")
-
-
-def score_extras(
-    tables: Any, pair: Any, specs: Any, scores: pd.DataFrame, drivers: pd.DataFrame,
-    as_of: pd.Period | str, *, backtest_predictions: pd.DataFrame | None = None,
-    n_whatif: int = DETAIL_TEAMS,
-) -> dict[str, pd.DataFrame]:
-    """The team-level files `forecast score` can save for the report, by file name:
-    team_attributes.parquet (roll-ups), whatif.parquet (each at-risk team's top actionable
-    driver moved to the organisation's median, by the causal engine) and, given the backtest's
-    out-of-sample predictions per team, fairness.parquet. None of them holds a per-person value.
-    """
-    from forecast.models.fairness import fairness_input
-    from forecast.whatif.signals import report_whatifs
-
-    out = {"team_attributes.parquet": team_attributes(tables.employees, as_of)}
-    from forecast.whatif.engine import make_engine
-    from forecast.whatif.store import stored_fits
-
-    # The engine reuses the fits stored with the pair when they can answer (same horizon,
-    # as of their month or later); otherwise it fits, once per signal.
-    engine = make_engine(specs, stored=stored_fits(pair))
-    out["whatif.parquet"] = report_whatifs(tables, pair, specs, scores, drivers, as_of,
-                                           n_teams=n_whatif, engine=engine)
-    if backtest_predictions is not None and len(backtest_predictions):
-        out["fairness.parquet"] = fairness_input(backtest_predictions, tables.employees)
-    return {name: frame.reset_index(drop=True) for name, frame in out.items() if len(frame)}
 
 
 # =========================================================================== pure helpers
@@ -1050,10 +928,7 @@ def fairness_view(fairness: pd.DataFrame | None) -> dict[str, Any] | None:
     """The fairness audit: calibration of the attrition forecast by team composition band."""
     if fairness is None or fairness.empty:
         return None
-    from forecast.models.fairness import audit_sentences, fairness_audit
-
-    table = fairness if {"band", "predicted", "realised", "teams"} <= set(fairness.columns) \
-        and "team_id" not in fairness.columns else fairness_audit(fairness)
+    table = fairness  # the audit by band, computed by scoring (scoring.extras)
     rows = [
         {
             "attribute": str(r["attribute"]).replace("_", " "),
@@ -1067,10 +942,18 @@ def fairness_view(fairness: pd.DataFrame | None) -> dict[str, Any] | None:
         }
         for _, r in table.iterrows()
     ]
-    return {"rows": rows, "sentences": audit_sentences(table)}
+    return {"rows": rows, "sentences": words.audit_sentences(table)}
 
 
 # =========================================================================== context
+
+
+def _generated(manifest: dict[str, Any], now: datetime | None) -> str:
+    """When the outputs were made (the manifest's time), so that `forecast report OUT` rebuilds
+    the same bytes from the folder alone."""
+    made = _pick(manifest, "created_at")
+    when = now or (datetime.fromisoformat(made) if made else datetime.now(UTC))
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def build_context(inputs: ReportInputs, *, n_detail: int = DETAIL_TEAMS,
@@ -1096,7 +979,7 @@ def build_context(inputs: ReportInputs, *, n_detail: int = DETAIL_TEAMS,
         "as_of": as_of,
         "horizon": horizon,
         "min_group": min_group,
-        "generated": (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": _generated(inputs.manifest, now),
         "headline": headline(scores, inputs.manifest, inputs.previous),
         "teams": team_table(scores, inputs.history),
         "detailed": detailed,
@@ -1104,7 +987,9 @@ def build_context(inputs: ReportInputs, *, n_detail: int = DETAIL_TEAMS,
         "rollups": rollups(scores, inputs.team_attributes, min_group),
         "org_drivers": org_drivers(drivers),
         "whatifs": [whatifs[t["team_id"]] for t in detailed if t["team_id"] in whatifs],
-        "whatif_note": WHATIF_NOTE,
+        # The engine's own sentence, which stands next to every what-if number
+        # (docs/what-if.md); scoring writes it into the manifest with whatif.parquet.
+        "whatif_note": _pick(inputs.manifest, "whatif_note") or "",
         "trust": trust_view(inputs, suppressed),
         "fairness": fairness_view(inputs.fairness),
         "suppressed": suppressed,

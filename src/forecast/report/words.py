@@ -15,6 +15,9 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 # Families a leader can change (the same default as `specs.ACTIONABLE_FAMILIES`); everything
 # else (tenure mix, past leavers, past CSAT) is history the forecast starts from.
 ACTIONABLE_FAMILIES = ("workload", "engagement")
@@ -309,3 +312,32 @@ def _more_less(where: str) -> str:
         "well above": "far more", "above": "more", "close to": "about as many",
         "below": "fewer", "well below": "far fewer",
     }.get(where, "about as many")
+
+
+# A band of the fairness audit forecast more than this off gets a sentence.
+GAP = 0.10  # |predicted / realised - 1| above this gets a sentence
+
+
+def audit_sentences(audit: pd.DataFrame, *, gap: float = GAP) -> list[str]:
+    """A plain sentence for every shown band forecast more than `gap` off."""
+    out = []
+    for _, r in audit.iterrows():
+        if r["suppressed"] or not np.isfinite(r["ratio"]):
+            continue
+        off = float(r["ratio"]) - 1.0
+        if abs(off) <= gap:
+            continue
+        attr = str(r["attribute"]).replace("_", " ")
+        band = str(r["band"])
+        who = f"teams with {band}" if not band.startswith("majority") else f"teams with a {band}"
+        if attr == "median age":
+            who = f"teams whose median age is {band}"
+        elif band == "no majority":
+            who = f"teams with no {attr} majority"
+        verb = "over-forecast" if off > 0 else "under-forecast"
+        out.append(
+            f"For {who}, leavers were {verb} by {abs(off):.0%} in the backtest "
+            f"({float(r['predicted']):.0f} predicted, {float(r['realised']):.0f} realised, "
+            f"{int(r['teams'])} teams)."
+        )
+    return out

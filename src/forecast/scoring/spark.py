@@ -584,41 +584,6 @@ def build_batch_spark(
 # --------------------------------------------------------------------------- the edge
 
 
-def run_score_spark(
-    data: Path, out: Path, *, as_of: str | None = None, model: str = "champion",
-    min_group: int = 5, report: bool = True, horizon: int | None = None,
-    tracking_uri: str | None = None, warn: Any = None, master: str = DEFAULT_MASTER,
-    spark: Any = None,
-) -> Any:
-    """`forecast score --engine spark`: score.run_score with the batch built on Spark, written
-    by score.py's own writer and published the same atomic way."""
-    from forecast.data.contract import latest_complete_month
-    from forecast.errors import check_param
-    from forecast.scoring.batch import check_replaceable, parse_as_of, prepare, score_month
-
-    say = warn or (lambda _m: None)
-    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
-                "an integer >= 1")
-    month = parse_as_of(as_of)
-    out = Path(os.path.abspath(out))
-    check_replaceable(out)
-    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=say)
-    month = month if month is not None else latest_complete_month(scorer.tables)
-    own = spark is None
-    session = spark_session(master) if own else spark
-    engine = {"name": "spark", "master": master,
-              "buckets": n_buckets_for(session, int(scorer.tables.employees["team_id"].nunique()))}
-    try:
-        batch = build_batch_spark(session, scorer.tables, scorer.pair, scorer.specs, as_of=month,
-                                  min_group=min_group, reference=scorer.reference(),
-                                  calibration=scorer.calibration)
-    finally:
-        if own:
-            session.stop()
-    return score_month(scorer, month, out, min_group=min_group, report=report, warn=say,
-                       batch=batch, engine=engine)
-
-
 __all__ = [
     "DEFAULT_MASTER", "ENGINES", "build_batch_spark", "run_score_spark", "spark_session",
 ]

@@ -316,7 +316,7 @@ def _employees(config: SimConfig, st: SimState, h: dict[str, np.ndarray],
         "department": pd.array(np.asarray(DEPARTMENTS, dtype=object)[st.dept[s["team"]]],
                                dtype="str"),
         "site": pd.array(np.asarray(SITES, dtype=object)[st.site[s["team"]]], dtype="str"),
-        "manager_id": pd.array(team_ids("M", manager, 6), dtype="str"),
+        "manager_id": pd.array(make_ids("M", manager, 6), dtype="str"),
         "gender": pd.array(np.asarray(GENDERS, dtype=object)[s["gender"]], dtype="str"),
         "birth_year": s["byear"].astype(np.int64),
     })

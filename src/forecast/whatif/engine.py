@@ -38,6 +38,7 @@ Pure: frames in, frames out. Never reads files, never prints, never logs to MLfl
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -49,10 +50,13 @@ import pandas as pd
 
 from forecast.data.months import month_str
 from forecast.data.tables import Tables, is_protected
-from forecast.errors import ConfigError, ModelError
+from forecast.errors import (
+    ConfigError,
+    ModelError,
+)
 
 if TYPE_CHECKING:
-    from forecast.whatif.store import StoredFit
+    from forecast.whatif.engine import StoredFit
 
 EXAMPLE_SIGNAL = "after_hours_ratio"
 INTERVAL_LEVEL = 0.8
@@ -675,11 +679,11 @@ class CausalEngine:
         panel rows (all `estimate` reads)."""
         from forecast.features.grid import point_in_time
         from forecast.features.panel import build_panel
-        from forecast.whatif.signals import _resolve_as_of
+        from forecast.whatif.signals import resolve_as_of
 
         specs = self._specs()
         setting = check_what_if_signal(tables, specs, signal)
-        month = _resolve_as_of(tables, as_of)
+        month = resolve_as_of(tables, as_of)
         h = int(horizon or self.horizon or 3)
         key = (id(tables), setting.signal, str(month), h)
         if key not in self._cache:
@@ -758,3 +762,33 @@ def make_engine(specs: Any = None, settings: EngineSettings | None = None,
     answer the what-if."""
     return CausalEngine(specs=specs, settings=settings or EngineSettings(),
                         stored=dict(stored or {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFit:
+    """An `EffectFit` made ahead of time, and what it may answer."""
+
+    fit: EffectFit
+    as_of: str  # YYYY-MM: the fit read the data known at the end of this month
+    horizon: int
+    settings: dict[str, Any]  # the EngineSettings it was made with (`settings_dict`)
+    spec_hash: str = ""  # the feature specs its controls were built with
+
+    def refusal(self, month: pd.Period, horizon: int, settings: EngineSettings,
+                spec_hash: str = "") -> str | None:
+        """Why this fit cannot answer a what-if as of `month` (None when it can)."""
+        if int(horizon) != self.horizon:
+            return f"it is for a {self.horizon}-month horizon, not {horizon}"
+        if pd.Period(month, freq="M") < pd.Period(self.as_of, freq="M"):
+            return (f"the what-if is as of {month_str(month)}, before the fit's month "
+                    f"{self.as_of} (a fit from later data would leak into it)")
+        if settings_dict(settings) != self.settings:
+            return "it was made with other engine settings"
+        if spec_hash and self.spec_hash and spec_hash != self.spec_hash:
+            return "it was made with other feature specs"
+        return None
+
+
+def settings_dict(settings: EngineSettings) -> dict[str, Any]:
+    """The settings as the manifest keeps them (JSON values), so they compare after a load."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))

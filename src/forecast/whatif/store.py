@@ -1,14 +1,15 @@
 """The causal what-if engine's fits, made once by `forecast train` and kept with the model pair.
 
-Fitting `forecast.effects.CausalEngine` takes seconds per signal (5-10 s at 400 teams, 20 s or
+Fitting `forecast.whatif.engine.CausalEngine` takes seconds per signal (5-10 s at 400 teams, 20 s or
 more at 1,500), and every `forecast what-if` and every report paid it again. Instead:
 
 - `forecast train` fits the engine for the configured signals (`what_if.signals` in
   training/model.yaml; `auto` = every settable signal, `what_if_signals`) on the data the pair
   was trained on, as of those data's latest complete month: the same labelled rows as the pair
-  (`fit_stored`);
-- the pair saves the fits beside its models (`save_fits`, into `whatif_effects/`) and
-  `ModelPair.from_dir` loads them (`load_fits`), so they travel with the registered pair;
+  (`FitJob`, in worker processes while the models train);
+- the registry saves the fits beside the pair's models (`save_fits`, into `whatif_effects/`)
+  and loads them with it (`load_fits`; `forecast.mlops.registry.save_bundle`), so they travel
+  with the registered pair;
 - `CausalEngine` reuses a stored fit for a what-if as of the fit's month or later, and refits
   when the what-if is about an earlier month (a fit from later data would leak into it), or
   when the horizon, the engine settings or the feature specs differ (`StoredFit.refusal`).
@@ -54,8 +55,18 @@ import pandas as pd
 
 from forecast.data.months import month_str
 from forecast.data.tables import Tables
-from forecast.errors import ConfigError, ModelError
-from forecast.whatif.engine import CausalEngine, EffectFit, EngineSettings, check_what_if_signal
+from forecast.errors import (
+    ConfigError,
+    ModelError,
+)
+from forecast.whatif.engine import (
+    CausalEngine,
+    EffectFit,
+    EngineSettings,
+    StoredFit,
+    check_what_if_signal,
+    settings_dict,
+)
 
 log = logging.getLogger("forecast")
 
@@ -67,36 +78,6 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,80}")
 # The model text each loaded booster came from: re-serialising a loaded booster may reorder
 # its parameter block, and a loaded fit must save to the same bytes again.
 _TEXTS: weakref.WeakKeyDictionary[lgb.Booster, str] = weakref.WeakKeyDictionary()
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredFit:
-    """An `EffectFit` made ahead of time, and what it may answer."""
-
-    fit: EffectFit
-    as_of: str  # YYYY-MM: the fit read the data known at the end of this month
-    horizon: int
-    settings: dict[str, Any]  # the EngineSettings it was made with (`settings_dict`)
-    spec_hash: str = ""  # the feature specs its controls were built with
-
-    def refusal(self, month: pd.Period, horizon: int, settings: EngineSettings,
-                spec_hash: str = "") -> str | None:
-        """Why this fit cannot answer a what-if as of `month` (None when it can)."""
-        if int(horizon) != self.horizon:
-            return f"it is for a {self.horizon}-month horizon, not {horizon}"
-        if pd.Period(month, freq="M") < pd.Period(self.as_of, freq="M"):
-            return (f"the what-if is as of {month_str(month)}, before the fit's month "
-                    f"{self.as_of} (a fit from later data would leak into it)")
-        if settings_dict(settings) != self.settings:
-            return "it was made with other engine settings"
-        if spec_hash and self.spec_hash and spec_hash != self.spec_hash:
-            return "it was made with other feature specs"
-        return None
-
-
-def settings_dict(settings: EngineSettings) -> dict[str, Any]:
-    """The settings as the manifest keeps them (JSON values), so they compare after a load."""
-    return json.loads(json.dumps(dataclasses.asdict(settings)))
 
 
 # --------------------------------------------------------------------------- making fits
@@ -118,20 +99,6 @@ def what_if_signals(tables: Tables, specs: Any, wanted: str | list[str]) -> list
             raise ConfigError(f"`what_if.signals` in the model configuration: {reason}") from None
     return list(dict.fromkeys(out))
 
-
-def fit_stored(
-    tables: Tables, specs: Any, signals: list[str], horizon: int, *,
-    settings: EngineSettings | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    workers: int = 1,
-) -> tuple[dict[str, StoredFit], dict[str, str]]:
-    """Fit the engine for each signal as of the data's latest complete month (the labelled
-    rows the pair was trained on). Returns (fits, skipped): a signal whose fit fails with a
-    ModelError (too little data) is skipped with its reason, not raised. In this process by
-    default; with `workers` > 1 (None: as many as `FitJob` chooses), side by side in worker
-    processes, which a script can only start under `if __name__ == "__main__":`."""
-    return FitJob(tables, specs, signals, horizon, settings=settings, workers=workers).wait(
-        progress)
 
 
 def default_workers() -> int:
@@ -556,7 +523,3 @@ def load_fits(path: Path) -> dict[str, StoredFit] | None:
             settings=dict(entry["settings"]), spec_hash=str(entry.get("spec_hash", "")))
     return out
 
-
-def stored_fits(pair: Any) -> dict[str, StoredFit]:
-    """The pair's stored fits ({} for a pair without any, e.g. one trained before them)."""
-    return dict(getattr(pair, "what_if_fits", None) or {})

@@ -1,57 +1,30 @@
 """Validation of the what-if engine against known effects, in a form MLflow can log.
 
-`validate_engine` simulates a few small organisations with known after-hours effects
-(including none), holds after-hours at the organisation median for the 20 most loaded teams
+`validate_engine` takes a few small organisations with known after-hours effects (including
+none; `forecast.simulate.known_effects` makes them), holds after-hours at the organisation median for the 20 most loaded teams
 with the engine, and compares with the simulator's intervention truth; it also runs the
 distractor `system_uptime`, whose true effect is zero. It returns a dict of metrics and a
 small table, ready for `mlflow.log_metrics` and `mlflow.log_table`.
 
-`data_diagnostics` reports, for the user's own data (no truth there), the fitted effect of each
-actionable signal with its 80% interval: what the what-if numbers of this model rest on.
-
-Pure: simulates in memory, never writes files or talks to MLflow itself.
+Pure: never writes files or talks to MLflow itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
+from forecast.data.tables import Tables
 from forecast.whatif.engine import CausalEngine, EngineSettings
 
-SIGNAL, DISTRACTOR, TEAM_SET = "after_hours_ratio", "system_uptime", "most_after_hours"
+SIGNAL, DISTRACTOR = "after_hours_ratio", "system_uptime"
+# Seeds of the organisations `forecast train --validate-what-if` checks: never used to choose
+# the engine's settings (those were 1-3). About 5-10 s per organisation (2 CPUs).
+VALIDATION_SEEDS, VALIDATION_SCALES = (61, 62), (0.0, 1.0)
+VALIDATION_TEAMS, VALIDATION_MONTHS = 400, 36
 
 
-def after_hours_effects(scale: float) -> Any:
-    """The simulator's default effects with every after-hours path scaled (0 = no effect)."""
-    from forecast.simulate import Effects
-
-    d = Effects()
-    return replace(d, after_hours_on_exit=d.after_hours_on_exit * scale,
-                   after_hours_on_engagement=d.after_hours_on_engagement * scale,
-                   cases_on_after_hours=d.cases_on_after_hours * scale)
-
-
-def known_effect_org(
-    seed: int, scale: float, n_teams: int, n_months: int
-) -> tuple[Any, pd.DataFrame]:
-    """A simulated organisation and its intervention truth for the most loaded teams at the
-    last as-of month: (tables, truth rows)."""
-    from forecast.data import contract
-    from forecast.simulate import SimConfig, simulate
-
-    cfg = SimConfig(n_teams=n_teams, n_months=n_months, seed=seed,
-                    effects=after_hours_effects(scale), intervention_reps=100)
-    sim = simulate(cfg, with_interventions=True)
-    iv = sim.interventions
-    iv = iv.loc[(iv["team_set"] == TEAM_SET) & (iv["as_of"] == iv["as_of"].max())]
-    return contract.tables_from_frames(sim.frames, data_start=cfg.start), iv
-
-
-def _one(engine: CausalEngine, tables: Any, truth: pd.DataFrame, signal: str) -> dict[str, float]:
+def _one(engine: CausalEngine, tables: Tables, truth: pd.DataFrame, signal: str) -> dict[str, float]:
     g = truth.loc[truth["signal"] == signal]
     res = engine.estimate(tables, None, list(g["team_id"]), signal, float(g["value"].iloc[0]),
                           g["as_of"].iloc[0]).set_index("team_id").loc[list(g["team_id"])]
@@ -71,23 +44,16 @@ def _one(engine: CausalEngine, tables: Any, truth: pd.DataFrame, signal: str) ->
 
 
 def validate_engine(
-    seeds: tuple[int, ...] = (61, 62), scales: tuple[float, ...] = (0.0, 1.0),
-    n_teams: int = 400, n_months: int = 36, settings: EngineSettings | None = None,
+    orgs: list[tuple[int, float, Tables, pd.DataFrame]], settings: EngineSettings | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """(metrics, table): the engine's error against the intervention truth per organisation.
-
-    The default seeds were never used to choose the engine's settings (those were 1-3).
-
-    About 5-10 s per organisation at the defaults (2 CPUs).
-    """
+    """(metrics, table): the engine's error against the intervention truth per organisation,
+    given as (seed, effect scale, tables, intervention truth rows)."""
     rows = []
-    for seed in seeds:
-        for scale in scales:
-            tables, iv = known_effect_org(seed, scale, n_teams, n_months)
-            engine = CausalEngine(settings=settings or EngineSettings())
-            for signal in (SIGNAL, DISTRACTOR):
-                rows.append({"seed": seed, "after_hours_scale": scale, "signal": signal,
-                             **_one(engine, tables, iv, signal)})
+    for seed, scale, tables, iv in orgs:
+        engine = CausalEngine(settings=settings or EngineSettings())
+        for signal in (SIGNAL, DISTRACTOR):
+            rows.append({"seed": seed, "after_hours_scale": scale, "signal": signal,
+                         **_one(engine, tables, iv, signal)})
     table = pd.DataFrame(rows)
     table["error"] = table["ratio"] - table["true_ratio"]
     table["covered"] = (table["ratio_p10"] <= table["true_ratio"]) & (
@@ -108,16 +74,3 @@ def _metrics(table: pd.DataFrame) -> dict[str, float]:
         "whatif.orgs": float(len(ah)),
     }
 
-
-def data_diagnostics(tables: Any, signals: list[str], horizon: int,
-                     settings: EngineSettings | None = None) -> tuple[dict[str, float],
-                                                                      pd.DataFrame]:
-    """Fitted effect per signal on the user's data: theta (log hazard per unit) and interval."""
-    engine = CausalEngine(settings=settings or EngineSettings(), horizon=horizon)
-    rows = []
-    for signal in signals:
-        fit, _, month = engine.fit(tables, signal, None, horizon)
-        rows.append({"signal": signal, "as_of": str(month), **fit.metrics()})
-    table = pd.DataFrame(rows)
-    metrics = {f"whatif.theta.{r['signal']}": float(r["theta"]) for r in rows}
-    return metrics, table

@@ -1,0 +1,381 @@
+"""`forecast score`: resolve the registered pair, read the data, build the batch (local or
+Spark), write the output folder atomically, then the report; and `--catch-up`, which scores
+every month that is due into ROOT/YYYY-MM/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from forecast.data.contract import latest_complete_month, load_tables
+from forecast.data.lineage import MANIFEST, data_hash, manifest_text, package_versions
+from forecast.data.months import month_str, parse_month_option
+from forecast.data.tables import Tables
+from forecast.errors import (
+    ConfigError,
+    OutputError,
+    TrackingError,
+    check_param,
+)
+from forecast.features.specs import FeatureSpecs, load_specs
+from forecast.mlops.registry import ResolvedPair, resolve_pair
+from forecast.mlops.tracking import ATTRITION_MODEL, connect, tracking_errors
+from forecast.models.pair import ModelPair
+from forecast.report.render import write_report
+from forecast.scoring.batch import (
+    MIN_GROUP,
+    Say,
+    ScoreBatch,
+    _quiet,
+    build_batch,
+    training_reference,
+)
+from forecast.scoring.extras import score_extras
+from forecast.scoring.output import (
+    LOCK_TIMEOUT_S,
+    PRODUCER,
+    check_replaceable,
+    publish,
+    read_manifest,
+    write_batch_files,
+)
+from forecast.scoring.schedule import due_months, month_folders
+from forecast.scoring.spark import DEFAULT_MASTER, build_batch_spark, n_buckets_for, spark_session
+from forecast.whatif.engine import NOTE as WHATIF_NOTE
+
+
+def report_extras(scorer: Scorer, batch: ScoreBatch, as_of: pd.Period) -> dict[str, pd.DataFrame]:
+    """The team-level files the report needs to be rebuilt offline (team attributes for
+    roll-ups, what-ifs, the fairness audit). Only with the report: not cheap for a very large
+    organisation."""
+    extras = score_extras(
+        scorer.tables, scorer.pair, scorer.specs, batch.scores, batch.drivers, as_of,
+        what_if_fits=scorer.resolved.what_if_fits,
+        backtest_predictions=backtest_predictions(scorer.resolved),
+    )
+    return {
+        name: frame.sort_values("team_id", kind="stable").reset_index(drop=True)
+        if "team_id" in frame else frame
+        for name, frame in extras.items()
+    }
+
+
+@dataclass
+class Scorer:
+    """What every month of a run shares: the data, the pair and where both came from."""
+
+    data: Path
+    tables: Tables
+    specs: FeatureSpecs
+    resolved: ResolvedPair
+    data_hash: str
+    warnings: list[str] = field(default_factory=list)
+    calibration: pd.DataFrame | None = None
+    _reference: tuple[pd.DataFrame | None, str] | None = None
+
+    @property
+    def pair(self) -> ModelPair:
+        return self.resolved.pair
+
+    def reference(self) -> tuple[pd.DataFrame | None, str]:
+        # Built once per run: a catch-up over many months compares each with the same training.
+        if self._reference is None:
+            self._reference = training_reference(self.tables, self.pair, self.specs)
+        return self._reference
+
+
+@dataclass
+class ScoreResult:
+    out: Path
+    manifest: dict[str, Any]
+    batch: ScoreBatch
+
+
+def parse_as_of(text: str | None, option: str = "--as-of") -> pd.Period | None:
+    return parse_month_option(option, text)
+
+
+def prepare(
+    data: Path, *, model: str = "champion", horizon: int | None = None,
+    tracking_uri: str | None = None, warn: Say = _quiet,
+) -> Scorer:
+    """Resolve the pair (fails within seconds when MLflow is unreachable), then read the data."""
+
+    resolved = resolve_pair(model, tracking_uri)
+    pair = resolved.pair
+    if horizon is not None and int(horizon) != int(pair.config.horizon):
+        raise ConfigError(
+            f"`--horizon` must match the model's horizon ({pair.config.horizon} months: "
+            f"{resolved.ref.describe()}). Got {horizon} instead; the horizon comes from the model."
+        )
+    tables = load_tables(data)
+    specs = load_specs()
+    scorer = Scorer(data=Path(data), tables=tables, specs=specs, resolved=resolved,
+                    data_hash=data_hash(data))
+    if pair.spec_hash and pair.spec_hash != specs.hash():
+        scorer.warnings.append(
+            f"the feature specs under features/ changed since the model was trained (spec hash "
+            f"{specs.hash()[:12]} vs {pair.spec_hash[:12]}); scores may not match training."
+        )
+    scorer.calibration = backtest_calibration(resolved)
+    for w in scorer.warnings:
+        warn(w)
+    return scorer
+
+
+def _run_artifact(resolved: ResolvedPair, path: str) -> pd.DataFrame | None:
+    """A table logged with the model's training run; None when the run has none."""
+
+    try:
+        tracking = connect(resolved.tracking_uri, create_experiment=False)
+        with tracking_errors(tracking.uri), tempfile.TemporaryDirectory() as tmp:
+            local = tracking.client.download_artifacts(resolved.ref.run_id, path, tmp)
+            return pd.read_parquet(local) if path.endswith(".parquet") else pd.read_csv(local)
+    except (TrackingError, OSError):
+        return None
+
+
+def backtest_calibration(resolved: ResolvedPair) -> pd.DataFrame | None:
+    """The training run's backtest calibration table (by decile of predicted rate), for the
+    report's "how well did this model do" chart."""
+    return _run_artifact(resolved, "backtest/calibration.csv")
+
+
+def backtest_predictions(resolved: ResolvedPair) -> pd.DataFrame | None:
+    """The training run's team-level out-of-sample backtest predictions (fairness audit)."""
+    return _run_artifact(resolved, "backtest/predictions.parquet")
+
+
+def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, str],
+                 min_group: int) -> dict[str, Any]:
+
+    ref = scorer.resolved.ref
+    scores = batch.scores
+    return {
+        "producer": PRODUCER,
+        "format": 1,
+        "as_of": batch.as_of,
+        "horizon": batch.horizon,
+        "min_group": min_group,
+        "model": {
+            "tracking_uri": scorer.resolved.tracking_uri,
+            "run_id": ref.run_id,
+            "aliases": list(ref.aliases),
+            "attrition": {"name": ref.attrition_name, "version": ref.attrition_version,
+                          "run_id": ref.run_id},
+            "csat": {"name": ref.csat_name, "version": ref.csat_version,
+                     "run_id": ref.run_id if ref.csat_version else None},
+            "trained_until": scorer.pair.trained_until,
+            "trained_at": (
+                scorer.resolved.ref.created.isoformat(timespec="seconds")
+                if scorer.resolved.ref.created else None
+            ),
+        },
+        "data": {"path": str(Path(os.path.abspath(scorer.data))), "hash": scorer.data_hash},
+        "feature_spec_hash": {"scoring": scorer.specs.hash(), "training": scorer.pair.spec_hash},
+        "rows": {
+            "scores": len(scores),
+            "reportable": int(scores["reportable"].sum()),
+            "drivers": len(batch.drivers),
+            "drivers_by_family": len(batch.drivers_by_family),
+            "history": len(batch.history),
+            "drift": len(batch.drift),
+        },
+        "organisation": {"expected_leavers": batch.organisation.get("expected"),
+                         "leavers_p10": batch.organisation.get("p10"),
+                         "leavers_p90": batch.organisation.get("p90"),
+                         "headcount": int(scores["headcount"].sum())},
+        "additivity_max_error": batch.additivity,
+        "drift": batch.drift_summary,
+        "warnings": [*scorer.warnings, *batch.warnings],
+        "files": files,
+        # The sentence that stands next to every what-if number in the report.
+        **({"whatif_note": WHATIF_NOTE} if "whatif.parquet" in files else {}),
+        "packages": package_versions(),
+        "output": str(out),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def score_month(
+    scorer: Scorer, as_of: pd.Period, out: Path, *, min_group: int = MIN_GROUP,
+    report: bool = True, lock: bool = True, warn: Say = _quiet,
+    batch: ScoreBatch | None = None, engine: dict[str, Any] | None = None,
+) -> ScoreResult:
+    """Score one month into `out` (atomically) and tag the model version with it. Another
+    engine (Spark) passes the `batch` it built; writing and publishing stay the same."""
+    out = Path(os.path.abspath(out))
+    check_replaceable(out)  # fail before the expensive part; re-checked under the lock
+    if batch is None:
+        batch = build_batch(scorer.tables, scorer.pair, scorer.specs, as_of=as_of,
+                            min_group=min_group, reference=scorer.reference(),
+                            calibration=scorer.calibration)
+    for w in batch.warnings:
+        warn(w)
+    if report:
+        batch.extra.update(report_extras(scorer, batch, as_of))
+    manifest: dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
+        files = write_batch_files(tmp, batch)
+        manifest.update(manifest_for(scorer, batch, out, files, min_group))
+        if engine:
+            manifest["engine"] = engine
+        # The report reads the manifest, so it goes first; the report then lists itself in it.
+        (tmp / MANIFEST).write_text(manifest_text(manifest), encoding="utf-8")
+        if report and _write_report(tmp):
+            manifest.update(json.loads((tmp / MANIFEST).read_text(encoding="utf-8")))
+
+    publish(out, write, lock=lock)
+    tag_model(scorer, batch.as_of, out, warn=warn)
+    return ScoreResult(out=out, manifest=manifest, batch=batch)
+
+
+def _write_report(directory: Path) -> bool:
+    """The leaders' report, built from the folder's files alone."""
+    write_report(directory)
+    return (directory / "report.html").exists()
+
+
+def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> None:
+    """Record on the attrition model version (and its run) that it scored this month into this
+    folder, so "which model scored April?" has an answer in MLflow. The output already exists,
+    so a tracking failure here is a warning, not a failed run."""
+    ref = scorer.resolved.ref
+    key, value = f"scored.{as_of}", str(out)
+    try:
+        tracking = connect(scorer.resolved.tracking_uri, create_experiment=False)
+        with tracking_errors(tracking.uri):
+            tracking.client.set_model_version_tag(
+                ATTRITION_MODEL, ref.attrition_version, key, value
+            )
+            tracking.client.set_tag(ref.run_id, key, value)
+    except TrackingError as exc:
+        warn(f"scores written, but tagging the model in MLflow failed: {exc}")
+
+
+def run_score(
+    data: Path, out: Path, *, as_of: str | None = None, model: str = "champion",
+    min_group: int = MIN_GROUP, report: bool = True, horizon: int | None = None,
+    tracking_uri: str | None = None, warn: Say = _quiet,
+) -> ScoreResult:
+    """`forecast score --data DIR --out OUT`: one month (default: the latest complete one)."""
+
+    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
+                "an integer >= 1")
+    month = parse_as_of(as_of)
+    check_replaceable(Path(out))
+    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
+    month = month if month is not None else latest_complete_month(scorer.tables)
+    return score_month(scorer, month, Path(out), min_group=min_group, report=report, warn=warn)
+
+
+def run_score_spark(
+    data: Path, out: Path, *, as_of: str | None = None, model: str = "champion",
+    min_group: int = 5, report: bool = True, horizon: int | None = None,
+    tracking_uri: str | None = None, warn: Any = None, master: str = DEFAULT_MASTER,
+    spark: Any = None,
+) -> Any:
+    """`forecast score --engine spark`: score.run_score with the batch built on Spark, written
+    by score.py's own writer and published the same atomic way."""
+
+    say = warn or (lambda _m: None)
+    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
+                "an integer >= 1")
+    month = parse_as_of(as_of)
+    out = Path(os.path.abspath(out))
+    check_replaceable(out)
+    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=say)
+    month = month if month is not None else latest_complete_month(scorer.tables)
+    own = spark is None
+    session = spark_session(master) if own else spark
+    engine = {"name": "spark", "master": master,
+              "buckets": n_buckets_for(session, int(scorer.tables.employees["team_id"].nunique()))}
+    try:
+        batch = build_batch_spark(session, scorer.tables, scorer.pair, scorer.specs, as_of=month,
+                                  min_group=min_group, reference=scorer.reference(),
+                                  calibration=scorer.calibration)
+    finally:
+        if own:
+            session.stop()
+    return score_month(scorer, month, out, min_group=min_group, report=report, warn=say,
+                       batch=batch, engine=engine)
+
+
+def _root_lock(root: Path) -> FileLock:
+    # Beside ROOT, not in it: a run with nothing to do must leave ROOT untouched.
+    return FileLock(str(root.parent / f".{root.name}.lock"))
+
+
+def run_catch_up(
+    data: Path, root: Path, *, since: str | None = None, model: str = "champion",
+    min_group: int = 5, report: bool = True, horizon: int | None = None,
+    tracking_uri: str | None = None, say: Say = _quiet, warn: Say = _quiet,
+) -> CatchUpResult:
+    """Score every due month into ROOT/YYYY-MM/ with one loaded pair and one read of the data."""
+    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
+                "an integer >= 1")
+    since_month = parse_as_of(since, "--since")
+    root = Path(os.path.abspath(root))
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root} exists and is not a directory; choose another --out-root.")
+    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
+    latest = latest_complete_month(scorer.tables)
+    if since_month is not None and since_month > latest:
+        raise ConfigError(
+            f"`--since` must be on or before the latest complete month {month_str(latest)}. "
+            f"Got {month_str(since_month)} instead."
+        )
+    result = CatchUpResult(root=root, latest=month_str(latest))
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = _root_lock(root)
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_S)
+    except Timeout:
+        raise OutputError(
+            f"another catch-up has held {root} for over {LOCK_TIMEOUT_S:.0f} s; try again later."
+        ) from None
+    try:
+        # Decided under the lock: a run that waited sees what the other one wrote.
+        existing = month_folders(root)
+        version = scorer.resolved.ref.attrition_version
+        if since_month is not None:
+            for name in existing:
+                if since_month <= pd.Period(name, freq="M") <= latest:
+                    previous = read_manifest(root / name) or {}
+                    by = previous.get("model", {}).get("attrition", {}).get("version")
+                    result.skipped[name] = (
+                        "already scored with this model version" if by == version else
+                        f"already scored (model version {by or 'unknown'}); never rewritten"
+                    )
+        months = due_months(existing, latest, since_month)
+        if not months:
+            return result
+        root.mkdir(parents=True, exist_ok=True)
+        for month in months:
+            name = month_str(month)
+            say(f"scoring {name} into {root / name}")
+            # The root lock already serialises writers; a per-month lock file would litter ROOT.
+            score_month(scorer, month, root / name, min_group=min_group, report=report,
+                        lock=False, warn=warn)
+            result.scored.append(name)
+    finally:
+        lock.release()
+    return result
+
+
+@dataclass
+class CatchUpResult:
+    root: Path
+    latest: str
+    scored: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # month -> why
