@@ -25,6 +25,7 @@ SET = "most_after_hours"
 
 def engines(fast: bool) -> dict[str, object]:
     from forecast.whatif.candidates import SLearnerEngine, StructuralEngine
+
     from forecast.whatif.engine import CausalEngine, EngineSettings
     from forecast.whatif.signals import RescoringEngine
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.scoring.schedule import due_months, month_folders, run_catch_up
+from forecast.commands.score import run_catch_up
+from forecast.scoring.schedule import due_months, month_folders
 
 
 def P(m: str) -> pd.Period:

@@ -182,8 +182,8 @@ def test_mlflow_metrics_are_the_fits_own_metrics(small):
 
 
 def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_path):
-    from forecast.mlops.registry import resolve_pair
-    from forecast.models.pair import EFFECTS_DIR, ModelPair
+    from forecast.mlops.registry import EFFECTS_DIR, resolve_pair
+    from forecast.models.pair import ModelPair
 
     pair = resolve_pair("champion", trained_org.tracking_uri).pair
     assert set(pair.what_if_fits) == {SIGNAL}

@@ -18,21 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.models.fairness import (
-    audit_sentences,
-    composition_bands,
-    fairness_audit,
-    fairness_input,
-)
+from forecast.models.fairness import composition_bands, fairness_audit, fairness_input
 from forecast.report import words
-from forecast.report.render import (
-    build_context,
-    load_outputs,
-    render,
-    rollups,
-    team_attributes,
-    write_report,
-)
+from forecast.report.render import build_context, load_outputs, render, rollups, write_report
+from forecast.report.words import audit_sentences
+from forecast.scoring.extras import team_attributes
 
 AS_OF = "2024-06"
 FEATURES = [

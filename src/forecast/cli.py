@@ -350,7 +350,7 @@ def score(
     if catch_up:
         if out_root is None or out_dir is not None or as_of is not None:
             raise ConfigError("`--catch-up` needs `--out-root ROOT` (not --out or --as-of).")
-        from forecast.scoring.schedule import run_catch_up
+        from forecast.commands.score import run_catch_up
 
         done = run_catch_up(
             data, out_root, since=since, model=model, min_group=min_group,
@@ -366,9 +366,9 @@ def score(
     if out_dir is None or out_root is not None or since is not None:
         raise ConfigError("`forecast score` needs `--out OUT` (or `--out-root ROOT --catch-up`).")
     if engine == "spark":
-        from forecast.scoring.spark import run_score_spark as run_score
+        from forecast.commands.score import run_score_spark as run_score
     else:
-        from forecast.scoring.batch import run_score
+        from forecast.commands.score import run_score
     extra = {"master": master} if engine == "spark" else {}
     result = run_score(
         data, out_dir, as_of=as_of, model=model, min_group=min_group, report=not no_report,

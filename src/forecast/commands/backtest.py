@@ -24,9 +24,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast import __version__
+from forecast.commands.train import check_horizon
 from forecast.data.atomic import write_text_atomic
+from forecast.data.contract import find_table_files, load_tables
+from forecast.data.lineage import data_hash, data_summary
 from forecast.data.months import month_str, parse_month_option
 from forecast.errors import ModelError, check_param
+from forecast.features.panel import build_panel
+from forecast.features.specs import load_specs
+from forecast.features.targets import build_targets
+from forecast.models import intervals
 from forecast.models.backtest import (
     MIN_HISTORY_MONTHS,
     BacktestResult,
@@ -37,6 +45,8 @@ from forecast.models.backtest import (
     poisson_deviance,
     run_backtest,
 )
+from forecast.models.config import load_model_config
+from forecast.models.fit import attrition_rows, join_targets, months_of
 
 MAX_ORIGINS = 24
 MAX_EVERY = 120
@@ -74,7 +84,6 @@ def pick_origins(
     Same history rule as backtest.choose_origins (early-stopping months + purge + a year of
     history before an origin), so with `every == horizon` both pick the same months.
     """
-    from forecast.models.fit import attrition_rows, months_of
 
     labelled = np.unique(months_of(attrition_rows(frame)))
     if labelled.size == 0:
@@ -99,7 +108,6 @@ def backtest_at(
     (`skip_last` moves its newest origin onto ours). Any other spacing runs run_backtest once
     per origin and pools the out-of-sample rows with backtest.py's public metric functions.
     """
-    from forecast.models.fit import attrition_rows, join_targets, months_of
 
     frame = join_targets(panel, targets, config.horizon)
     newest = int(np.unique(months_of(attrition_rows(frame)))[-1])
@@ -121,7 +129,6 @@ def backtest_at(
 def pool_results(parts: list[BacktestResult], config: Any) -> BacktestResult:
     """One BacktestResult from single-origin results: metrics, calibration and leave-one-
     origin-out coverage recomputed on the pooled rows, exactly as backtest.py computes them."""
-    from forecast.models import intervals
 
     drop = ["leavers_p10", "leavers_p90"]
     pred = pd.concat([p.predictions.drop(columns=drop, errors="ignore") for p in parts],
@@ -154,7 +161,6 @@ def pool_results(parts: list[BacktestResult], config: Any) -> BacktestResult:
 
 
 def check_options(horizon: int | None, n_origins: int, every: int | None) -> None:
-    from forecast.commands.train import check_horizon
 
     if horizon is not None:
         check_horizon(horizon)
@@ -176,13 +182,6 @@ def run_real_backtest(
     origin_progress: Progress | None = None,
 ) -> RealBacktest:
     """Read, build, backtest, write OUT/backtest.json and OUT/backtest.html."""
-    from forecast.data.contract import find_table_files, load_tables
-    from forecast.data.lineage import data_hash, data_summary
-    from forecast.features.panel import build_panel
-    from forecast.features.specs import load_specs
-    from forecast.features.targets import build_targets
-    from forecast.models.config import load_model_config
-    from forecast.models.fit import join_targets
 
     step = progress or (lambda _message: None)
     check_options(horizon, n_origins, every)
@@ -241,7 +240,6 @@ def backtest_document(
     data: dict[str, Any], warnings: list[str],
 ) -> dict[str, Any]:
     """Plain JSON values: metrics against the baselines, per origin, calibration, coverage."""
-    from forecast import __version__
 
     pred = result.predictions
     att = result.metrics[result.metrics["target"] == "attrition"].set_index("model")

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecast.commands.score import run_score
+from forecast.commands.train import STEPS, backtest_table, run_training
 from forecast.data.contract import load_tables, summarize
 from forecast.simulate import SimConfig, simulate, write_simulation
 
@@ -37,8 +39,6 @@ def run_demo(
     say: Callable[[str], None],
     progress: Callable,
 ) -> DemoOutcome:
-    from forecast.commands.train import STEPS, backtest_table, run_training
-    from forecast.scoring.batch import run_score
 
     out_dir = out_dir.resolve()
     data_dir, scores_dir = out_dir / "data", out_dir / "scores"

@@ -18,11 +18,25 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from forecast import __version__
+from forecast.data.contract import find_table_files, load_tables
+from forecast.data.lineage import data_hash, data_summary, package_versions
 from forecast.errors import check_param
+from forecast.features.names import feature_catalog
+from forecast.features.panel import build_panel
+from forecast.features.specs import load_specs
+from forecast.features.targets import build_targets
+from forecast.mlops.pyfunc import log_pair_models
 from forecast.mlops.registry import PairRef, register_pair, save_bundle
 from forecast.mlops.tracking import EXPERIMENT, Tracking, connect, tracking_errors
-from forecast.models.pair import ModelPair
+from forecast.models.backtest import calibration_plot, run_backtest
+from forecast.models.config import load_model_config
+from forecast.models.drift import drift_reference
+from forecast.models.pair import ModelPair, train_pair
+from forecast.simulate.known_effects import known_effect_orgs
+from forecast.whatif import validation
 from forecast.whatif.engine import StoredFit
+from forecast.whatif.store import FitJob, fit_metrics, fit_table, what_if_signals
 
 log = logging.getLogger("forecast")
 
@@ -90,16 +104,6 @@ def run_training(
     (`FitJob`). With `validate_what_if`, also run the what-if engine's
     validation against intervention truth on simulated organisations (about 40 s) and log it
     with the models."""
-    from forecast.data.contract import find_table_files, load_tables
-    from forecast.data.lineage import data_hash
-    from forecast.features.panel import build_panel
-    from forecast.features.specs import load_specs
-    from forecast.features.targets import build_targets
-    from forecast.models.backtest import run_backtest
-    from forecast.models.config import load_model_config
-    from forecast.models.drift import drift_reference
-    from forecast.models.pair import train_pair
-    from forecast.whatif.store import FitJob, what_if_signals
 
     step = progress or (lambda _message: None)
     if horizon is not None:
@@ -145,8 +149,6 @@ def run_training(
     step("logging to MLflow")
     whatif = None
     if validate_what_if:
-        from forecast.simulate.known_effects import known_effect_orgs
-        from forecast.whatif import validation
 
         step("validating the what-if engine")
         whatif = validation.validate_engine(known_effect_orgs(
@@ -189,7 +191,6 @@ class TrainingRecord:
 
     def training_config(self) -> dict[str, Any]:
         """What `forecast promote` needs to re-run this pair's backtest."""
-        from forecast import __version__
 
         return {
             "horizon": self.config.horizon,
@@ -206,7 +207,6 @@ class TrainingRecord:
         }
 
     def version_tags(self) -> dict[str, str]:
-        from forecast import __version__
 
         return {
             "horizon": str(self.config.horizon),
@@ -277,8 +277,6 @@ def backtest_metrics(backtest: Any) -> dict[str, float]:
 def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, str, PairRef]:
     import mlflow
 
-    from forecast.data.lineage import package_versions
-    from forecast.mlops.pyfunc import log_pair_models
 
     with tracking_errors(tracking.uri):
         with mlflow.start_run(experiment_id=tracking.experiment_id) as run, \
@@ -320,7 +318,6 @@ def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
 
     import mlflow
 
-    from forecast.whatif.store import fit_metrics, fit_table
 
     fits = record.what_if_fits
     if fits is None:
@@ -344,9 +341,6 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
 
     Team-level aggregates only: no employee id (nor team id) is written.
     """
-    from forecast.data.lineage import data_summary
-    from forecast.features.names import feature_catalog
-    from forecast.models.backtest import calibration_plot
 
     bt = record.backtest
     for sub in ("config", "features", "backtest"):

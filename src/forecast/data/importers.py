@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.data.contract import read_csv_text
+from forecast.data.contract import load_tables, read_csv_text
 from forecast.data.lineage import file_sha256
+from forecast.data.months import parse_month
 from forecast.data.tables import TABLE_NAMES
 from forecast.errors import ConfigError, DataError, OutputError, check_param
 
@@ -572,8 +573,6 @@ def import_source(
     The directory is built beside OUT and validated before it replaces anything, so a failed
     import leaves an earlier OUT as it was.
     """
-    from forecast.data.contract import load_tables
-    from forecast.data.months import parse_month
 
     check_param("SOURCE", source, source in SOURCES, f"one of {', '.join(SOURCES)}")
     check_param("--format", fmt, fmt in ("csv", "parquet"), "one of csv, parquet")

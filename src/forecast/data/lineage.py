@@ -13,6 +13,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from forecast.data.contract import find_table_files
 from forecast.data.tables import MONTHLY_TABLES, Tables
 
 PACKAGES = (
@@ -45,7 +46,6 @@ def data_hash(directory: Path | str) -> str:
     """
     # Imported here: it loads pandera, which the report (it uses this module's manifest
     # helpers) does not need.
-    from forecast.data.contract import find_table_files
 
     directory = Path(directory)
     paths = list(find_table_files(directory).values())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.errors import ConfigError
+
 MONTH_DTYPE = pd.PeriodDtype("M")
 
 
@@ -49,7 +51,6 @@ def month_str(p: pd.Period | int) -> str:
 
 def parse_month_option(option: str, text: str | None) -> pd.Period | None:
     """A `YYYY-MM` CLI option, or None; raises ConfigError in the house format."""
-    from forecast.errors import ConfigError
 
     if text is None:
         return None

@@ -20,7 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.data.contract import load_tables
 from forecast.errors import ConfigError, ForecastError, ModelError
+from forecast.features.panel import build_panel
+from forecast.features.specs import specs_from_dict
+from forecast.features.targets import build_targets
 from forecast.mlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -30,6 +34,8 @@ from forecast.mlops.registry import (
     set_pair_alias,
 )
 from forecast.mlops.tracking import connect
+from forecast.models.backtest import poisson_deviance, run_backtest
+from forecast.models.config import config_from_dict
 
 RULE = (
     "the challenger becomes champion when its mean Poisson deviance of attrition over the "
@@ -118,7 +124,6 @@ class PromotionOutcome:
 
 def attrition_deviance(result: Any, origins: list[str]) -> float:
     """Mean Poisson deviance of the LightGBM attrition predictions at `origins`."""
-    from forecast.models.backtest import poisson_deviance
 
     pred = result.predictions
     rows = pred[pred["origin"].isin(origins)]
@@ -127,10 +132,6 @@ def attrition_deviance(result: Any, origins: list[str]) -> float:
 
 def rerun_backtest(tables: Any, training: dict[str, Any], targets: pd.DataFrame) -> Any:
     """The backtest of a recorded training configuration on `tables`."""
-    from forecast.features.panel import build_panel
-    from forecast.features.specs import specs_from_dict
-    from forecast.models.backtest import run_backtest
-    from forecast.models.config import config_from_dict
 
     specs = specs_from_dict(training["feature_spec"])
     config = config_from_dict(training["model_config"], where="the recorded model config")
@@ -202,8 +203,6 @@ def _data_dir(data_dir: Path | str | None, challenger: PairRef) -> Path:
 def _evaluate(folder: Path, evals: list[Evaluation], step: Callable[[str], None]) -> list[str]:
     """Backtest each configuration once (identical configurations share one run, since the
     backtest is deterministic) and score both on the origins they share."""
-    from forecast.data.contract import load_tables
-    from forecast.features.targets import build_targets
 
     step("reading data")
     tables = load_tables(folder)

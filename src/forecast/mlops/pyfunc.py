@@ -17,6 +17,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from forecast.data.lineage import package_versions
+from forecast.mlops.tracking import muted
+from forecast.models.fit import design_matrix, has_recent_cx
+from forecast.models.pair import ModelPair
+
 if TYPE_CHECKING:
     from forecast.models.pair import ModelPair
 
@@ -34,7 +39,6 @@ class _PairModel(mlflow.pyfunc.PythonModel):
     pair: ModelPair
 
     def load_context(self, context: Any) -> None:
-        from forecast.models.pair import ModelPair
 
         self.pair = ModelPair.from_dir(context.artifacts[PAIR_ARTIFACT])
 
@@ -76,7 +80,6 @@ def predict_attrition(pair: ModelPair, model_input: Any) -> pd.DataFrame:
 
 
 def predict_csat(pair: ModelPair, model_input: Any) -> pd.DataFrame:
-    from forecast.models.fit import design_matrix, has_recent_cx
 
     frame = _with_keys(pair, model_input)
     if pair.csat_booster is None:
@@ -107,8 +110,6 @@ def log_pair_models(pair: ModelPair, pair_dir: str, panel: pd.DataFrame) -> dict
     pair has no CSAT model)."""
     from mlflow.models import infer_signature
 
-    from forecast.data.lineage import package_versions
-    from forecast.mlops.tracking import muted
 
     versions = package_versions()
     # Explicit requirements: MLflow's inference would re-load the model in a subprocess (slow)

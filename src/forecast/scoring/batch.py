@@ -22,8 +22,21 @@ from forecast.data.lineage import MANIFEST
 from forecast.data.months import month_str
 from forecast.data.tables import Tables
 from forecast.errors import ConfigError, ModelError
+from forecast.features.grid import (
+    event_counts,
+    headcount_grid,
+    make_grid,
+    make_spells,
+    monthly_grid,
+    panel_months,
+    point_in_time,
+    weight_grid,
+)
+from forecast.features.names import feature_catalog
+from forecast.features.panel import build_panel
 from forecast.models import drift as drift_mod
 from forecast.models import explain
+from forecast.models.fit import RATE_FEATURE, design_matrix
 
 MIN_GROUP = 5
 HISTORY_MONTHS = 12
@@ -122,7 +135,6 @@ def explain_batch(
 ) -> tuple[list[explain.TargetExplanation], dict[str, float]]:
     """TreeSHAP of both targets for the reportable teams, checked for additivity against the
     scores (1e-6): a mismatch means the explanation is not of the model that scored."""
-    from forecast.models.fit import design_matrix
 
     rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
                                             "expected_attrition_rate"]]
@@ -144,7 +156,6 @@ def csat_design(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """The CSAT model's input for the rows that have a CSAT forecast: the features plus the
     attrition model's rate (the stacked input), in the model's column order."""
-    from forecast.models.fit import RATE_FEATURE
 
     has = rep["csat_change"].notna().to_numpy()
     Xc = X.loc[has].copy()
@@ -166,16 +177,6 @@ def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS)
     """Team-level monthly aggregates of the months up to `as_of` (for the report's sparklines):
     headcount at month end, voluntary leavers in the month, response-weighted CSAT. Built from
     the tables as known at the end of `as_of`, like the features, and never per person."""
-    from forecast.features.grid import (
-        event_counts,
-        headcount_grid,
-        make_grid,
-        make_spells,
-        monthly_grid,
-        panel_months,
-        point_in_time,
-        weight_grid,
-    )
 
     known = point_in_time(tables, as_of)
     start, _ = panel_months(tables)
@@ -232,7 +233,6 @@ def training_reference(
     saved = getattr(pair, "drift_reference", None)
     if isinstance(saved, pd.DataFrame) and len(saved):
         return saved, "model"
-    from forecast.features.panel import build_panel
 
     try:
         panel = build_panel(tables, specs, as_of=pair.trained_until)
@@ -248,8 +248,6 @@ def build_batch(
     calibration: pd.DataFrame | None = None,
 ) -> ScoreBatch:
     """Score, explain and check drift for one month. Pure: no files, no MLflow, no printing."""
-    from forecast.features.names import feature_catalog
-    from forecast.features.panel import build_panel
 
     panel = build_panel(tables, specs, as_of=as_of)
     check_model_columns(pair, panel, specs)

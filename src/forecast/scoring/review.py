@@ -18,7 +18,11 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.atomic import write_atomic
+from forecast.data.contract import latest_complete_month, load_tables
 from forecast.errors import OutputError
+from forecast.features.targets import build_targets
+from forecast.scoring.output import read_manifest, write_parquet
+from forecast.scoring.schedule import month_folders
 
 REVIEW_FILE = "review.parquet"
 REVIEW_COLUMNS = (
@@ -103,10 +107,6 @@ def organisation_row(teams: pd.DataFrame, org_interval: dict) -> dict:
 
 def run_review(data: Path, root: Path) -> ReviewResult:
     """Review every due forecast under ROOT and write ROOT/review.parquet."""
-    from forecast.data.contract import latest_complete_month, load_tables
-    from forecast.features.targets import build_targets
-    from forecast.scoring.batch import read_manifest, write_parquet
-    from forecast.scoring.schedule import month_folders
 
     root = Path(os.path.abspath(root))
     if not root.is_dir():

@@ -36,7 +36,32 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.months import from_ordinal, month_str
+from forecast.data.tables import Tables
 from forecast.errors import ConfigError
+from forecast.features.grid import (
+    event_counts,
+    headcount_grid,
+    make_grid,
+    make_spells,
+    panel_months,
+    point_in_time,
+)
+from forecast.features.names import KEY_COLUMNS, feature_catalog
+from forecast.features.panel import compute_panel, plan_features
+from forecast.models import drift as drift_mod
+from forecast.models import explain
+from forecast.models.fit import RATE_FEATURE, design_matrix
+from forecast.models.pair import ModelPair
+from forecast.scoring.batch import (
+    ScoreBatch,
+    batch_drift,
+    check_additivity,
+    check_model_columns,
+    csat_design,
+    scores_frame,
+    team_history,
+    training_reference,
+)
 
 DEFAULT_MASTER = "local[2]"
 ENGINES = ("local", "spark")
@@ -117,8 +142,6 @@ class Layout:
 
 
 def make_layout(tables: Any, specs: Any, as_of: pd.Period) -> tuple[Layout, list[str]]:
-    from forecast.features.grid import panel_months
-    from forecast.features.panel import plan_features
 
     plan, warnings = plan_features(tables, specs)
     first, last = panel_months(tables)
@@ -163,7 +186,6 @@ _PAIRS: dict[int, Any] = {}
 
 def load_pair(files: dict[str, bytes]) -> Any:
     """One ModelPair per worker process and model (buckets of a run share it)."""
-    from forecast.models.pair import ModelPair
 
     key = hash(tuple(sorted((k, hash(v)) for k, v in files.items())))
     if key not in _PAIRS:
@@ -255,7 +277,6 @@ def spark_input(spark: Any, tables: Any, layout: Layout, n_buckets: int) -> Any:
 def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:
     """A bucket's rows back into `Tables` typed as contract.load_tables types them, and the
     teams the bucket owns."""
-    from forecast.data.tables import Tables
 
     e = pdf[pdf["_table"] == "employees"]
     employees = pd.DataFrame({
@@ -289,7 +310,6 @@ def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:
 def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame:
     """Per owned team and `longrun_rate_shrunk` feature: cumulative leavers and person-months
     at the as-of month, counted exactly as features.longrun_rate_shrunk counts them."""
-    from forecast.features.grid import event_counts, headcount_grid, make_grid, make_spells
 
     first, last = pd.Period(ordinal=layout.first, freq="M"), pd.Period(ordinal=layout.as_of,
                                                                         freq="M")
@@ -318,7 +338,6 @@ def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame
 
 def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """Pass 1: this bucket's share of the organisation's leavers and person-months."""
-    from forecast.features.grid import point_in_time
 
     tables, owned = unstack(pdf, layout)
     known = point_in_time(tables, pd.Period(ordinal=layout.as_of, freq="M"))
@@ -329,8 +348,6 @@ def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, int]]) -> Any:
     """The as-of rows of the owned teams, through the local engine's own panel code, with the
     organisation-level rate put back where a bucket only sees its own teams."""
-    from forecast.features.grid import point_in_time
-    from forecast.features.panel import compute_panel
 
     as_of = pd.Period(ordinal=layout.as_of, freq="M")
     tables, owned = unstack(pdf, layout)
@@ -360,8 +377,6 @@ def score_bucket(
     min_group: int, feature_slots: list[str],
 ) -> pd.DataFrame:
     """Pass 2: features, scores and exact TreeSHAP of the bucket's teams, one row per team."""
-    from forecast.models import explain
-    from forecast.models.fit import RATE_FEATURE, design_matrix
 
     pair = load_pair(files.value if hasattr(files, "value") else files)
     panel = bucket_panel(pdf, layout, org)
@@ -501,9 +516,6 @@ def explanations_from(
 ) -> tuple[list[Any], dict[str, float]]:
     """The explanations score.explain_batch would build, from the workers' TreeSHAP values; the
     same additivity check (1e-6) against the scores."""
-    from forecast.models import explain
-    from forecast.models.fit import design_matrix
-    from forecast.scoring.batch import check_additivity, csat_design
 
     rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
                                             "expected_attrition_rate"]]
@@ -538,18 +550,6 @@ def build_batch_spark(
     calibration: pd.DataFrame | None = None,
 ) -> Any:
     """score.build_batch, with the per-team work on Spark. Same ScoreBatch, same bytes."""
-    from forecast.features.names import feature_catalog
-    from forecast.features.panel import KEY_COLUMNS
-    from forecast.models import drift as drift_mod
-    from forecast.models import explain
-    from forecast.scoring.batch import (
-        ScoreBatch,
-        batch_drift,
-        check_model_columns,
-        scores_frame,
-        team_history,
-        training_reference,
-    )
 
     layout, warnings = make_layout(tables, specs, as_of)
     # Fail before Spark starts any work when the data lack a column the model needs.

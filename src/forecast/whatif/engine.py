@@ -54,6 +54,20 @@ from forecast.errors import (
     ConfigError,
     ModelError,
 )
+from forecast.features.grid import (
+    assemble,
+    headcount_grid,
+    make_grid,
+    make_spells,
+    monthly_grid,
+    panel_months,
+    point_in_time,
+)
+from forecast.features.names import FEATURE_SEP, split_feature
+from forecast.features.panel import build_panel
+from forecast.features.specs import load_specs
+from forecast.features.targets import _window, build_targets
+from forecast.whatif.signals import history_signals, resolve_as_of, settable_signals
 
 if TYPE_CHECKING:
     from forecast.whatif.engine import StoredFit
@@ -133,8 +147,6 @@ def check_what_if_signal(tables: Tables, specs: Any, signal: str) -> Any:
     a leader cannot set them, and "what if this team had not lost people" is a different
     past, not an intervention.
     """
-    from forecast.features.names import FEATURE_SEP, split_feature
-    from forecast.whatif.signals import history_signals, settable_signals
 
     name = str(signal).strip()
     settable = settable_signals(tables, specs)
@@ -159,7 +171,6 @@ def check_what_if_signal(tables: Tables, specs: Any, signal: str) -> Any:
 
 def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Mean of the present values over columns j+lo..j+hi (NaN where none is present)."""
-    from forecast.features.targets import _window
 
     ok = ~np.isnan(values)
     num = _window(np.where(ok, values, 0.0), lo, hi)
@@ -173,14 +184,6 @@ def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
     """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
     falls in the window or the window runs past the data), and `future__<signal>`, the same
     mean of every other workload signal. Rows in panel order."""
-    from forecast.features.grid import (
-        assemble,
-        headcount_grid,
-        make_grid,
-        make_spells,
-        monthly_grid,
-        panel_months,
-    )
 
     first, last = panel_months(tables)
     grid = make_grid(tables, first, last)
@@ -211,7 +214,6 @@ def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcom
     `which="all"` keeps every other feature too (the history features that absorb the effect;
     kept for the benchmark's evidence).
     """
-    from forecast.features.names import FEATURE_SEP, split_feature
 
     out = []
     for col in columns:
@@ -240,7 +242,6 @@ def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcom
 
 def own_history_columns(columns: Sequence[str], signal: str) -> list[str]:
     """The signal's own features (current, windows, long-run, trend): its natural path's inputs."""
-    from forecast.features.names import FEATURE_SEP, split_feature
 
     return [c for c in columns if c.count(FEATURE_SEP) >= 2 and split_feature(c)[1] == signal]
 
@@ -571,8 +572,6 @@ def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.
 
 def effect_frame(tables: Tables, specs: Any, setting: Any, horizon: int) -> pd.DataFrame:
     """Panel + targets + dose, one row per (team, as_of)."""
-    from forecast.features.panel import build_panel
-    from forecast.features.targets import build_targets
 
     panel = build_panel(tables, specs)
     targets = build_targets(tables, horizon)
@@ -666,7 +665,6 @@ class CausalEngine:
 
     def _specs(self) -> Any:
         if self.specs is None:
-            from forecast.features.specs import load_specs
 
             self.specs = load_specs()
         return self.specs
@@ -677,9 +675,6 @@ class CausalEngine:
 
         With a usable stored fit nothing is fitted, and the frame holds only the as-of month's
         panel rows (all `estimate` reads)."""
-        from forecast.features.grid import point_in_time
-        from forecast.features.panel import build_panel
-        from forecast.whatif.signals import resolve_as_of
 
         specs = self._specs()
         setting = check_what_if_signal(tables, specs, signal)

@@ -19,8 +19,11 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from forecast.data.contract import latest_complete_month
 from forecast.data.tables import Tables, is_protected
 from forecast.errors import ConfigError
+from forecast.features.panel import plan_features
+from forecast.features.specs import EMPLOYEE_SIGNALS
 
 RESULT_COLUMNS = [
     "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
@@ -67,7 +70,6 @@ class Settable:
 def settable_signals(tables: Tables, specs: Any, features: list[str] | None = None
                      ) -> dict[str, Settable]:
     """Signals of actionable families that feed at least one model feature."""
-    from forecast.features.panel import plan_features
 
     plan, _ = plan_features(tables, specs)
     wanted = set(features) if features is not None else None
@@ -93,7 +95,6 @@ def settable_signals(tables: Tables, specs: Any, features: list[str] | None = No
 def history_signals(tables: Tables, specs: Any) -> dict[str, str]:
     """Signals that feed features but are not actionable (tenure, people flow, past CSAT),
     with their family: a what-if must refuse them."""
-    from forecast.features.panel import plan_features
 
     plan, _ = plan_features(tables, specs)
     return {p.signal: p.family for p in plan if not specs.family(p.family).actionable
@@ -103,7 +104,6 @@ def history_signals(tables: Tables, specs: Any) -> dict[str, str]:
 def check_signal(tables: Tables, specs: Any, signal: str, features: list[str] | None = None
                  ) -> Settable:
     """The settable signal, or a one-line ConfigError saying why it cannot be set."""
-    from forecast.features.specs import EMPLOYEE_SIGNALS
 
     name = signal.strip()
     if is_protected(name):
@@ -147,7 +147,6 @@ def parse_assignment(text: str) -> tuple[str, float]:
 
 
 def resolve_as_of(tables: Tables, as_of: pd.Period | str | None) -> pd.Period:
-    from forecast.data.contract import latest_complete_month
 
     if as_of is None:
         return latest_complete_month(tables)

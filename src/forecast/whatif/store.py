@@ -67,6 +67,7 @@ from forecast.whatif.engine import (
     check_what_if_signal,
     settings_dict,
 )
+from forecast.whatif.signals import settable_signals
 
 log = logging.getLogger("forecast")
 
@@ -86,7 +87,6 @@ _TEXTS: weakref.WeakKeyDictionary[lgb.Booster, str] = weakref.WeakKeyDictionary(
 def what_if_signals(tables: Tables, specs: Any, wanted: str | list[str]) -> list[str]:
     """The signals `what_if.signals` names: `auto` = every settable (actionable) signal of
     these data, sorted; a list is checked one by one (a ConfigError names the first bad one)."""
-    from forecast.whatif.signals import settable_signals
 
     if wanted == AUTO:
         return sorted(settable_signals(tables, specs))
