@@ -22,7 +22,6 @@ from forecast.whatif.store import (
     MANIFEST,
     FitJob,
     fit_metrics,
-    fit_stored,
     load_fits,
     save_fits,
     what_if_signals,
@@ -39,7 +38,7 @@ class Small:
     specs: object
     latest: pd.Period
     teams: list[str]
-    fits: dict  # signal -> StoredFit, made by fit_stored
+    fits: dict  # signal -> StoredFit, made by FitJob in this process
     fresh: pd.DataFrame  # the estimate of an engine that fits (no stored fit)
 
 
@@ -56,7 +55,7 @@ def small() -> Small:
     tables = tables_from_frames(result.frames)
     specs = load_specs()
     latest = latest_complete_month(tables)
-    fits, skipped = fit_stored(tables, specs, [SIGNAL], 3, settings=FAST)
+    fits, skipped = FitJob(tables, specs, [SIGNAL], 3, settings=FAST, workers=1).wait()
     assert skipped == {}
     teams = teams_at(tables, latest)
     fresh = CausalEngine(specs=specs, settings=FAST).estimate(tables, None, teams, SIGNAL, 0.05)
@@ -71,7 +70,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_fit_stored_records_the_month_and_horizon_of_the_fit(small):
+def test_a_stored_fit_records_the_month_and_horizon_of_the_fit(small):
     stored = small.fits[SIGNAL]
     assert stored.as_of == month_str(small.latest) and stored.horizon == 3
     assert stored.fit.signal == SIGNAL and stored.spec_hash == small.specs.hash()
@@ -169,7 +168,7 @@ def test_a_signal_with_too_little_data_is_skipped_not_raised():
 
     result = simulate(SimConfig(n_teams=5, n_months=12, seed=3, compute_truth=False))
     tables = tables_from_frames(result.frames)
-    fits, skipped = fit_stored(tables, load_specs(), [SIGNAL], 3, settings=FAST)
+    fits, skipped = FitJob(tables, load_specs(), [SIGNAL], 3, settings=FAST, workers=1).wait()
     assert fits == {} and "too little history" in skipped[SIGNAL]
 
 
@@ -182,17 +181,16 @@ def test_mlflow_metrics_are_the_fits_own_metrics(small):
 
 
 def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_path):
-    from forecast.mlops.registry import EFFECTS_DIR, resolve_pair
-    from forecast.models.pair import ModelPair
+    from forecast.mlops.registry import EFFECTS_DIR, load_bundle, resolve_pair, save_bundle
 
-    pair = resolve_pair("champion", trained_org.tracking_uri).pair
-    assert set(pair.what_if_fits) == {SIGNAL}
-    pair.to_dir(tmp_path / "a")
-    ModelPair.from_dir(tmp_path / "a").to_dir(tmp_path / "b")
+    resolved = resolve_pair("champion", trained_org.tracking_uri)
+    assert set(resolved.what_if_fits) == {SIGNAL}
+    save_bundle(tmp_path / "a", resolved.pair, resolved.what_if_fits)
+    save_bundle(tmp_path / "b", *load_bundle(tmp_path / "a"))
     assert _files(tmp_path / "a" / EFFECTS_DIR) == _files(tmp_path / "b" / EFFECTS_DIR)
-    dataclasses.replace(pair, what_if_fits=None).to_dir(tmp_path / "old")
+    save_bundle(tmp_path / "old", resolved.pair, None)
     assert not (tmp_path / "old" / EFFECTS_DIR).exists()
-    assert ModelPair.from_dir(tmp_path / "old").what_if_fits is None
+    assert load_bundle(tmp_path / "old")[1] is None
 
 
 def _wait_for(condition, seconds: float = 120.0) -> None:
@@ -253,7 +251,7 @@ _SCRIPT_HEAD = """
 import dataclasses, multiprocessing, os, signal, sys, time
 from forecast.data.contract import tables_from_frames
 from forecast.whatif.engine import EngineSettings
-from forecast.whatif.store import FitJob, fit_stored
+from forecast.whatif.store import FitJob
 from forecast.errors import ModelError
 from forecast.simulate import SimConfig, simulate
 from forecast.features.specs import load_specs
@@ -334,8 +332,8 @@ def test_a_script_without_a_main_guard_is_fitted_here_with_a_warning(tmp_path):
             wait_for(lambda: not multiprocessing.active_children())
 
         tables, specs = data()
-        fits, skipped = fit_stored(tables, specs, SIGNALS, 3, settings=FAST, workers=2,
-                                   progress=when_the_worker_is_gone)
+        fits, skipped = FitJob(tables, specs, SIGNALS, 3, settings=FAST, workers=2).wait(
+            when_the_worker_is_gone)
         print("fitted:", sorted(fits), skipped)
         """)
     assert result.returncode == 0, result.stderr

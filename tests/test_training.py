@@ -150,7 +150,7 @@ def test_registered_pyfunc_models_match_the_pair(registry_org):
 def test_training_stores_the_what_if_fits_and_logs_their_effects(trained_org):
     """trained_org's configuration fits the what-if engine for after_hours_ratio."""
     resolved = resolve_pair("champion", trained_org.tracking_uri)
-    fits = resolved.pair.what_if_fits
+    fits = resolved.what_if_fits
     assert set(fits) == {"after_hours_ratio"}
     stored = fits["after_hours_ratio"]
     # The same labelled rows as the pair: the data's latest complete month, the pair's horizon.
@@ -166,8 +166,7 @@ def test_training_stores_the_what_if_fits_and_logs_their_effects(trained_org):
 
 
 def test_a_pair_trained_without_what_if_fits_has_none(registry_org):
-    pair = resolve_pair("champion", registry_org.tracking_uri).pair
-    assert pair.what_if_fits is None
+    assert resolve_pair("champion", registry_org.tracking_uri).what_if_fits is None
     run = _client(registry_org.tracking_uri).get_run(registry_org.first.run_id)
     assert not any(k.startswith("whatif.") for k in run.data.metrics)
 
@@ -181,7 +180,7 @@ def test_cli_no_what_if_fit_skips_the_fit(tmp_path, monkeypatch, capsys):
         seen.update(kwargs)
         raise ConfigError("stop here")
 
-    monkeypatch.setattr(forecast.training, "run_training", fake)
+    monkeypatch.setattr(forecast.commands.train, "run_training", fake)
     assert main(["train", "--data", str(tmp_path), "--no-what-if-fit"]) == 2
     assert seen["what_if_fit"] is False
     assert main(["train", "--data", str(tmp_path)]) == 2

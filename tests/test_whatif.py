@@ -1,4 +1,4 @@
-"""What-if by re-scoring: refuses what cannot be set, holds the signal over the windows, and
+"""What-if with the causal engine and the pair's stored fits: refuses what cannot be set, and
 moves the forecasts the way the simulator's causes say it must."""
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ import pytest
 from forecast.data.contract import load_tables
 from forecast.errors import ConfigError
 from forecast.features.specs import load_specs
-from forecast.whatif.signals import (
-    RescoringEngine,
-    as_json_records,
-    check_signal,
-    hold_signal,
-    parse_assignment,
-    report_whatifs,
-)
+from forecast.scoring.extras import report_whatifs
+from forecast.whatif.engine import make_engine
+from forecast.whatif.signals import as_json_records, check_signal, parse_assignment
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +25,8 @@ def org(trained_org):
     from forecast.mlops.registry import resolve_pair
 
     tables = load_tables(trained_org.data)
-    pair = resolve_pair("champion", trained_org.tracking_uri).pair
-    return trained_org, tables, pair
+    resolved = resolve_pair("champion", trained_org.tracking_uri)
+    return trained_org, tables, resolved
 
 
 def current_teams(tables, as_of: pd.Period) -> list[str]:
@@ -63,21 +58,10 @@ def test_refuses_signals_a_leader_cannot_set(org, specs, signal: str, why: str) 
 
 
 def test_refuses_an_unknown_team(org, specs) -> None:
-    _, tables, pair = org
+    _, tables, resolved = org
+    engine = make_engine(specs, stored=resolved.what_if_fits)
     with pytest.raises(ConfigError, match="`--team` must name a team"):
-        RescoringEngine(specs).estimate(tables, pair, ["NOPE"], "after_hours_ratio", 0.05, None)
-
-
-def test_refuses_data_lacking_a_table_the_model_needs(org, specs) -> None:
-    import dataclasses
-
-    from forecast.errors import ModelError
-
-    _, tables, pair = org
-    no_workload = dataclasses.replace(tables, workload=None)
-    team = current_teams(tables, tables.workload["month"].max())[0]
-    with pytest.raises(ModelError, match="the data lack column"):
-        RescoringEngine(specs).estimate(no_workload, pair, [team], "engagement", 3.0, None)
+        engine.estimate(tables, resolved.pair, ["NOPE"], "after_hours_ratio", 0.05, None)
 
 
 def test_parse_assignment_needs_signal_equals_number() -> None:
@@ -90,39 +74,20 @@ def test_parse_assignment_needs_signal_equals_number() -> None:
 # --------------------------------------------------------------------------- the intervention
 
 
-def test_hold_signal_sets_the_window_months_and_the_last_survey_only(org, specs) -> None:
-    trained, tables, _ = org
-    as_of = pd.Period(trained.latest, freq="M")
-    team = current_teams(tables, as_of)[1]
-    setting = check_signal(tables, specs, "after_hours_ratio")
-    held = hold_signal(tables, setting, [team], 0.01, as_of)
-    w = held.workload
-    mine = w["team_id"].astype(str) == team
-    window = (w["month"] > as_of - setting.window) & (w["month"] <= as_of)
-    assert (w.loc[mine & window, "after_hours_ratio"] == 0.01).all()
-    before = tables.workload
-    untouched = ~(mine & window)
-    assert w.loc[untouched, "after_hours_ratio"].equals(before.loc[untouched, "after_hours_ratio"])
-    survey = check_signal(tables, specs, "manager_support")
-    held = hold_signal(tables, survey, [team], 80.0, as_of)
-    e = held.engagement
-    rows = e.loc[(e["team_id"].astype(str) == team) & (e["month"] <= as_of)].sort_values("month")
-    assert rows["manager_support"].dropna().iloc[-1] == 80.0
-
-
 def test_less_after_hours_work_means_fewer_leavers_and_a_smaller_csat_dip(org, specs) -> None:
     """The simulator's causes: after-hours load raises the voluntary hazard directly and lowers
     engagement (which raises it further, and lowers CSAT); leavers lower CSAT. Holding the most
     loaded teams' after-hours work at a low level must therefore lower expected leavers and
     raise the CSAT forecast, in aggregate."""
-    trained, tables, pair = org
+    trained, tables, resolved = org
     as_of = pd.Period(trained.latest, freq="M")
     w = tables.workload
     recent = w.loc[(w["month"] > as_of - 6) & (w["month"] <= as_of)]
     loaded = recent.groupby(recent["team_id"].astype(str))["after_hours_ratio"].mean()
     teams = loaded.nlargest(10).index.tolist()
     low = float(w["after_hours_ratio"].quantile(0.1))
-    res = RescoringEngine(specs).estimate(tables, pair, teams, "after_hours_ratio", low, as_of)
+    engine = make_engine(specs, stored=resolved.what_if_fits)
+    res = engine.estimate(tables, resolved.pair, teams, "after_hours_ratio", low, as_of)
     assert len(res) == len(teams) and set(res["team_id"]) == set(teams)
     assert res["after_expected_leavers"].sum() < res["before_expected_leavers"].sum()
     cs = res.dropna(subset=["before_csat_change", "after_csat_change"])
@@ -133,10 +98,13 @@ def test_less_after_hours_work_means_fewer_leavers_and_a_smaller_csat_dip(org, s
 def test_report_whatifs_move_each_teams_top_actionable_driver_to_the_median(org, specs) -> None:
     from forecast.scoring.batch import build_batch
 
-    trained, tables, pair = org
+    trained, tables, resolved = org
     as_of = pd.Period(trained.latest, freq="M")
+    pair = resolved.pair
     batch = build_batch(tables, pair, specs, as_of=as_of, reference=(None, "none"))
-    res = report_whatifs(tables, pair, specs, batch.scores, batch.drivers, as_of, n_teams=8)
+    engine = make_engine(specs, stored=resolved.what_if_fits)
+    res = report_whatifs(tables, pair, specs, batch.scores, batch.drivers, as_of, n_teams=8,
+                         engine=engine)
     assert set(res["team_id"]) <= set(batch.scores.loc[batch.scores["reportable"], "team_id"])
     assert res["signal"].isin(["after_hours_ratio", "cases_per_head", "absence_rate",
                                "system_uptime", "engagement", "manager_support",
@@ -173,17 +141,16 @@ def test_what_if_uses_the_fit_stored_with_the_pair(org, monkeypatch, capsys) -> 
     answer from it without fitting, with the numbers a fresh fit gives."""
     import forecast.whatif.engine
     from forecast.cli import main
-    from forecast.whatif.engine import make_engine
 
-    trained, tables, pair = org
-    assert "after_hours_ratio" in pair.what_if_fits
+    trained, tables, resolved = org
+    assert "after_hours_ratio" in resolved.what_if_fits
     teams = current_teams(tables, pd.Period(trained.latest, freq="M"))[:3]
-    refit = make_engine().estimate(tables, pair, teams, "after_hours_ratio", 0.05, None)
+    refit = make_engine().estimate(tables, resolved.pair, teams, "after_hours_ratio", 0.05, None)
 
     def no_fitting(*_args, **_kwargs):
         raise AssertionError("forecast what-if fitted the engine despite the stored fit")
 
-    monkeypatch.setattr(forecast.effects, "fit_effect", no_fitting)
+    monkeypatch.setattr(forecast.whatif.engine, "fit_effect", no_fitting)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
     args = ["what-if", "--data", str(trained.data), "--set", "after_hours_ratio=0.05", "--json"]
     for t in teams:

@@ -104,7 +104,7 @@ class ResolvedPair:
     tracking_uri: str
     # The causal what-if engine's fits by signal, made by `forecast train`; empty for a pair
     # trained without them (what-ifs then refit).
-    what_if_fits: dict[str, StoredFit] = field(default_factory=dict)
+    what_if_fits: dict[str, StoredFit] | None = None
 
 
 def save_bundle(path: Path, pair: ModelPair, what_if_fits: dict[str, StoredFit] | None) -> Path:
@@ -342,8 +342,7 @@ def resolve_pair(ref: str = CHAMPION, tracking_uri: str | None = None) -> Resolv
     tracking = connect(tracking_uri, create_experiment=False)
     pair_ref = resolve_ref(tracking, ref)
     pair, fits = load_pair(tracking, pair_ref)
-    return ResolvedPair(pair=pair, ref=pair_ref, tracking_uri=tracking.uri,
-                        what_if_fits=fits or {})
+    return ResolvedPair(pair=pair, ref=pair_ref, tracking_uri=tracking.uri, what_if_fits=fits)
 
 
 def run_config(tracking: Tracking, ref: PairRef) -> dict[str, Any]:
