@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from forecast.cli import main
+from forecast.commands.individual import run_individual
 from forecast.errors import ConfigError, DataError
-from forecast.models.individual import IndividualResult, evaluate, prepare, read_ibm, run_individual
+from forecast.models.individual import IndividualResult, evaluate, prepare, read_ibm
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 IBM = REAL / "WA_Fn-UseC_-HR-Employee-Attrition.csv"

@@ -7,8 +7,9 @@ import pytest
 from mlflow import MlflowClient
 
 from forecast.cli import main
+from forecast.commands.promote import run_promotion
 from forecast.errors import ConfigError
-from forecast.mlops.promotion import gate, run_promotion
+from forecast.mlops.promotion import gate
 from forecast.mlops.tracking import ATTRITION_MODEL, CSAT_MODEL
 
 

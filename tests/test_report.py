@@ -23,6 +23,7 @@ from forecast.report import words
 from forecast.report.render import build_context, load_outputs, render, rollups, write_report
 from forecast.report.words import audit_sentences
 from forecast.scoring.extras import team_attributes
+from forecast.whatif.engine import NOTE as WHATIF_NOTE
 
 AS_OF = "2024-06"
 FEATURES = [
@@ -136,7 +137,7 @@ def make_outputs(out: Path, *, n_teams: int = 40, seed: int = 0, as_of: str = AS
         "as_of": np.tile(["2023-09", "2023-12", "2024-03"], n_teams),
         "pred_model": rng.gamma(2, 0.8, 3 * n_teams), "leavers": rng.poisson(1.6, 3 * n_teams),
     })
-    fairness_input(bt, emp).to_parquet(out / "fairness.parquet")
+    fairness_audit(fairness_input(bt, emp)).to_parquet(out / "fairness.parquet")
     top = scores.loc[scores["reportable"]].nlargest(5, "expected_leavers")
     pd.DataFrame({
         "team_id": top["team_id"], "as_of": as_of, "signal": "after_hours_ratio",
@@ -157,6 +158,7 @@ def make_outputs(out: Path, *, n_teams: int = 40, seed: int = 0, as_of: str = AS
         "warnings": ["1 feature(s) drifted from the training data (PSI > 0.25), e.g. "
                      "workload__after_hours_ratio__vs_longrun; see drift.parquet."],
         "created_at": "2024-07-02T08:00:00+00:00",
+        "whatif_note": WHATIF_NOTE,
     }
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.commands.review import run_review
 from forecast.commands.score import run_catch_up
 from forecast.data.contract import load_tables
 from forecast.features.targets import build_targets
-from forecast.scoring.review import run_review
 
 
 def test_review_compares_due_forecasts_with_realised_values(trained_org, tmp_path) -> None:

@@ -390,7 +390,7 @@ def review(
     out_root: Annotated[Path, typer.Option("--out-root", help="ROOT of scored month folders.")],
 ) -> None:
     """Compare past forecasts under ROOT whose horizon has passed with what happened."""
-    from forecast.scoring.review import run_review
+    from forecast.commands.review import run_review
 
     result = run_review(data, out_root)
     org = result.review[result.review["level"] == "organisation"]
@@ -414,7 +414,9 @@ def promote(
     Rule: the challenger is promoted when its mean Poisson deviance of attrition over the
     shared backtest origins is not higher than the champion's. Exits 1 when the gate refuses.
     """
-    from forecast.mlops.promotion import RULE, PromotionRefused, comparison_rich, run_promotion
+    from forecast.commands.promote import run_promotion
+    from forecast.errors import PromotionRefused
+    from forecast.mlops.promotion import RULE, comparison_rich
 
     with progress() as bar:
         task = bar.add_task("promotion", total=None)
@@ -581,7 +583,7 @@ def individual(
     """Individual-level check: cross-validated LightGBM vs logistic AUC, with SHAP drivers."""
     from rich.table import Table
 
-    from forecast.models.individual import run_individual
+    from forecast.commands.individual import run_individual
 
     r = run_individual(data, out_dir=out_dir, per_person=per_person, folds=folds, seed=seed,
                        include_protected=include_protected)

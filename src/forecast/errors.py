@@ -53,6 +53,12 @@ class OutputError(ForecastError):
     """An output location cannot be written safely (not ours, locked, ...)."""
 
 
+class PromotionRefused(ForecastError):
+    """The gate kept the champion: not a failure of the tool, but a scheduler must see it."""
+
+    exit_code = 1
+
+
 class NotBuiltError(ForecastError):
     """A command that exists in the contract but is not built yet."""
 

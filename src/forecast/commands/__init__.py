@@ -1,0 +1,5 @@
+"""One module per command: the only place that combines I/O, MLflow, progress and the steps of
+the layers below. `forecast.cli` parses options and calls one function here.
+
+May import every layer below; never `forecast.cli`.
+"""

@@ -12,7 +12,6 @@ whatever the gate says.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.data.contract import load_tables
-from forecast.errors import ConfigError, ForecastError, ModelError
+from forecast.errors import ConfigError, ModelError
 from forecast.features.panel import build_panel
 from forecast.features.specs import specs_from_dict
-from forecast.features.targets import build_targets
-from forecast.mlops.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PairRef,
-    get_alias,
-    run_config,
-    set_pair_alias,
-)
-from forecast.mlops.tracking import connect
+from forecast.mlops.registry import PairRef
 from forecast.models.backtest import poisson_deviance, run_backtest
 from forecast.models.config import config_from_dict
 
@@ -44,11 +33,6 @@ RULE = (
 # Deviance is recomputed from the same rows in the same order; only float noise may differ.
 RELATIVE_TOLERANCE = 1e-9
 
-
-class PromotionRefused(ForecastError):
-    """The gate kept the champion: not a failure of the tool, but a scheduler must see it."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -91,37 +75,6 @@ def gate(
     return GateDecision(better, reason)
 
 
-@dataclass
-class Evaluation:
-    """One pair's configuration re-backtested on the promotion data."""
-
-    ref: PairRef
-    config: dict[str, Any]
-    result: Any = None  # BacktestResult
-    deviance: float | None = None
-
-
-@dataclass
-class PromotionOutcome:
-    champion: PairRef | None  # before the decision
-    challenger: PairRef
-    decision: GateDecision
-    data_dir: Path | None
-    tracking_uri: str
-    origins: list[str] = field(default_factory=list)
-    comparison: pd.DataFrame | None = None
-    note: str = ""
-
-    @property
-    def promoted(self) -> bool:
-        return self.decision.promote
-
-    @property
-    def refused(self) -> bool:
-        """The gate said no (exit 1); "already champion" is not a refusal."""
-        return not self.decision.promote and not self.note
-
-
 def attrition_deviance(result: Any, origins: list[str]) -> float:
     """Mean Poisson deviance of the LightGBM attrition predictions at `origins`."""
 
@@ -137,89 +90,6 @@ def rerun_backtest(tables: Any, training: dict[str, Any], targets: pd.DataFrame)
     config = config_from_dict(training["model_config"], where="the recorded model config")
     panel = build_panel(tables, specs)
     return run_backtest(panel, targets, config, n_origins=int(training.get("n_origins", 4)))
-
-
-def run_promotion(
-    data_dir: Path | str | None = None,
-    *,
-    force: bool = False,
-    tracking_uri: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> PromotionOutcome:
-    step = progress or (lambda _message: None)
-    tracking = connect(tracking_uri, create_experiment=False)
-    challenger = get_alias(tracking, CHALLENGER)
-    if challenger is None:
-        raise ModelError(
-            f"no model registered under alias {CHALLENGER} in {tracking.uri}; "
-            f"run `forecast train --data DIR` first."
-        )
-    champion = get_alias(tracking, CHAMPION)
-    base = {"challenger": challenger, "tracking_uri": tracking.uri, "data_dir": None}
-    if champion is None:
-        set_pair_alias(tracking, CHAMPION, challenger)
-        return PromotionOutcome(
-            champion=None, decision=GateDecision(True, "no champion yet"), **base,
-        )
-    if champion.attrition_version == challenger.attrition_version:
-        return PromotionOutcome(
-            champion=champion, decision=GateDecision(False, "already champion"), **base,
-            note=f"the challenger ({challenger.describe()}) is already the champion.",
-        )
-    if champion.horizon != challenger.horizon:
-        decision = gate(
-            champion_horizon=champion.horizon, challenger_horizon=challenger.horizon,
-            champion_deviance=None, challenger_deviance=None, force=force,
-        )
-        set_pair_alias(tracking, CHAMPION, challenger)
-        return PromotionOutcome(champion=champion, decision=decision, **base)
-
-    evals = [Evaluation(ref, run_config(tracking, ref)) for ref in (champion, challenger)]
-    folder = _data_dir(data_dir, challenger)
-    origins = _evaluate(folder, evals, step)
-    decision = gate(
-        champion_horizon=champion.horizon, challenger_horizon=challenger.horizon,
-        champion_deviance=evals[0].deviance, challenger_deviance=evals[1].deviance, force=force,
-    )
-    if decision.promote:
-        set_pair_alias(tracking, CHAMPION, challenger)
-    return PromotionOutcome(
-        champion=champion, challenger=challenger, decision=decision, data_dir=folder,
-        tracking_uri=tracking.uri, origins=origins, comparison=comparison_table(evals),
-    )
-
-
-def _data_dir(data_dir: Path | str | None, challenger: PairRef) -> Path:
-    if data_dir is not None:
-        return Path(data_dir)
-    recorded = challenger.tags.get("data_dir")
-    if not recorded:
-        raise ConfigError(
-            f"`--data` is required: {challenger.describe()} records no data directory."
-        )
-    return Path(recorded)
-
-
-def _evaluate(folder: Path, evals: list[Evaluation], step: Callable[[str], None]) -> list[str]:
-    """Backtest each configuration once (identical configurations share one run, since the
-    backtest is deterministic) and score both on the origins they share."""
-
-    step("reading data")
-    tables = load_tables(folder)
-    targets = build_targets(tables, int(evals[0].config["horizon"]))
-    done: dict[tuple[str, str], Any] = {}
-    for ev in evals:
-        key = (ev.config["spec_hash"], ev.config["model_config_hash"])
-        if key not in done:
-            step(f"backtesting {ev.ref.describe()}")
-            done[key] = rerun_backtest(tables, ev.config, targets)
-        ev.result = done[key]
-    origins = sorted(set(evals[0].result.origins) & set(evals[1].result.origins))
-    if not origins:
-        raise ModelError("the two configurations share no backtest origin on these data.")
-    for ev in evals:
-        ev.deviance = attrition_deviance(ev.result, origins)
-    return origins
 
 
 def comparison_table(evals: list[Evaluation]) -> pd.DataFrame:
@@ -260,3 +130,34 @@ def comparison_rich(outcome: PromotionOutcome) -> Any:
         cells = ["-" if pd.isna(v) else f"{v:.4f}" for v in values]
         table.add_row(str(metric), *cells, style="bold" if "primary" in str(metric) else None)
     return table
+
+
+@dataclass
+class Evaluation:
+    """One pair's configuration re-backtested on the promotion data."""
+
+    ref: PairRef
+    config: dict[str, Any]
+    result: Any = None  # BacktestResult
+    deviance: float | None = None
+
+
+@dataclass
+class PromotionOutcome:
+    champion: PairRef | None  # before the decision
+    challenger: PairRef
+    decision: GateDecision
+    data_dir: Path | None
+    tracking_uri: str
+    origins: list[str] = field(default_factory=list)
+    comparison: pd.DataFrame | None = None
+    note: str = ""
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promote
+
+    @property
+    def refused(self) -> bool:
+        """The gate said no (exit 1); "already champion" is not a refusal."""
+        return not self.decision.promote and not self.note
