@@ -28,11 +28,15 @@ demo: $(STAMP)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-test: $(TEST_STAMP) system-deps
+test: $(TEST_STAMP) system-deps lint
 	$(BIN)/python -m pytest -q
 
+# Style and structure: ruff's rules and formatting, and the package's layers (import-linter
+# contracts in pyproject.toml: no arrow points up, the report reads outputs only, no cycle).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py

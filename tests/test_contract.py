@@ -378,7 +378,7 @@ def test_team_without_cx_rows_warns(tmp_path: Path) -> None:
 
 
 def test_months_outside_employee_span_warn(tmp_path: Path) -> None:
-    wl = WORKLOAD.replace("2020-0", "2030-0")
+    wl = WORKLOAD.replace("2020-0", "2010-0")  # a span in the past: future months are checked
     t = load_tables(write_dir(tmp_path, {**GOOD, "workload": wl}))
     assert any("do not overlap the employees' span" in w for w in t.warnings)
 

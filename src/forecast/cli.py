@@ -3,6 +3,10 @@ function of a module, and renders the result with Rich. No modelling logic lives
 
 Errors: every `ForecastError` is printed as one line on stderr and exits with its code (2 for
 bad input); `--debug` shows the traceback instead.
+
+Each command imports its `forecast.commands` module inside the function, on purpose: importing
+them all up front pulls in MLflow, LightGBM, SHAP and pandera and makes `forecast --help` take
+seconds instead of a fraction of one (measured in the closing note of issue 16).
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from forecast import __version__
 from forecast.errors import ConfigError, ForecastError, NotBuiltError, check_param
+
+if TYPE_CHECKING:  # for annotations only: importing it at run time would slow `--help`
+    from forecast.data.contract import Summary
 
 app = typer.Typer(
     name="forecast",
@@ -100,23 +107,17 @@ def simulate(
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
 ) -> None:
     """Write a synthetic organisation in the data contract's format."""
-    from forecast.simulate import SimConfig, write_simulation
-    from forecast.simulate import simulate as run_simulation
+    from forecast.commands.simulate import run_simulate
 
-    check_param("--format", fmt, fmt in ("csv", "parquet"), "one of csv, parquet")
-    config = SimConfig(n_teams=teams, n_months=months, seed=seed)
     with progress() as bar:
         task = bar.add_task("simulating", total=months)
-        result = run_simulation(
-            config,
-            with_interventions=truth,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        done = run_simulate(
+            out_dir, teams=teams, months=months, seed=seed, truth=truth, fmt=fmt,
+            progress=lambda i, total: bar.update(task, completed=i, total=total),
         )
-    paths = write_simulation(result, out_dir, truth=truth, fmt=fmt)
-    emp = result.frames["employees"]
     say(
-        f"Simulated {teams} teams x {months} months ({len(emp)} employee spells, seed {seed}) "
-        f"into {out_dir} ({len(paths)} files)."
+        f"Simulated {teams} teams x {months} months ({done.spells} employee spells, seed {seed}) "
+        f"into {out_dir} ({len(done.paths)} files)."
     )
 
 
@@ -125,23 +126,16 @@ def validate(
     data: Annotated[Path, typer.Argument(help="The data directory to check.")],
 ) -> None:
     """Check a data directory against the contract; exit 0 if usable."""
-    from forecast.data.contract import load_tables, summarize
+    from forecast.commands.validate import run_validate
 
-    tables = load_tables(data)
-    summary = summarize(tables, str(data))
+    summary, feeds = run_validate(data)
     _print_summary(summary)
-    try:
-        from forecast.features.panel import features_by_table
-        from forecast.features.specs import load_specs
-    except ImportError:
-        return
-    feeds = features_by_table(tables, load_specs())
     for table, names in feeds.items():
         if names:
             say(f"  {table} feeds {len(names)} features (e.g. {', '.join(names[:3])})")
 
 
-def _print_summary(s) -> None:
+def _print_summary(s: Summary) -> None:
     from rich.table import Table
 
     t = Table(title=f"{s.source}: valid", show_header=True, header_style="bold")
@@ -177,23 +171,12 @@ def features(
     ] = None,
 ) -> None:
     """Write the team-month feature panel (one row per team and as-of month) for inspection."""
-    from forecast.data.contract import load_tables
-    from forecast.data.months import parse_month_option
-    from forecast.features.panel import build_panel, panel_warnings
-    from forecast.features.specs import load_specs
+    from forecast.commands.features import write_features
 
-    check_param("--out", str(out_file), out_file.suffix == ".parquet", "a path ending in .parquet")
-    tables = load_tables(data)
-    specs = load_specs(spec_dir)
-    for w in panel_warnings(tables, specs):
+    written = write_features(data, out_file, as_of=as_of, spec_dir=spec_dir)
+    for w in written.warnings:
         warn(w)
-    panel = build_panel(tables, specs, as_of=parse_month_option("--as-of", as_of))
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    frame = panel.assign(as_of=panel["as_of"].astype("string"))
-    frame.attrs = {}
-    frame.to_parquet(out_file, index=False)
-    n_features = panel.shape[1] - 3
-    say(f"Wrote {len(panel)} team-months x {n_features} features to {out_file}")
+    say(f"Wrote {written.rows} team-months x {written.features} features to {written.path}")
 
 
 @app.command("backtest")
@@ -476,7 +459,7 @@ def what_if(
     result = run_what_if(data, team, set_, as_of=as_of, model=model)
     records = as_json_records(result)
     if as_json:
-        print(json.dumps(records))
+        typer.echo(json.dumps(records))
         return
     t = Table(title=f"what if {records[0]['signal']} = {records[0]['value']:g} "
                     f"(as of {records[0]['as_of']})", header_style="bold")

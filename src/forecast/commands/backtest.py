@@ -45,7 +45,7 @@ from forecast.models.backtest import (
     poisson_deviance,
     run_backtest,
 )
-from forecast.models.config import load_model_config
+from forecast.models.config import ModelConfig, load_model_config
 from forecast.models.fit import attrition_rows, join_targets, months_of
 
 MAX_ORIGINS = 24
@@ -99,7 +99,7 @@ def pick_origins(
 
 
 def backtest_at(
-    panel: pd.DataFrame, targets: pd.DataFrame, config: Any, origins: list[int],
+    panel: pd.DataFrame, targets: pd.DataFrame, config: ModelConfig, origins: list[int],
     progress: Progress | None = None,
 ) -> BacktestResult:
     """The backtest of backtest.py at exactly these origins.
@@ -126,7 +126,7 @@ def backtest_at(
     return pool_results(parts, config)
 
 
-def pool_results(parts: list[BacktestResult], config: Any) -> BacktestResult:
+def pool_results(parts: list[BacktestResult], config: ModelConfig) -> BacktestResult:
     """One BacktestResult from single-origin results: metrics, calibration and leave-one-
     origin-out coverage recomputed on the pooled rows, exactly as backtest.py computes them."""
 
@@ -236,7 +236,7 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def backtest_document(
-    result: BacktestResult, *, every: int, requested: int, config: Any, spec_hash: str,
+    result: BacktestResult, *, every: int, requested: int, config: ModelConfig, spec_hash: str,
     data: dict[str, Any], warnings: list[str],
 ) -> dict[str, Any]:
     """Plain JSON values: metrics against the baselines, per origin, calibration, coverage."""

@@ -21,16 +21,17 @@ import yaml
 from forecast import __version__
 from forecast.data.contract import find_table_files, load_tables
 from forecast.data.lineage import data_hash, data_summary, package_versions
+from forecast.data.tables import Tables
 from forecast.errors import check_param
 from forecast.features.names import feature_catalog
 from forecast.features.panel import build_panel
-from forecast.features.specs import load_specs
+from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.features.targets import build_targets
 from forecast.mlops.pyfunc import log_pair_models
 from forecast.mlops.registry import PairRef, register_pair, save_bundle
 from forecast.mlops.tracking import EXPERIMENT, Tracking, connect, tracking_errors
-from forecast.models.backtest import calibration_plot, run_backtest
-from forecast.models.config import load_model_config
+from forecast.models.backtest import BacktestResult, calibration_plot, run_backtest
+from forecast.models.config import ModelConfig, load_model_config
 from forecast.models.drift import drift_reference
 from forecast.models.pair import ModelPair, train_pair
 from forecast.simulate.known_effects import known_effect_orgs
@@ -58,7 +59,7 @@ class TrainingOutcome:
     tracking_uri: str
     experiment: str
     pair: PairRef
-    backtest: Any  # forecast.backtest.BacktestResult
+    backtest: BacktestResult
     data_hash: str
     warnings: list[str] = field(default_factory=list)
     artifact_uri: str = ""
@@ -73,7 +74,7 @@ def check_horizon(horizon: object) -> None:
                 f"an integer between 1 and {MAX_HORIZON}")
 
 
-def warn_protected(specs: Any) -> list[str]:
+def warn_protected(specs: FeatureSpecs) -> list[str]:
     """Protected attributes a feature spec opts in. The contract requires the run to say so;
     the run's tags and model card record it too."""
     opted = sorted({c for f in specs.families for c in f.opt_in_protected})
@@ -173,12 +174,12 @@ class TrainingRecord:
 
     data_dir: Path
     data_hash: str
-    specs: Any  # FeatureSpecs
-    config: Any  # ModelConfig
+    specs: FeatureSpecs
+    config: ModelConfig
     pair: ModelPair
     panel: pd.DataFrame
-    tables: Any  # Tables
-    backtest: Any  # BacktestResult
+    tables: Tables
+    backtest: BacktestResult
     protected: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     # (metrics, per-organisation table) of the what-if engine against intervention truth.
@@ -237,7 +238,7 @@ class TrainingRecord:
         return out
 
 
-def backtest_table(backtest: Any) -> Any:
+def backtest_table(backtest: BacktestResult) -> Any:
     """The backtest as a Rich table: each model against the baselines, per target."""
     from rich.table import Table
 
@@ -266,7 +267,7 @@ def backtest_table(backtest: Any) -> Any:
     return table
 
 
-def backtest_metrics(backtest: Any) -> dict[str, float]:
+def backtest_metrics(backtest: BacktestResult) -> dict[str, float]:
     """MLflow metric names may not contain everything pandas does; keep the flat summary keys
     (`attrition.lightgbm.deviance`, ...) and drop non-finite values, which MLflow rejects."""
     import math
@@ -385,7 +386,7 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
     (root / "model_card.md").write_text(model_card(record, summary))
 
 
-def feature_importance(pair: Any) -> pd.DataFrame:
+def feature_importance(pair: ModelPair) -> pd.DataFrame:
     """Gain and split counts of each feature in each model (gain: how much a feature reduced
     the loss, a better guide than split counts)."""
     frames = []

@@ -9,6 +9,7 @@ features and never writes anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -19,9 +20,11 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from forecast.data.months import MONTH_DTYPE, from_ordinal, month_str
+from forecast.data.months import MONTH_DTYPE, current_month, from_ordinal, month_str
+from forecast.data.months import today as run_date
 from forecast.data.tables import (
     EXIT_TYPES,
+    MISSING_TOKENS,
     MONTHLY_TABLES,
     NON_SIGNAL,
     TABLE_NAMES,
@@ -47,6 +50,18 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
 # Free-text columns of employees that never become features (and are never shown).
 TEXT_COLUMNS = ("exit_reason",)
+# Dates outside these bounds are typos (0001-01-01, 2300-01-01); the bounds also keep every
+# date inside what a nanosecond timestamp can hold (1677..2262).
+EARLIEST_DATE = np.datetime64("1900-01-01", "D")
+LATEST_DATE = np.datetime64("2199-12-31", "D")
+# How many HRIS exports write "no end date": with an empty exit_type it means still employed.
+OPEN_END_DATE = np.datetime64("9999-12-31", "D")
+# A date or month further ahead than this is a typo, not a signed offer or a notice period.
+FUTURE_YEARS = 2
+# A column is numeric when at least this share of its non-missing cells are numbers.
+NUMERIC_SHARE = 0.5
+_MISSING = frozenset(t.casefold() for t in MISSING_TOKENS)
+_NAT = np.datetime64("NaT", "D")
 
 
 @dataclass
@@ -219,22 +234,78 @@ def _as_text(series: pd.Series) -> pd.Series:
     return out.mask(out == "", pd.NA)
 
 
-def _parse_dates(raw: RawTable, column: str, *, allow_empty: bool) -> pd.Series:
+def _clean_text(series: pd.Series) -> pd.Series:
+    """Stripped text with the MISSING_TOKENS read as <NA> (numbers, dates, months, exit_type)."""
+    text = series.astype("string").str.strip()
+    return text.mask(text.str.casefold().isin(_MISSING).fillna(True), pd.NA)
+
+
+def _date_text(series: pd.Series) -> pd.Series:
+    if series.dtype == object:
+        # Parquet `date` columns arrive as datetime.date objects; spell them out ourselves, as
+        # str() of year 1 is not zero-padded everywhere.
+        series = series.map(
+            lambda v: f"{v.year:04d}-{v.month:02d}-{v.day:02d}" if isinstance(v, dt.date) else v
+        )
+    return _clean_text(series)
+
+
+def _date_days(raw: RawTable, column: str, *, allow_empty: bool) -> tuple[np.ndarray, pd.Series]:
+    """Each cell as a day (numpy datetime64[D], NaT when empty) and as text for messages.
+
+    Days, not pandas nanosecond timestamps: 0001-01-01 or 9999-12-31 cannot overflow here, and
+    the range check runs before anything converts to nanoseconds.
+    """
     s = raw.frame[column]
     if pd.api.types.is_datetime64_any_dtype(s):
-        return pd.to_datetime(s).dt.tz_localize(None).astype("datetime64[ns]")
-    text = s.astype("string").str.strip()
-    text = text.mask(text == "", pd.NA)
-    ok = text.isna() if allow_empty else pd.Series(False, index=text.index)
-    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    shaped = text.str.match(DATE_RE.pattern).fillna(False).astype(bool)
-    bad = ~ok & (text.isna() | ~shaped | parsed.isna())
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            s = s.dt.tz_localize(None)
+        days = s.to_numpy().astype("datetime64[D]")
+        shown = pd.Series(np.datetime_as_string(days, unit="D"), index=s.index, dtype="string")
+        text = shown.mask(np.isnat(days), pd.NA)
+        bad = np.isnat(days) & (not allow_empty)
+    else:
+        text = _date_text(s)
+        shaped = text.str.fullmatch(DATE_RE.pattern).fillna(False).to_numpy(dtype=bool)
+
+        def part(a: int, b: int) -> np.ndarray:
+            num = pd.to_numeric(text.str.slice(a, b).where(shaped), errors="coerce")
+            return num.to_numpy(dtype="float64", na_value=np.nan)
+
+        year, month, day = part(0, 4), part(5, 7), part(8, 10)
+        ok = shaped & (month >= 1) & (month <= 12)
+        first = np.where(ok, (year - 1970) * 12 + month - 1, 0).astype("int64")
+        start = first.astype("datetime64[M]").astype("datetime64[D]")
+        length = ((first + 1).astype("datetime64[M]").astype("datetime64[D]") - start).astype(int)
+        ok &= (day >= 1) & (day <= length)
+        offset = np.where(ok, day - 1, 0).astype("int64").astype("timedelta64[D]")
+        days = np.where(ok, start + offset, _NAT)
+        empty = text.isna().to_numpy(dtype=bool)
+        bad = ~ok & ~(empty & allow_empty)
     idx = _first(bad)
     if idx is not None:
         value = text.iloc[idx]
         what = "is empty" if pd.isna(value) else f"{value!r} is not a date YYYY-MM-DD"
         raise _fail(raw, column, idx, f"{column} {what}.")
-    return parsed.astype("datetime64[ns]")
+    return days, text
+
+
+def _check_date_range(raw: RawTable, column: str, days: np.ndarray, text: pd.Series) -> None:
+    early, late = days < EARLIEST_DATE, days > LATEST_DATE
+    idx = _first(early | late)
+    if idx is not None:
+        bound = f"before {EARLIEST_DATE}" if early[idx] else f"after {LATEST_DATE}"
+        if column == "exit_date" and days[idx] == OPEN_END_DATE:
+            bound += f" ({OPEN_END_DATE} reads as no end date only with an empty exit_type)"
+        raise _fail(raw, column, idx, f"{column} {text.iloc[idx]} is {bound}.")
+
+
+def _future_limit(now: dt.date) -> np.datetime64:
+    try:
+        limit = now.replace(year=now.year + FUTURE_YEARS)
+    except ValueError:  # 29 February
+        limit = now.replace(year=now.year + FUTURE_YEARS, day=28)
+    return np.datetime64(limit, "D")
 
 
 def _parse_months(raw: RawTable) -> pd.Series:
@@ -242,8 +313,15 @@ def _parse_months(raw: RawTable) -> pd.Series:
     if isinstance(s.dtype, pd.PeriodDtype):
         return s.astype(MONTH_DTYPE)
     if pd.api.types.is_datetime64_any_dtype(s):
-        return pd.to_datetime(s).dt.to_period("M")
-    text = s.astype("string").str.strip()
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            s = s.dt.tz_localize(None)
+        # Through numpy months: a far-off datetime must not overflow a nanosecond timestamp.
+        ordinals = s.to_numpy().astype("datetime64[M]").astype("int64")
+        idx = _first(np.isnat(s.to_numpy()))
+        if idx is not None:
+            raise _fail(raw, "month", idx, "month is empty.")
+        return pd.Series(from_ordinal(ordinals), index=s.index)
+    text = _date_text(s)
     shaped = text.str.match(MONTH_RE.pattern).fillna(False).astype(bool)
     year = pd.to_numeric(text.str.slice(0, 4).where(shaped), errors="coerce")
     month_num = pd.to_numeric(text.str.slice(5, 7).where(shaped), errors="coerce")
@@ -280,16 +358,34 @@ def _require_ids(raw: RawTable, columns: tuple[str, ...]) -> dict[str, pd.Series
     return out
 
 
-def _numeric(series: pd.Series) -> tuple[pd.Series, int | None]:
-    """Column as float; also the first row holding a non-numeric text value (None if none)."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype("float64"), None
-    if pd.api.types.is_numeric_dtype(series):
-        return series.astype("float64"), None
-    text = series.astype("string").str.strip()
-    text = text.mask(text == "", pd.NA)
-    num = pd.to_numeric(text, errors="coerce")
-    return num.astype("float64"), _first(text.notna() & num.isna())
+@dataclass
+class _Numbers:
+    """A column read as numbers: float64 values (NaN for a missing cell, +-inf kept for the
+    caller to reject) and the positions of the non-missing cells that are not numbers."""
+
+    values: pd.Series
+    text_rows: np.ndarray
+    present: int  # non-missing cells
+
+    def mostly_numeric(self) -> bool:
+        return self.present - len(self.text_rows) >= NUMERIC_SHARE * self.present
+
+
+def _numeric(series: pd.Series) -> _Numbers:
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        values = series.astype("float64")
+        return _Numbers(values, np.array([], dtype=np.int64), int(values.notna().sum()))
+    text = _clean_text(series)
+    num = pd.to_numeric(text, errors="coerce").astype("float64")
+    text_rows = np.flatnonzero(text.notna().to_numpy(dtype=bool) & num.isna().to_numpy())
+    return _Numbers(num, text_rows, int(text.notna().sum()))
+
+
+def _require_finite(raw: RawTable, column: str, values: pd.Series) -> None:
+    idx = _first(np.isinf(values.to_numpy(dtype="float64")))
+    if idx is not None:
+        cell = raw.frame[column].iloc[idx]
+        raise _fail(raw, column, idx, f"{column} {str(cell).strip()!r} is not a finite number.")
 
 
 # --------------------------------------------------------------------------- tables
@@ -312,14 +408,15 @@ def _check_schema(
         ) from None
 
 
-def _parse_employees(raw: RawTable) -> tuple[pd.DataFrame, list[str]]:
+def _parse_employees(
+    raw: RawTable, warnings: list[str], now: dt.date
+) -> tuple[pd.DataFrame, list[str]]:
     _require_columns(raw)
     f = raw.frame
     ids = _require_ids(raw, ("employee_id", "team_id"))
-    hire = _parse_dates(raw, "hire_date", allow_empty=False)
-    exit_ = _parse_dates(raw, "exit_date", allow_empty=True)
-    etype = f["exit_type"].astype("string").str.strip().str.lower()
-    etype = etype.mask(etype == "", pd.NA)
+    hire_d, hire_text = _date_days(raw, "hire_date", allow_empty=False)
+    exit_d, exit_text = _date_days(raw, "exit_date", allow_empty=True)
+    etype = _clean_text(f["exit_type"]).str.lower()
 
     idx = _first(etype.notna() & ~etype.isin(EXIT_TYPES).fillna(False))
     if idx is not None:
@@ -330,6 +427,21 @@ def _parse_employees(raw: RawTable) -> tuple[pd.DataFrame, list[str]]:
             f"exit_type {f['exit_type'].iloc[idx]!r} is not one of "
             f"{', '.join(EXIT_TYPES)} (or empty while employed).",
         )
+    open_end = (exit_d == OPEN_END_DATE) & etype.isna().to_numpy(dtype=bool)
+    if open_end.any():
+        exit_d = np.where(open_end, _NAT, exit_d)
+        exit_text = exit_text.mask(open_end, pd.NA)
+        warnings.append(
+            f"{raw.file}, column exit_date: {int(open_end.sum())} exit_date(s) of "
+            f"{OPEN_END_DATE} with an empty exit_type read as still employed (no end date)."
+        )
+    _check_date_range(raw, "hire_date", hire_d, hire_text)
+    _check_date_range(raw, "exit_date", exit_d, exit_text)
+    _check_future_dates(raw, warnings, now, hire_d, exit_d)
+    # Inside 1900..2199 now, so nanosecond timestamps cannot overflow.
+    hire = pd.Series(hire_d.astype("datetime64[ns]"), index=f.index)
+    exit_ = pd.Series(exit_d.astype("datetime64[ns]"), index=f.index)
+
     idx = _first(etype.notna() & exit_.isna())
     if idx is not None:
         raise _fail(raw, "exit_date", idx, f"exit_type {etype.iloc[idx]} has no exit_date.")
@@ -362,6 +474,32 @@ def _parse_employees(raw: RawTable) -> tuple[pd.DataFrame, list[str]]:
     return out, protected
 
 
+def _check_future_dates(
+    raw: RawTable, warnings: list[str], now: dt.date, hire: np.ndarray, exit_: np.ndarray
+) -> None:
+    """Signed offers and notice periods put real events after today: they are kept (the
+    point-in-time views drop them) and counted; more than FUTURE_YEARS ahead is a typo."""
+    limit = _future_limit(now)
+    late_hire, late_exit = hire > limit, exit_ > limit
+    idx = _first(late_hire | late_exit)
+    if idx is not None:
+        column, day = ("hire_date", hire[idx]) if late_hire[idx] else ("exit_date", exit_[idx])
+        raise _fail(
+            raw,
+            column,
+            idx,
+            f"{column} {day} is more than {FUTURE_YEARS} years after today ({now.isoformat()}).",
+        )
+    day = np.datetime64(now, "D")
+    ahead = (hire > day) | (exit_ > day)
+    if ahead.any():
+        warnings.append(
+            f"{raw.file}: {int(ahead.sum())} row(s) hold a hire or exit date after today "
+            f"({now.isoformat()}), first at row {_first(ahead) + 1}; they are events that have not "
+            f"happened yet and never move the latest complete month."
+        )
+
+
 def _check_overlaps(raw: RawTable, emp: pd.DataFrame) -> None:
     """Spells of one employee must not overlap: the next may start on the previous exit date."""
     order = np.lexsort((emp["hire_date"].to_numpy(), emp["employee_id"].to_numpy(dtype=str)))
@@ -388,11 +526,14 @@ def _check_overlaps(raw: RawTable, emp: pd.DataFrame) -> None:
         )
 
 
-def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, list[str]]:
+def _parse_monthly(
+    raw: RawTable, warnings: list[str], now: dt.date
+) -> tuple[pd.DataFrame, list[str]]:
     _require_columns(raw)
     f = raw.frame
     ids = _require_ids(raw, ("team_id",))
     months = _parse_months(raw)
+    _check_months(raw, warnings, months, current_month(now))
     out = pd.DataFrame({"team_id": ids["team_id"], "month": months}, index=f.index)
 
     dup = pd.DataFrame({"t": out["team_id"], "m": months.astype("string")}).duplicated()
@@ -412,39 +553,39 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
     for col in f.columns:
         if col in ("team_id", "month"):
             continue
-        values, bad_text = _numeric(f[col])
-        if col == "csat" and raw.name == "cx":
-            if bad_text is not None:
-                raise _fail(
-                    raw, "csat", bad_text, f"csat {f[col].iloc[bad_text]!r} is not a number."
-                )
-            numeric_checks["csat"] = pa.Column(float, pa.Check.in_range(0, 100), nullable=True)
-            why["csat"] = "csat {value} is outside 0..100."
-            out[col] = values
-            signals.append(col)  # past CSAT is a feature (the CX family); the target is future
-            continue
-        if col == "responses":
-            if bad_text is not None:
-                raise _fail(
-                    raw,
-                    "responses",
-                    bad_text,
-                    f"responses {f[col].iloc[bad_text]!r} is not a number.",
-                )
-            numeric_checks["responses"] = pa.Column(float, pa.Check.ge(0), nullable=True)
-            why["responses"] = "responses {value} is negative."
-            out[col] = values
-            continue
         if is_identifier_like(col) or is_protected(col):
             out[col] = _as_text(f[col]) if is_identifier_like(col) else f[col]
             continue
-        if bad_text is not None:
+        nums = _numeric(f[col])
+        values = nums.values
+        always_numeric = col == "responses" or (col == "csat" and raw.name == "cx")
+        if not always_numeric and not nums.mostly_numeric():
             # A text column is kept for reference but is never a signal.
             warnings.append(
-                f"{raw.file}, column {col}: non-numeric values (first at row {bad_text + 1}); "
-                f"treated as text, not a signal."
+                f"{raw.file}, column {col}: non-numeric values (first at row "
+                f"{nums.text_rows[0] + 1}); treated as text, not a signal."
             )
             out[col] = f[col]
+            continue
+        if len(nums.text_rows):
+            bad = int(nums.text_rows[0])
+            cell = str(f[col].iloc[bad]).strip()
+            numbers = nums.present - len(nums.text_rows)
+            context = f" ({numbers} of the column's {nums.present} values are numbers)"
+            context = "" if always_numeric else context
+            if re.fullmatch(r"-?\d+,\d+", cell):
+                context += "; write decimals with a point"
+            raise _fail(raw, col, bad, f"{col} {cell!r} is not a number{context}.")
+        _require_finite(raw, col, values)
+        out[col] = values
+        if col == "csat" and raw.name == "cx":
+            numeric_checks["csat"] = pa.Column(float, pa.Check.in_range(0, 100), nullable=True)
+            why["csat"] = "csat {value} is outside 0..100."
+            signals.append(col)  # past CSAT is a feature (the CX family); the target is future
+            continue
+        if col == "responses":
+            numeric_checks["responses"] = pa.Column(float, pa.Check.ge(0), nullable=True)
+            why["responses"] = "responses {value} is negative."
             continue
         if values.isna().all():
             raise DataError(
@@ -452,7 +593,6 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
                 file=raw.file,
                 column=col,
             )
-        out[col] = values
         signals.append(col)
         n_missing = int(values.isna().sum())
         if n_missing:
@@ -463,6 +603,66 @@ def _parse_monthly(raw: RawTable, warnings: list[str]) -> tuple[pd.DataFrame, li
     if numeric_checks:
         _check_schema(raw, out, pa.DataFrameSchema(numeric_checks), why)
     return out.reset_index(drop=True), [s for s in signals if s not in NON_SIGNAL]
+
+
+def _check_months(
+    raw: RawTable, warnings: list[str], months: pd.Series, current: pd.Period
+) -> None:
+    """Months before 1900 are typos (and would stretch the panel over centuries); the current
+    month and later are not complete yet: kept, counted, never the latest complete month."""
+    ords = months.array.asi8
+    earliest = pd.Period(str(EARLIEST_DATE)[:7], freq="M").ordinal
+    limit = current.ordinal + 12 * FUTURE_YEARS
+    idx = _first((ords < earliest) | (ords > limit))
+    if idx is not None:
+        m = month_str(months.iloc[idx])
+        what = f"is more than {FUTURE_YEARS} years after the current month {month_str(current)}"
+        what = f"is before {str(EARLIEST_DATE)[:7]}" if ords[idx] < earliest else what
+        raise _fail(raw, "month", idx, f"month {m} {what}.")
+    ahead = ords >= current.ordinal
+    if ahead.any():
+        warnings.append(
+            f"{raw.file}: {int(ahead.sum())} row(s) are for the current month "
+            f"{month_str(current)} or later (first at row {_first(ahead) + 1}); a month counts "
+            f"only once it has ended, so they never move the latest complete month."
+        )
+
+
+def _team_key_check(
+    raw: RawTable, employees_file: str, frame: pd.DataFrame, known: set[str]
+) -> list[str]:
+    """Teams of a monthly table that never appear in employees feed nothing (a typo, or `7`
+    against `007`): a few is a warning, more than half of the table's teams an error."""
+    unmatched = ~frame["team_id"].isin(known).to_numpy(dtype=bool)
+    if not unmatched.any():
+        return []
+    teams = frame["team_id"].to_numpy(dtype=object)
+    missing = list(dict.fromkeys(teams[unmatched]))  # in file order
+    total = len(set(teams))
+    loose = {_loose_key(k): k for k in known}
+
+    def show(team: str) -> str:
+        near = loose.get(_loose_key(team))
+        return f"{team} (employees has {near})" if near else str(team)
+
+    examples = ", ".join(show(t) for t in missing[:3])
+    if 2 * len(missing) > total:
+        raise _fail(
+            raw,
+            "team_id",
+            _first(unmatched),
+            f"{len(missing)} of {total} teams never appear in {employees_file} "
+            f"(e.g. {examples}); team_id must match employees' team_id exactly.",
+        )
+    return [
+        f"{raw.file}, column team_id: {len(missing)} of {total} team(s) never appear in "
+        f"{employees_file} (e.g. {examples}); their rows feed nothing."
+    ]
+
+
+def _loose_key(team: str) -> str:
+    """A key without leading zeros and letter case, so `7` and `t3` find `007` and `T0003`."""
+    return re.sub(r"\d+", lambda m: str(int(m.group())), str(team).strip().casefold())
 
 
 def _cadence_warnings(name: str, file: str, frame: pd.DataFrame) -> list[str]:
@@ -485,15 +685,22 @@ def _cadence_warnings(name: str, file: str, frame: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- entry points
 
 
-def tables_from_raw(raws: dict[str, RawTable], data_start: pd.Period | None = None) -> Tables:
-    """Parse and validate raw tables into a `Tables` (the one path for files and frames)."""
+def tables_from_raw(
+    raws: dict[str, RawTable], data_start: pd.Period | None = None, *, now: dt.date | None = None
+) -> Tables:
+    """Parse and validate raw tables into a `Tables` (the one path for files and frames).
+    `now` is the date that separates events that happened from those still ahead (default:
+    `months.today()`)."""
+    now = run_date() if now is None else now
     warnings: list[str] = []
-    employees, protected = _parse_employees(raws["employees"])
+    employees, protected = _parse_employees(raws["employees"], warnings, now)
+    known = set(employees["team_id"].unique())
     parsed: dict[str, pd.DataFrame] = {}
     signals: dict[str, list[str]] = {}
     for name in MONTHLY_TABLES:
         if name in raws:
-            parsed[name], signals[name] = _parse_monthly(raws[name], warnings)
+            parsed[name], signals[name] = _parse_monthly(raws[name], warnings, now)
+            warnings += _team_key_check(raws[name], raws["employees"].file, parsed[name], known)
     if "cx" in parsed:
         no_cx = sorted(set(employees["team_id"].unique()) - set(parsed["cx"]["team_id"].unique()))
         if no_cx:
@@ -538,6 +745,7 @@ def tables_from_frames(
     *,
     data_start: str | pd.Period | None = None,
     suffix: str = ".csv",
+    now: dt.date | None = None,
 ) -> Tables:
     """Validate in-memory contract-format frames (e.g. from the simulator) like files."""
     raws = {}
@@ -551,7 +759,7 @@ def tables_from_frames(
     if "employees" not in raws:
         raise DataError("required table employees is missing.", file="<memory>")
     start = pd.Period(data_start, freq="M") if isinstance(data_start, str) else data_start
-    return tables_from_raw(raws, start)
+    return tables_from_raw(raws, start, now=now)
 
 
 def load_tables(directory: Path | str, progress: Callable[[str], None] | None = None) -> Tables:
@@ -563,14 +771,21 @@ def load_tables(directory: Path | str, progress: Callable[[str], None] | None = 
     return tables_from_raw(raws, read_meta(directory))
 
 
-def latest_complete_month(tables: Tables) -> pd.Period:
+def latest_complete_month(tables: Tables, today: dt.date | None = None) -> pd.Period:
     """The latest month present in every monthly table present, ignoring engagement (surveys
-    may be quarterly); with employees alone, the month of the latest hire or exit date."""
+    may be quarterly); with employees alone, the month of the latest hire or exit date.
+
+    Never later than the month before `today` (default `months.today()`): the current month is
+    not over, and rows dated later are events that have not happened yet.
+    """
+    now = run_date() if today is None else today
+    cap = current_month(now).ordinal - 1
     sets = [
-        set(t["month"].array.asi8.tolist())
+        {m for m in t["month"].array.asi8.tolist() if m <= cap}
         for t in (tables.workload, tables.cx)
         if t is not None and len(t)
     ]
+    sets = [s for s in sets if s]
     if sets:
         common = set.intersection(*sets)
         if common:
@@ -578,8 +793,10 @@ def latest_complete_month(tables: Tables) -> pd.Period:
         # No common month: the earliest of the tables' last months is the honest answer.
         return pd.Period(ordinal=min(max(s) for s in sets), freq="M")
     emp = tables.employees
-    last = pd.concat([emp["hire_date"], emp["exit_date"]]).max()
-    return last.to_period("M")
+    events = pd.concat([emp["hire_date"], emp["exit_date"]])
+    past = events.loc[events <= pd.Timestamp(now)]
+    last = (past if len(past) else events).max()
+    return pd.Period(ordinal=min(last.to_period("M").ordinal, cap), freq="M")
 
 
 def summarize(tables: Tables, source: str) -> Summary:

@@ -3,12 +3,18 @@ hot loops (`ordinal = (year - 1970) * 12 + month - 1`, the same as Period's ordi
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import re
+
 import numpy as np
 import pandas as pd
 
 from forecast.errors import ConfigError
 
 MONTH_DTYPE = pd.PeriodDtype("M")
+# "Today" can be pinned (tests, replaying a past run); nothing else may read the clock.
+TODAY_ENV = "FORECAST_TODAY"
 
 
 def to_ordinal(months: pd.Series | pd.PeriodIndex) -> np.ndarray:
@@ -58,3 +64,33 @@ def parse_month_option(option: str, text: str | None) -> pd.Period | None:
         return parse_month(text)
     except ValueError:
         raise ConfigError(f"`{option}` must be a month YYYY-MM. Got {text!r} instead.") from None
+
+
+def today() -> dt.date:
+    """The date the command runs on: `FORECAST_TODAY=YYYY-MM-DD` when set, else the clock.
+
+    The one source of "today" for the package: the latest complete month is never later than
+    the month before this date's month, and data dated after it are events not yet happened.
+    """
+    from forecast.errors import ConfigError
+
+    text = os.environ.get(TODAY_ENV, "").strip()
+    if not text:
+        return dt.date.today()
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        value = dt.date.fromisoformat(text)
+        if not 1900 <= value.year <= 2199:
+            raise ValueError(text)
+    except ValueError:
+        raise ConfigError(
+            f"`{TODAY_ENV}` must be a date YYYY-MM-DD between 1900 and 2199. Got {text!r} instead."
+        ) from None
+    return value
+
+
+def current_month(on: dt.date | None = None) -> pd.Period:
+    """The month of `on` (default: `today()`), which is not complete yet."""
+    on = today() if on is None else on
+    return pd.Period(year=on.year, month=on.month, freq="M")

@@ -9,7 +9,8 @@ Normalised column types:
 - `hire_date`, `exit_date`: datetime64[ns] (`exit_date` NaT while employed)
 - `exit_type`: lower-case string (`voluntary`, `involuntary`, `transfer`) or <NA>
 - `month`: Period[M]
-- signal columns: float64 (NaN where suppressed / empty); `responses`: float64 (NaN = absent)
+- signal columns: float64, always finite (NaN where suppressed / empty, or a MISSING_TOKENS
+  cell); `responses`: float64 (NaN = absent)
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ ID_SUFFIXES = ("_id", "_code", "_key")
 EXIT_TYPES = ("voluntary", "involuntary", "transfer")
 # Columns of the monthly tables that are keys or weights, never signals.
 NON_SIGNAL = {"team_id", "month", "responses"}
+# Cells that mean "no value" in a numeric column, a date or exit_type (matched after stripping
+# spaces, in any letter case). Identifiers are exempt: a team called NA is the team NA.
+MISSING_TOKENS = ("", "NA", "N/A", "#N/A", "NaN", "null", "None", "-")
 
 
 def is_protected(column: str) -> bool:

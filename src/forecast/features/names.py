@@ -8,10 +8,19 @@ parses it here; signal labels come from the `labels:` of the family's YAML spec 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import cache
 
 import pandas as pd
 
-from forecast.features.specs import FeatureSpecs
+from forecast.features.specs import FeatureSpecs, load_specs
+
+# The CSAT model's input carrying the attrition model's forecast (the EX -> CX link): a feature
+# outside the family grammar, shown to leaders as its own family.
+RATE_FEATURE = "expected_attrition_rate"
+RATE_FAMILY = "attrition"
+RATE_FAMILY_LABEL = "Expected attrition"
+RATE_LABEL = "expected attrition (people risk)"
 
 FEATURE_SEP = "__"
 
@@ -86,3 +95,38 @@ def feature_catalog(specs: FeatureSpecs, panel_columns: list[str]) -> pd.DataFra
     columns = ["feature", "family", "signal", "transform", "label", "actionable", "source_table"]
     out = pd.DataFrame(rows, columns=columns)
     return out.astype({"actionable": bool})
+
+
+def is_feature_name(name: str) -> bool:
+    """Does `name` follow the grammar `family__signal__transform`?"""
+    return name.count(FEATURE_SEP) >= 2
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Plain words for signals and families, from the `label:` and `labels:` of the specs."""
+
+    signals: dict[str, str]
+    families: dict[str, str]
+    actionable: frozenset[str]
+
+    def signal(self, signal: str) -> str:
+        return self.signals.get(signal, signal.replace("_", " "))
+
+    def family(self, family: str) -> str:
+        return self.families.get(family, family.replace("_", " ").capitalize())
+
+
+def labels_of(specs: FeatureSpecs) -> Labels:
+    signals: dict[str, str] = {}
+    for spec in specs.families:
+        signals.update(spec.labels)
+    families = {spec.family: spec.label for spec in specs.families}
+    families[RATE_FAMILY] = RATE_FAMILY_LABEL
+    return Labels(signals, families, frozenset(s.family for s in specs.families if s.actionable))
+
+
+@cache
+def default_labels() -> Labels:
+    """The labels of the shipped specs (`features/*.yaml`)."""
+    return labels_of(load_specs())

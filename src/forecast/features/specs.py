@@ -53,7 +53,7 @@ DEFAULT_PRIOR = 120.0  # person-months of organisation-wide evidence a team's ra
 ACTIONABLE_FAMILIES = ("workload", "engagement")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 FAMILY_KEYS = {
-    "family", "source", "signals", "transforms", "labels", "rename", "exclude",
+    "family", "label", "source", "signals", "transforms", "labels", "rename", "exclude",
     "opt_in_protected", "actionable", "weight",
 }
 TRANSFORM_KEYS = {"kind", "window", "prior", "signals"}
@@ -98,10 +98,12 @@ class FamilySpec:
     actionable: bool = False  # can a leader change it (workload, engagement) or is it history
     weight: str | None = None  # column weighing means (rows without it weigh 1), e.g. responses
     file: str = "<memory>"  # where the spec came from, for error messages only (not hashed)
+    label: str = ""  # the family in plain words, for leaders ("Workload")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "family": self.family,
+            "label": self.label,
             "source": self.source,
             "signals": self.signals if isinstance(self.signals, str) else list(self.signals),
             "transforms": [t.to_dict() for t in self.transforms],
@@ -273,7 +275,16 @@ def parse_family(raw: object, file: str) -> FamilySpec:
         actionable=actionable,
         weight=weight,
         file=file,
+        label=_family_label(file, family, raw.get("label")),
     )
+
+
+def _family_label(file: str, family: str, raw: object) -> str:
+    if raw is None:
+        return family.replace("_", " ").capitalize()
+    if not isinstance(raw, str) or not raw.strip():
+        raise _fail(file, "label", "the family in plain words, e.g. Workload", raw)
+    return raw.strip()
 
 
 def _parse_transform(raw: object, file: str, where: str, source: str) -> Transform:

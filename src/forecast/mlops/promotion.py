@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.data.tables import Tables
 from forecast.errors import ConfigError, ModelError
 from forecast.features.panel import build_panel
 from forecast.features.specs import specs_from_dict
 from forecast.mlops.registry import PairRef
-from forecast.models.backtest import poisson_deviance, run_backtest
+from forecast.models.backtest import BacktestResult, poisson_deviance, run_backtest
 from forecast.models.config import config_from_dict
 
 RULE = (
@@ -75,7 +76,7 @@ def gate(
     return GateDecision(better, reason)
 
 
-def attrition_deviance(result: Any, origins: list[str]) -> float:
+def attrition_deviance(result: BacktestResult, origins: list[str]) -> float:
     """Mean Poisson deviance of the LightGBM attrition predictions at `origins`."""
 
     pred = result.predictions
@@ -83,7 +84,7 @@ def attrition_deviance(result: Any, origins: list[str]) -> float:
     return poisson_deviance(rows["leavers"].to_numpy(), rows["pred_model"].to_numpy())
 
 
-def rerun_backtest(tables: Any, training: dict[str, Any], targets: pd.DataFrame) -> Any:
+def rerun_backtest(tables: Tables, training: dict[str, Any], targets: pd.DataFrame) -> Any:
     """The backtest of a recorded training configuration on `tables`."""
 
     specs = specs_from_dict(training["feature_spec"])
@@ -138,7 +139,7 @@ class Evaluation:
 
     ref: PairRef
     config: dict[str, Any]
-    result: Any = None  # BacktestResult
+    result: BacktestResult | None = None
     deviance: float | None = None
 
 

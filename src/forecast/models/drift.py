@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.features.names import FEATURE_SEP
+
 N_BINS = 10
 # Conventional PSI reading: < 0.1 stable, 0.1-0.25 some shift, > 0.25 a real shift.
 PSI_WARN = 0.25
@@ -101,7 +103,7 @@ def feature_drift(
         jump = missing_now - missing_train
         rows.append({
             "feature": str(name),
-            "family": families.get(str(name), str(name).split("__")[0]),
+            "family": families.get(str(name), str(name).split(FEATURE_SEP)[0]),
             "psi": value,
             "missing_share_train": missing_train,
             "missing_share_now": missing_now,

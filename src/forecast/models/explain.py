@@ -17,11 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecast.features.names import (
+    RATE_FAMILY,
+    RATE_FEATURE,
+    RATE_LABEL,
+    is_feature_name,
+    split_feature,
+)
+
 # The CSAT model's stacked input: the attrition model's expected per-head rate. Shown to leaders
 # as its own family so they can see how much of a CSAT dip comes from expected leavers.
-EXPECTED_ATTRITION = "expected_attrition_rate"
-EXPECTED_ATTRITION_FAMILY = "attrition"
-EXPECTED_ATTRITION_LABEL = "expected attrition (people risk)"
 TARGETS = ("attrition", "csat")
 DRIVER_COLUMNS = (
     "team_id", "as_of", "target", "feature", "feature_value", "shap_value", "base_value",
@@ -97,14 +102,15 @@ def feature_labels(
                          strict=True))
     families, labels = [], []
     for name in features:
-        if name == EXPECTED_ATTRITION:
-            family, label = EXPECTED_ATTRITION_FAMILY, EXPECTED_ATTRITION_LABEL
+        if name == RATE_FEATURE:
+            family, label = RATE_FAMILY, RATE_LABEL
         elif name in known:
             family, label = known[name]
+        elif is_feature_name(name):
+            family, signal, transform = split_feature(name)
+            label = f"{signal} {transform}".replace("_", " ")
         else:
-            parts = name.split("__")
-            family = parts[0] if len(parts) > 1 else "other"
-            label = " ".join(p.replace("_", " ") for p in parts[1:]) or name.replace("_", " ")
+            family, label = "other", name.replace("_", " ")
         families.append(str(family))
         labels.append(str(label))
     return families, labels
@@ -209,7 +215,6 @@ def additivity_error(explanation: TargetExplanation, expected_raw: np.ndarray) -
 
 __all__ = [
     "DRIVER_COLUMNS",
-    "EXPECTED_ATTRITION",
     "FAMILY_COLUMNS",
     "TargetExplanation",
     "additivity_error",

@@ -20,12 +20,12 @@ import pandas as pd
 
 from forecast.data.months import month_str, to_ordinal
 from forecast.errors import ModelError
+from forecast.features.names import RATE_FEATURE, is_feature_name, split_feature
 from forecast.models.config import ModelConfig
 
 KEYS = ["team_id", "as_of"]
 
 
-RATE_FEATURE = "expected_attrition_rate"
 
 
 TARGET_COLUMNS = ["leavers", "csat_change", "csat_weight", "labelled"]
@@ -37,7 +37,7 @@ MIN_TRAIN_ROWS = 50
 
 def feature_columns(panel: pd.DataFrame) -> list[str]:
     """Model inputs: the panel's `family__signal__transform` columns, in panel order."""
-    return [c for c in panel.columns if "__" in c and c not in KEYS]
+    return [c for c in panel.columns if is_feature_name(c) and c not in KEYS]
 
 
 def design_matrix(panel: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -296,7 +296,7 @@ def has_recent_cx(panel: pd.DataFrame, features: list[str]) -> np.ndarray:
     still carry older CSAT, so they do not count; without a 3-month CSAT mean in the spec, any
     CX feature does."""
     cx = [f for f in features if f.startswith("cx__") and f in panel.columns]
-    recent = [f for f in cx if f.split("__")[1:] == ["csat", "mean_3m"]]
+    recent = [f for f in cx if split_feature(f)[1:] == ("csat", "mean_3m")]
     if not cx:
         return np.ones(len(panel), dtype=bool)
     return panel[recent or cx].notna().any(axis=1).to_numpy()

@@ -34,6 +34,7 @@ from forecast.data.atomic import write_text_atomic
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
 from forecast.data.tables import PROTECTED, is_protected
 from forecast.errors import OutputError
+from forecast.features.names import RATE_FEATURE, is_feature_name
 from forecast.report import charts, words
 
 MIN_GROUP = 5  # contract default of `--min-group`
@@ -472,7 +473,7 @@ def csat_waterfall(team_id: str, rows: list[dict[str, Any]]) -> str:
         steps.append((f"{len(rows) - WATERFALL_STEPS} other drivers",
                       sum(r["shap"] for r in rows[WATERFALL_STEPS:])))
     highlight = next((lab for (lab, _), r in zip(steps, rows, strict=False)
-                      if r["feature"] == words.ATTRITION_INPUT), None)
+                      if r["feature"] == RATE_FEATURE), None)
 
     def tick(v: float) -> str:
         return f"{words.fmt_points(v)} pts"
@@ -507,7 +508,7 @@ def family_summary(rows: list[dict[str, Any]], target: str) -> list[dict[str, An
 def ex_cx_link(csat_rows: list[dict[str, Any]], csat_change: float | None) -> dict[str, Any] | None:
     """How much of this team's CSAT forecast comes through its expected attrition: the SHAP
     of `expected_attrition_rate` in the CSAT model, relative to a team of typical attrition."""
-    link = next((r for r in csat_rows if r["feature"] == words.ATTRITION_INPUT), None)
+    link = next((r for r in csat_rows if r["feature"] == RATE_FEATURE), None)
     if link is None or csat_change is None:
         return None
     shap = link["shap"]
@@ -834,7 +835,7 @@ def drift_view(drift: pd.DataFrame | None, labels: dict[str, str] | None = None)
         feat = str(r.get("feature", ""))
         label = r.get("feature_label") if "feature_label" in r else None
         name = str(label) if isinstance(label, str) and label else (labels or {}).get(feat, feat)
-        if "__" in name:
+        if is_feature_name(name):
             parts_ = words.parse_feature(name)
             name = f"{words.signal_label(parts_.signal)} ({parts_.transform.replace('_', ' ')})"
         parts = [f"{name} has shifted since training"]
@@ -1003,7 +1004,7 @@ def render(context: dict[str, Any]) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
-        loader=PackageLoader("forecast", "templates"),
+        loader=PackageLoader("forecast.report.render", "templates"),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -18,40 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-# Families a leader can change (the same default as `specs.ACTIONABLE_FAMILIES`); everything
-# else (tenure mix, past leavers, past CSAT) is history the forecast starts from.
-ACTIONABLE_FAMILIES = ("workload", "engagement")
-FAMILY_LABELS = {
-    "workload": "Workload",
-    "engagement": "Engagement",
-    "tenure": "Tenure mix",
-    "people_flow": "People flow (joiners, movers, leavers)",
-    "cx": "Customer experience history",
-    "attrition": "Expected attrition",
-    "stack": "Expected attrition",
-}
-# The CSAT model's input carrying the attrition forecast (the EX -> CX link).
-ATTRITION_INPUT = "expected_attrition_rate"
-SIGNAL_LABELS = {
-    "after_hours_ratio": "after-hours work",
-    "overtime_ratio": "overtime",
-    "cases_per_head": "cases per head",
-    "absence_rate": "absence",
-    "engagement": "engagement",
-    "manager_support": "manager support",
-    "csat": "CSAT",
-    "responses": "survey responses",
-    "headcount": "team size",
-    "tenure": "tenure",
-    "hires": "new hires",
-    "transfers_in": "transfers in",
-    "transfers_out": "transfers out",
-    "vol_leavers": "voluntary leavers",
-    "invol_leavers": "involuntary leavers",
-    "system_uptime": "system uptime",
-    "email_share": "email share",
-}
-
+from forecast.features.names import (
+    RATE_FAMILY,
+    RATE_FEATURE,
+    default_labels,
+    is_feature_name,
+    split_feature,
+)
 
 # --------------------------------------------------------------------------- numbers
 
@@ -138,10 +111,9 @@ class FeatureParts:
 def parse_feature(name: str, family: str | None = None) -> FeatureParts:
     """(family, signal, transform) of `family__signal__transform`; a name outside that pattern
     (e.g. the CSAT model's `expected_attrition_rate`) is its own signal."""
-    parts = name.split("__")
-    if len(parts) >= 3:
-        return FeatureParts(parts[0], "__".join(parts[1:-1]), parts[-1])
-    return FeatureParts(family or "attrition", name, "current")
+    if is_feature_name(name):
+        return FeatureParts(*split_feature(name))
+    return FeatureParts(family or RATE_FAMILY, name, "current")
 
 
 def signal_label(signal: str, feature_label: str | None = None) -> str:
@@ -149,15 +121,15 @@ def signal_label(signal: str, feature_label: str | None = None) -> str:
     the comma) wins, then a known label, then the name with spaces."""
     if feature_label and isinstance(feature_label, str) and feature_label.strip():
         return feature_label.split(",")[0].strip()
-    return SIGNAL_LABELS.get(signal, signal.replace("_", " "))
+    return default_labels().signal(signal)
 
 
 def family_label(family: str) -> str:
-    return FAMILY_LABELS.get(family, family.replace("_", " ").capitalize())
+    return default_labels().family(family)
 
 
 def is_actionable(family: str) -> bool:
-    return family in ACTIONABLE_FAMILIES
+    return family in default_labels().actionable
 
 
 def level_word(percentile: float | None) -> str:
@@ -246,7 +218,7 @@ def describe_driver(
     )
     effect = effect_clause(target, shap_value)
 
-    if parts.signal == ATTRITION_INPUT or feature == ATTRITION_INPUT:
+    if parts.signal == RATE_FEATURE or feature == RATE_FEATURE:
         return (
             f"The expected attrition of this team ({fmt_pct(value, 1)} over the horizon) "
             f"{effect}."

@@ -32,11 +32,13 @@ from forecast.features.grid import (
     point_in_time,
     weight_grid,
 )
-from forecast.features.names import feature_catalog
+from forecast.features.names import feature_catalog, is_feature_name, split_feature
 from forecast.features.panel import build_panel
+from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
 from forecast.models.fit import RATE_FEATURE, design_matrix
+from forecast.models.pair import ModelPair
 
 MIN_GROUP = 5
 HISTORY_MONTHS = 12
@@ -75,7 +77,7 @@ class ScoreBatch:
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def check_model_columns(pair: Any, panel: pd.DataFrame, specs: Any = None) -> None:
+def check_model_columns(pair: ModelPair, panel: pd.DataFrame, specs: FeatureSpecs = None) -> None:
     """Refuse data that lack inputs the model was trained on: silently scoring a missing signal
     as "unknown" would shift every forecast without anyone noticing."""
     needed = [f for f in pair.features if f not in panel.columns]
@@ -83,7 +85,7 @@ def check_model_columns(pair: Any, panel: pd.DataFrame, specs: Any = None) -> No
         return
     sources: dict[str, list[str]] = {}
     for name in needed:
-        family, signal, _ = _split(name)
+        family, signal, _ = split_feature(name) if is_feature_name(name) else ("", name, "")
         table, column = _source_of(specs, family, signal)
         sources.setdefault(f"{table}.{column}" if table else name, []).append(name)
     missing = ", ".join(sources)
@@ -94,14 +96,7 @@ def check_model_columns(pair: Any, panel: pd.DataFrame, specs: Any = None) -> No
     )
 
 
-def _split(name: str) -> tuple[str, str, str]:
-    parts = name.split("__")
-    if len(parts) < 3:
-        return "", name, ""
-    return parts[0], "__".join(parts[1:-1]), parts[-1]
-
-
-def _source_of(specs: Any, family: str, signal: str) -> tuple[str, str]:
+def _source_of(specs: FeatureSpecs, family: str, signal: str) -> tuple[str, str]:
     """(table, column) a feature's signal comes from, undoing a spec's `rename`."""
     try:
         spec = specs.family(family)
@@ -131,7 +126,7 @@ def scores_frame(predictions: pd.DataFrame, as_of: str, min_group: int) -> pd.Da
 
 
 def explain_batch(
-    pair: Any, panel: pd.DataFrame, scores: pd.DataFrame
+    pair: ModelPair, panel: pd.DataFrame, scores: pd.DataFrame
 ) -> tuple[list[explain.TargetExplanation], dict[str, float]]:
     """TreeSHAP of both targets for the reportable teams, checked for additivity against the
     scores (1e-6): a mismatch means the explanation is not of the model that scored."""
@@ -152,7 +147,7 @@ def explain_batch(
 
 
 def csat_design(
-    X: pd.DataFrame, rep: pd.DataFrame, pair: Any
+    X: pd.DataFrame, rep: pd.DataFrame, pair: ModelPair
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """The CSAT model's input for the rows that have a CSAT forecast: the features plus the
     attrition model's rate (the stacked input), in the model's column order."""
@@ -207,7 +202,7 @@ def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS)
 
 
 def batch_drift(
-    tables: Tables, pair: Any, specs: Any, panel: pd.DataFrame, catalog: pd.DataFrame,
+    tables: Tables, pair: ModelPair, specs: FeatureSpecs, panel: pd.DataFrame, catalog: pd.DataFrame,
     reference: pd.DataFrame | None, reference_source: str,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     families = dict(zip(catalog["feature"], catalog["family"], strict=True)) if len(catalog) else {}
@@ -225,7 +220,7 @@ def batch_drift(
 
 
 def training_reference(
-    tables: Tables, pair: Any, specs: Any
+    tables: Tables, pair: ModelPair, specs: FeatureSpecs
 ) -> tuple[pd.DataFrame | None, str]:
     """The training distribution to measure drift against: saved with the model when it has one
     (`pair.drift_reference`), else rebuilt from these data at the model's last training month
@@ -243,7 +238,7 @@ def training_reference(
 
 
 def build_batch(
-    tables: Tables, pair: Any, specs: Any, *, as_of: pd.Period, min_group: int = MIN_GROUP,
+    tables: Tables, pair: ModelPair, specs: FeatureSpecs, *, as_of: pd.Period, min_group: int = MIN_GROUP,
     reference: tuple[pd.DataFrame | None, str] | None = None,
     calibration: pd.DataFrame | None = None,
 ) -> ScoreBatch:

@@ -48,6 +48,7 @@ from forecast.features.grid import (
 )
 from forecast.features.names import KEY_COLUMNS, feature_catalog
 from forecast.features.panel import compute_panel, plan_features
+from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
 from forecast.models.fit import RATE_FEATURE, design_matrix
@@ -127,7 +128,7 @@ class Layout:
     """What a bucket needs besides its rows: the driver's decisions, identical everywhere."""
 
     plan: list  # features.PlannedFeature, decided on the whole organisation
-    specs: Any  # FeatureSpecs
+    specs: FeatureSpecs
     first: int  # ordinal of the grid's first month (data_start or the org's first month)
     as_of: int  # ordinal of the as-of month
     data_start: Any
@@ -141,7 +142,7 @@ class Layout:
         return f"m__{table}__{column}"
 
 
-def make_layout(tables: Any, specs: Any, as_of: pd.Period) -> tuple[Layout, list[str]]:
+def make_layout(tables: Tables, specs: FeatureSpecs, as_of: pd.Period) -> tuple[Layout, list[str]]:
 
     plan, warnings = plan_features(tables, specs)
     first, last = panel_months(tables)
@@ -170,7 +171,7 @@ def make_layout(tables: Any, specs: Any, as_of: pd.Period) -> tuple[Layout, list
     return layout, warnings
 
 
-def pair_files(pair: Any) -> dict[str, bytes]:
+def pair_files(pair: ModelPair) -> dict[str, bytes]:
     """The pair in its registered on-disk form (ModelPair.to_dir), shipped as bytes: workers
     load exactly what `forecast score` loads, never a re-pickled booster. Workers score and
     explain only: the what-if engine's stored fits stay on the driver."""
@@ -199,7 +200,7 @@ def load_pair(files: dict[str, bytes]) -> Any:
 # --------------------------------------------------------------------------- stacking tables
 
 
-def stacked_frames(tables: Any, layout: Layout) -> dict[str, pd.DataFrame]:
+def stacked_frames(tables: Tables, layout: Layout) -> dict[str, pd.DataFrame]:
     """Each table as an Arrow-friendly frame: ids as text, dates as int64 microseconds (NaT as
     int64 min), months as ordinals, only the columns the plan reads."""
     emp = tables.employees
@@ -247,7 +248,7 @@ def bucket_of(team_ids: pd.Series, n_buckets: int) -> np.ndarray:
     return per_team[codes] if len(codes) else np.zeros(0, dtype=np.int32)
 
 
-def stacked_input(tables: Any, layout: Layout, n_buckets: int) -> pd.DataFrame:
+def stacked_input(tables: Tables, layout: Layout, n_buckets: int) -> pd.DataFrame:
     """Every table in one frame with its team's bucket. An employee with spells in several
     buckets (a transfer) has all spells copied into each of them, `_own` false outside the
     spell's home bucket, so a bucket recognises a transfer in from another team."""
@@ -269,7 +270,7 @@ def stacked_input(tables: Any, layout: Layout, n_buckets: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def spark_input(spark: Any, tables: Any, layout: Layout, n_buckets: int) -> Any:
+def spark_input(spark: Any, tables: Tables, layout: Layout, n_buckets: int) -> Any:
     """The stacked tables as one Spark frame, hash-partitioned by bucket."""
     return spark.createDataFrame(stacked_input(tables, layout, n_buckets)).repartition("_bucket")
 
@@ -464,7 +465,7 @@ def n_buckets_for(spark: Any, n_teams: int) -> int:
 
 
 def spark_panel_and_scores(
-    spark: Any, tables: Any, pair: Any, layout: Layout, min_group: int
+    spark: Any, tables: Tables, pair: ModelPair, layout: Layout, min_group: int
 ) -> SparkRun:
     """Pass 1 (org counts) and pass 2 (features, scores, SHAP), collected through Arrow."""
     from pyspark.sql import functions as F
@@ -512,7 +513,7 @@ def spark_panel_and_scores(
 
 
 def explanations_from(
-    run: SparkRun, pair: Any, scores: pd.DataFrame
+    run: SparkRun, pair: ModelPair, scores: pd.DataFrame
 ) -> tuple[list[Any], dict[str, float]]:
     """The explanations score.explain_batch would build, from the workers' TreeSHAP values; the
     same additivity check (1e-6) against the scores."""
@@ -545,7 +546,7 @@ def explanations_from(
 
 
 def build_batch_spark(
-    spark: Any, tables: Any, pair: Any, specs: Any, *, as_of: pd.Period, min_group: int,
+    spark: Any, tables: Tables, pair: ModelPair, specs: FeatureSpecs, *, as_of: pd.Period, min_group: int,
     reference: tuple[pd.DataFrame | None, str] | None = None,
     calibration: pd.DataFrame | None = None,
 ) -> Any:

@@ -65,9 +65,9 @@ from forecast.features.grid import (
 )
 from forecast.features.names import FEATURE_SEP, split_feature
 from forecast.features.panel import build_panel
-from forecast.features.specs import load_specs
+from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.features.targets import _window, build_targets
-from forecast.whatif.signals import history_signals, resolve_as_of, settable_signals
+from forecast.whatif.signals import Forecaster, history_signals, resolve_as_of, settable_signals
 
 if TYPE_CHECKING:
     from forecast.whatif.engine import StoredFit
@@ -140,7 +140,7 @@ def _refusal(signal: str, why: str, example: str) -> ConfigError:
     )
 
 
-def check_what_if_signal(tables: Tables, specs: Any, signal: str) -> Any:
+def check_what_if_signal(tables: Tables, specs: FeatureSpecs, signal: str) -> Any:
     """The `whatif.Settable` for `signal`, or a one-line ConfigError saying why not.
 
     Protected attributes, tenure, past leavers and other history signals are never levers:
@@ -570,7 +570,7 @@ def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.
 # --------------------------------------------------------------------------- estimates
 
 
-def effect_frame(tables: Tables, specs: Any, setting: Any, horizon: int) -> pd.DataFrame:
+def effect_frame(tables: Tables, specs: FeatureSpecs, setting: Any, horizon: int) -> pd.DataFrame:
     """Panel + targets + dose, one row per (team, as_of)."""
 
     panel = build_panel(tables, specs)
@@ -654,7 +654,7 @@ class CausalEngine:
     into a what-if about an earlier month), and was made with the same settings and specs.
     """
 
-    specs: Any = None
+    specs: FeatureSpecs = None
     settings: EngineSettings = dataclasses.field(default_factory=EngineSettings)
     horizon: int | None = None  # default: the pair's horizon, else 3
     name: str = "causal-dml"
@@ -709,7 +709,7 @@ class CausalEngine:
         return stored
 
     def estimate(
-        self, tables: Tables, pair: Any, teams: list[str], signal: str, value: float,
+        self, tables: Tables, pair: Forecaster | None, teams: list[str], signal: str, value: float,
         as_of: pd.Period | str | None = None,
     ) -> pd.DataFrame:
         horizon = getattr(getattr(pair, "config", None), "horizon", None)
@@ -750,7 +750,7 @@ def _result(eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engi
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def make_engine(specs: Any = None, settings: EngineSettings | None = None,
+def make_engine(specs: FeatureSpecs = None, settings: EngineSettings | None = None,
                 stored: dict[str, StoredFit] | None = None) -> CausalEngine:
     """The engine `forecast what-if` and the report should use (drop-in for RescoringEngine);
     `stored`: the pair's stored fits (forecast.effects_store.stored_fits), reused when they can

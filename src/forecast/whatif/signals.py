@@ -23,7 +23,7 @@ from forecast.data.contract import latest_complete_month
 from forecast.data.tables import Tables, is_protected
 from forecast.errors import ConfigError
 from forecast.features.panel import plan_features
-from forecast.features.specs import EMPLOYEE_SIGNALS
+from forecast.features.specs import EMPLOYEE_SIGNALS, FeatureSpecs
 
 RESULT_COLUMNS = [
     "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
@@ -67,7 +67,7 @@ class Settable:
 # --------------------------------------------------------------------------- validation
 
 
-def settable_signals(tables: Tables, specs: Any, features: list[str] | None = None
+def settable_signals(tables: Tables, specs: FeatureSpecs, features: list[str] | None = None
                      ) -> dict[str, Settable]:
     """Signals of actionable families that feed at least one model feature."""
 
@@ -92,7 +92,7 @@ def settable_signals(tables: Tables, specs: Any, features: list[str] | None = No
     return out
 
 
-def history_signals(tables: Tables, specs: Any) -> dict[str, str]:
+def history_signals(tables: Tables, specs: FeatureSpecs) -> dict[str, str]:
     """Signals that feed features but are not actionable (tenure, people flow, past CSAT),
     with their family: a what-if must refuse them."""
 
@@ -101,7 +101,7 @@ def history_signals(tables: Tables, specs: Any) -> dict[str, str]:
             or p.source == "employees"}
 
 
-def check_signal(tables: Tables, specs: Any, signal: str, features: list[str] | None = None
+def check_signal(tables: Tables, specs: FeatureSpecs, signal: str, features: list[str] | None = None
                  ) -> Settable:
     """The settable signal, or a one-line ConfigError saying why it cannot be set."""
 

@@ -59,6 +59,7 @@ from forecast.errors import (
     ConfigError,
     ModelError,
 )
+from forecast.features.specs import FeatureSpecs
 from forecast.whatif.engine import (
     CausalEngine,
     EffectFit,
@@ -84,7 +85,7 @@ _TEXTS: weakref.WeakKeyDictionary[lgb.Booster, str] = weakref.WeakKeyDictionary(
 # --------------------------------------------------------------------------- making fits
 
 
-def what_if_signals(tables: Tables, specs: Any, wanted: str | list[str]) -> list[str]:
+def what_if_signals(tables: Tables, specs: FeatureSpecs, wanted: str | list[str]) -> list[str]:
     """The signals `what_if.signals` names: `auto` = every settable (actionable) signal of
     these data, sorted; a list is checked one by one (a ConfigError names the first bad one)."""
 
@@ -137,7 +138,7 @@ class FitJob:
 
     MAX_WORKER_PROCESSES = 4
 
-    def __init__(self, tables: Tables, specs: Any, signals: list[str], horizon: int, *,
+    def __init__(self, tables: Tables, specs: FeatureSpecs, signals: list[str], horizon: int, *,
                  settings: EngineSettings | None = None, workers: int | None = None) -> None:
         self.args = (tables, specs, settings or EngineSettings(), int(horizon))
         self.signals = list(signals)
@@ -295,7 +296,7 @@ def _read_result(folder: Path, index: int) -> dict[str, Any] | None:
         return None
 
 
-def _fit_one(tables: Tables, specs: Any, settings: EngineSettings, horizon: int,
+def _fit_one(tables: Tables, specs: FeatureSpecs, settings: EngineSettings, horizon: int,
              signal: str) -> tuple[bytes | None, str, str]:
     """(the fit's bytes, its as-of month, "") or (None, "", why it could not be fitted)."""
     # One engine per signal: its cache would otherwise keep every signal's effect frame.
@@ -431,7 +432,12 @@ def _dataclass(name: str, values: dict[str, Any]) -> Any:
     module, _, qualname = name.rpartition(".")
     if not module.startswith("forecast."):
         raise ValueError(f"{name} is not a class of this package")
-    cls = getattr(importlib.import_module(module), qualname)
+    try:
+        cls = getattr(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError):
+        # Pairs registered before the package's layout changed (issue 16) name old modules.
+        raise ValueError(f"{name} no longer exists: the pair was registered by an older "
+                         f"forecast; retrain it with `forecast train --data DIR`") from None
     init = {f.name for f in dataclasses.fields(cls) if f.init}
     out = cls(**{k: v for k, v in values.items() if k in init})
     for key, value in values.items():
