@@ -13,7 +13,14 @@ from forecast.data.tables import Tables
 from forecast.errors import (
     ConfigError,
 )
-from forecast.whatif.signals import INTERVAL_COLUMNS, Settable, check_signal, resolve_as_of
+from forecast.whatif.signals import (
+    INTERVAL_COLUMNS,
+    Settable,
+    bound_result,
+    check_signal,
+    recent_csat,
+    resolve_as_of,
+)
 
 NOTE = (
     "Re-scoring: the signal is held at the value over the months the features read, and both "
@@ -112,4 +119,6 @@ class RescoringEngine:
                 out[f"before_{col}"] = before.loc[teams, col].to_numpy(float)
                 out[f"after_{col}"] = after.loc[teams, col].to_numpy(float)
         out["engine"] = self.name
-        return out
+        hc = before_panel.assign(team_id=before_panel["team_id"].astype(str)).set_index(
+            "team_id").loc[teams, "headcount"].to_numpy(float)
+        return bound_result(out, hc, recent_csat(tables, teams, month))

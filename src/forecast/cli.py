@@ -568,6 +568,8 @@ def individual(
 
     from forecast.commands.individual import run_individual
 
+    # Seeds reach scikit-learn and LightGBM (seed + fold), which take 0 .. 2**31 - 1.
+    check_param("--seed", seed, 0 <= seed <= 10**9, "an integer between 0 and 1000000000")
     r = run_individual(data, out_dir=out_dir, per_person=per_person, folds=folds, seed=seed,
                        include_protected=include_protected)
     t = Table(title=f"{r.file}: {r.rows} rows, {r.leavers} leavers, {r.folds}-fold CV")

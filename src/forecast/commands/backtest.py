@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import pandas as pd
 
 from forecast import __version__
 from forecast.commands.train import check_horizon
-from forecast.data.atomic import write_text_atomic
+from forecast.data.atomic import json_text, write_text_atomic
 from forecast.data.contract import find_table_files, load_tables
 from forecast.data.lineage import data_hash, data_summary
 from forecast.data.months import month_str, parse_month_option
@@ -336,7 +335,7 @@ def _plain(value: Any) -> Any:
 
 
 def _dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    return json_text(doc, sort_keys=False, allow_nan=False)
 
 
 # --------------------------------------------------------------------------- backtest.html

@@ -14,7 +14,7 @@ from pathlib import Path
 from forecast.commands.score import run_score
 from forecast.commands.train import STEPS, backtest_table, run_training
 from forecast.data.contract import load_tables, summarize
-from forecast.simulate import SimConfig, simulate, write_simulation
+from forecast.simulate import CLI_OPTIONS, SimConfig, simulate, write_simulation
 
 
 @dataclass
@@ -42,7 +42,8 @@ def run_demo(
 
     out_dir = out_dir.resolve()
     data_dir, scores_dir = out_dir / "data", out_dir / "scores"
-    config = SimConfig(n_teams=teams, n_months=months, seed=seed)
+    # Checked by the options' names: they come from the command line.
+    config = SimConfig(n_teams=teams, n_months=months, seed=seed, names=CLI_OPTIONS)
     with progress() as bar:
         task = bar.add_task("simulating", total=months)
         result = simulate(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
+from forecast.data.atomic import json_text
 from forecast.errors import ConfigError
 from forecast.models.individual import IndividualResult, evaluate, read_ibm
 
@@ -32,7 +32,7 @@ def run_individual(
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = out_dir / "individual_summary.json"
-        summary.write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+        summary.write_text(json_text(result.summary(), sort_keys=False), encoding="utf-8")
         result.written.append(str(summary))
         if per_person:
             assert result.oof is not None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forecast.errors import check_param
-from forecast.simulate import SimConfig, simulate, write_simulation
+from forecast.simulate import CLI_OPTIONS, SimConfig, check_truth, simulate, write_simulation
 
 
 @dataclass
@@ -22,7 +22,9 @@ def run_simulate(
 ) -> Simulated:
     """Simulate and write; options are checked by their command-line names."""
     check_param("--format", fmt, fmt in ("csv", "parquet"), "one of csv, parquet")
-    config = SimConfig(n_teams=teams, n_months=months, seed=seed)
+    config = SimConfig(n_teams=teams, n_months=months, seed=seed, names=CLI_OPTIONS)
+    if truth:
+        check_truth(config, CLI_OPTIONS)
     result = simulate(config, with_interventions=truth, progress=progress)
     paths = write_simulation(result, out_dir, truth=truth, fmt=fmt)
     return Simulated(paths=paths, spells=len(result.frames["employees"]))

@@ -19,9 +19,10 @@ import pandas as pd
 import yaml
 
 from forecast import __version__
+from forecast.data.atomic import json_text
 from forecast.data.contract import find_table_files, load_tables
 from forecast.data.lineage import data_hash, data_summary, package_versions
-from forecast.data.tables import Tables
+from forecast.data.tables import MAX_HORIZON, Tables
 from forecast.errors import check_param
 from forecast.features.names import feature_catalog
 from forecast.features.panel import build_panel
@@ -41,7 +42,6 @@ from forecast.whatif.store import FitJob, fit_metrics, fit_table, what_if_signal
 
 log = logging.getLogger("forecast")
 
-MAX_HORIZON = 24
 N_ORIGINS = 4
 PRIMARY_METRIC = "attrition.lightgbm.deviance"
 
@@ -484,7 +484,7 @@ def _yaml(path: Path, content: dict[str, Any]) -> None:
 
 
 def _json(path: Path, content: Any) -> None:
-    path.write_text(json.dumps(content, indent=2, default=_plain) + "\n", encoding="utf-8")
+    path.write_text(json_text(content, sort_keys=False, default=_plain), encoding="utf-8")
 
 
 def _plain(value: Any) -> Any:

@@ -6,6 +6,7 @@ swapped in by `score.publish`, which builds on the same idea for directories.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,14 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def json_text(value: object, *, sort_keys: bool = True, allow_nan: bool = True,
+              default: Callable[[object], object] | None = None) -> str:
+    """The one JSON form of the files the project writes: indented by two, keys sorted (the
+    same value gives the same bytes), a final newline."""
+    return json.dumps(value, indent=2, sort_keys=sort_keys, allow_nan=allow_nan,
+                      default=default) + "\n"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

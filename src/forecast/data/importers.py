@@ -14,7 +14,6 @@ never carry names, and never copy a source file into the repository.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.data.atomic import json_text
 from forecast.data.contract import load_tables, read_csv_text
 from forecast.data.lineage import file_sha256
 from forecast.data.months import parse_month
@@ -530,8 +530,7 @@ def _write_frames(converted: Converted, directory: Path, fmt: str) -> None:
         else:
             out.to_parquet(directory / f"{name}.parquet", index=False)
     if converted.meta:
-        (directory / "meta.json").write_text(json.dumps(converted.meta, indent=2) + "\n",
-                                             encoding="utf-8")
+        (directory / "meta.json").write_text(json_text(converted.meta), encoding="utf-8")
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:

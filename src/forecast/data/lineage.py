@@ -8,11 +8,11 @@ team level only (rows, teams, months), so nothing here ever carries an employee 
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
+from forecast.data.atomic import json_text
 from forecast.data.contract import find_table_files
 from forecast.data.tables import MONTHLY_TABLES, Tables
 
@@ -27,7 +27,7 @@ MANIFEST = "manifest.json"  # a score output folder's lineage: files, hashes, mo
 
 def manifest_text(manifest: dict) -> str:
     """The manifest as it is written (sorted keys, so the same manifest gives the same bytes)."""
-    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    return json_text(manifest)
 
 
 def file_sha256(path: Path) -> str:

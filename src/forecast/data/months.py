@@ -37,12 +37,16 @@ def dates_to_ordinal(dates: pd.Series) -> np.ndarray:
 
 
 NEVER = np.int64(10**9)
+# The name of a month's folder under a scoring ROOT (`forecast score --catch-up`): ROOT/YYYY-MM.
+MONTH_FOLDER = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def is_month_folder(name: str) -> bool:
+    return bool(MONTH_FOLDER.match(name))
 
 
 def parse_month(text: str) -> pd.Period:
     """Parse `YYYY-MM` strictly."""
-    import re
-
     if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}", text.strip()):
         raise ValueError(text)
     p = pd.Period(text.strip(), freq="M")

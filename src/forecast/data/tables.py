@@ -27,6 +27,9 @@ TABLE_NAMES = ("employees", "engagement", "workload", "cx")
 MONTHLY_TABLES = ("engagement", "workload", "cx")
 ID_SUFFIXES = ("_id", "_code", "_key")
 EXIT_TYPES = ("voluntary", "involuntary", "transfer")
+VOLUNTARY = "voluntary"  # the only exit type that counts as a leaver (contract)
+# Months a forecast may look ahead: the contract's horizon (default 3) is 1 to MAX_HORIZON.
+DEFAULT_HORIZON, MAX_HORIZON = 3, 24
 # Columns of the monthly tables that are keys or weights, never signals.
 NON_SIGNAL = {"team_id", "month", "responses"}
 # Cells that mean "no value" in a numeric column, a date or exit_type (matched after stripping

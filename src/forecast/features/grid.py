@@ -14,7 +14,7 @@ import pandas as pd
 
 from forecast.data.contract import latest_complete_month
 from forecast.data.months import NEVER, dates_to_ordinal, from_ordinal, to_ordinal
-from forecast.data.tables import Tables
+from forecast.data.tables import VOLUNTARY, Tables
 
 
 def panel_months(tables: Tables) -> tuple[pd.Period, pd.Period]:
@@ -225,3 +225,9 @@ def assemble(grid: Grid, hc: np.ndarray, arrays: dict[str, np.ndarray]) -> pd.Da
     for name, arr in arrays.items():
         data[name] = np.ascontiguousarray(arr, dtype=np.float64).ravel()[cells]
     return pd.DataFrame(data)
+
+
+def voluntary_leaves(spells: Spells) -> np.ndarray:
+    """The spells that end in a voluntary leaver (contract): a voluntary exit of someone who was
+    in a headcount, i.e. not hired in the month they left (whole months)."""
+    return (spells.exit_type == VOLUNTARY) & (spells.a < spells.b)

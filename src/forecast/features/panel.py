@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.months import month_str
-from forecast.data.tables import NON_SIGNAL, Tables, is_identifier_like, is_protected
+from forecast.data.tables import NON_SIGNAL, VOLUNTARY, Tables, is_identifier_like, is_protected
 from forecast.errors import ConfigError, SpecError
 from forecast.features.grid import (
     Grid,
@@ -51,6 +51,8 @@ from forecast.features.specs import (
     Transform,
 )
 
+# The people_flow signals counting exits, by the exit type they count.
+EXIT_KIND = {"transfers_out": "transfer", "vol_leavers": VOLUNTARY, "invol_leavers": "involuntary"}
 MIN_TREND_POINTS = 3  # a slope through two points is mostly noise
 log = logging.getLogger("forecast")
 
@@ -220,9 +222,7 @@ def _employee_features(
         "transfers_in": event_counts(spells.team, np.where(in_grid_start & spells.transfer_in,
                                                            spells.a, -1), shape),
     }
-    exit_kind = {"transfers_out": "transfer", "vol_leavers": "voluntary",
-                 "invol_leavers": "involuntary"}
-    for signal, kind in exit_kind.items():
+    for signal, kind in EXIT_KIND.items():
         events[signal] = event_counts(
             spells.team, np.where(spells.exit_type == kind, spells.b, -1), shape
         )
@@ -247,7 +247,7 @@ def _employee_features(
             out[p.name] = window_sum(events[p.column], t.window).astype(np.float64)
         elif t.kind == "longrun_rate_shrunk":
             assert t.prior is not None
-            out[p.name] = longrun_rate_shrunk(spells, exit_kind[p.column], hc, t.prior, shape)
+            out[p.name] = longrun_rate_shrunk(spells, EXIT_KIND[p.column], hc, t.prior, shape)
     return out
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecast.data.tables import Tables
+from forecast.data.tables import MAX_HORIZON, Tables
 from forecast.errors import check_param
 from forecast.features.grid import (
     assemble,
@@ -26,10 +26,9 @@ from forecast.features.grid import (
     make_spells,
     monthly_grid,
     panel_months,
+    voluntary_leaves,
     weight_grid,
 )
-
-MAX_HORIZON = 24
 
 
 def build_targets(tables: Tables, horizon: int) -> pd.DataFrame:
@@ -51,7 +50,7 @@ def build_targets(tables: Tables, horizon: int) -> pd.DataFrame:
 
     # A voluntary exit in month b counts for every t with the spell employed at the end of t
     # and b in t+1 .. t+h, i.e. t in [max(hire, b - h), b - 1].
-    vol = (spells.exit_type == "voluntary") & (spells.a < spells.b)
+    vol = voluntary_leaves(spells)
     leavers = interval_counts(
         spells.team[vol], np.maximum(spells.a[vol], spells.b[vol] - horizon), spells.b[vol],
         grid.shape,

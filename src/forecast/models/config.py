@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from forecast.data.tables import MAX_HORIZON
 from forecast.errors import ConfigError, check_param
 
 _REPO_CONFIG = Path(__file__).resolve().parents[3] / "training" / "model.yaml"
@@ -203,7 +204,7 @@ def _int_between(name: str, value: object, lo: int, hi: int) -> None:
 
 
 def _validate_scalars(c: dict[str, Any]) -> None:
-    _int_between("horizon", c["horizon"], 1, 24)
+    _int_between("horizon", c["horizon"], 1, MAX_HORIZON)
     _int_between("seed", c["seed"], 0, 2**31 - 1)
     _int_between("num_threads", c["num_threads"], 1, 256)
     _int_between("num_boost_round", c["num_boost_round"], 1, 100_000)

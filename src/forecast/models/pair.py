@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from forecast.data.atomic import json_text
 from forecast.errors import ModelError
 from forecast.models import intervals
 from forecast.models.backtest import BacktestResult
@@ -113,8 +114,7 @@ class ModelPair:
         (path / "attrition.txt").write_text(self._text("attrition"), encoding="utf-8")
         if self.csat_booster is not None:
             (path / "csat.txt").write_text(self._text("csat"), encoding="utf-8")
-        meta = json.dumps(_jsonable(self.meta()), sort_keys=True, indent=2)
-        (path / "meta.json").write_text(meta + "\n", encoding="utf-8")
+        (path / "meta.json").write_text(json_text(_jsonable(self.meta())), encoding="utf-8")
         if self.drift_reference is not None:
             self.drift_reference.to_csv(path / DRIFT_FILE, index=False, float_format="%.10g")
         return path

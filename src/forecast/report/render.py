@@ -32,6 +32,7 @@ import pandas as pd
 
 from forecast.data.atomic import write_text_atomic
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
+from forecast.data.months import is_month_folder
 from forecast.data.tables import PROTECTED, is_protected
 from forecast.errors import OutputError
 from forecast.features.names import RATE_FEATURE, is_feature_name
@@ -42,7 +43,6 @@ DETAIL_TEAMS = 50  # teams most at risk that get a full section; the rest get a 
 TOP_DRIVERS = 3  # sentences per kind (actionable, history) in a team section
 WATERFALL_STEPS = 7  # bars before "all other drivers"
 SPARK_MONTHS = 12
-MONTH_DIR = re.compile(r"^\d{4}-\d{2}$")
 FAIRNESS_GAP = 0.10  # a band over- or under-forecast by more than this gets a sentence
 MIN_FAIRNESS_TEAMS = 5
 MODEL_LIMITS = (
@@ -130,7 +130,7 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
         whatif=_read_parquet(out / "whatif.parquet"),
         team_attributes=_read_parquet(out / "team_attributes.parquet"),
         fairness=_read_parquet(out / "fairness.parquet"),
-        review=_read_parquet(home.parent / "review.parquet") if MONTH_DIR.match(home.name) else
+        review=_read_parquet(home.parent / "review.parquet") if is_month_folder(home.name) else
         _read_parquet(out / "review.parquet"),
         previous=_previous_run(home, as_of),
         model_card=_read_json(out / "model_card.json"),
@@ -142,10 +142,10 @@ def _previous_run(out: Path, as_of: str | None) -> PreviousRun | None:
     root = out.resolve().parent
     if not root.is_dir():
         return None
-    current = as_of or (out.name if MONTH_DIR.match(out.name) else None)
+    current = as_of or (out.name if is_month_folder(out.name) else None)
     candidates = sorted(
         p for p in root.iterdir()
-        if p.is_dir() and MONTH_DIR.match(p.name) and p.resolve() != out.resolve()
+        if p.is_dir() and is_month_folder(p.name) and p.resolve() != out.resolve()
         and (current is None or p.name < current) and (p / "scores.parquet").exists()
     )
     if not candidates:

@@ -30,6 +30,7 @@ from forecast.features.grid import (
     monthly_grid,
     panel_months,
     point_in_time,
+    voluntary_leaves,
     weight_grid,
 )
 from forecast.features.names import feature_catalog, is_feature_name, split_feature
@@ -179,7 +180,7 @@ def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS)
     grid = make_grid(known, first, as_of)
     spells = make_spells(known.employees, grid)
     hc = headcount_grid(spells, grid.shape)
-    vol = (spells.exit_type == "voluntary") & (spells.a < spells.b)
+    vol = voluntary_leaves(spells)
     leavers = event_counts(spells.team[vol], spells.b[vol], grid.shape)
     csat = np.full(grid.shape, np.nan)
     if known.cx is not None and "csat" in known.cx.columns:

@@ -50,6 +50,7 @@ def report_whatifs(
     for signal, group in top.groupby("signal", sort=True):
         setting = settable[signal]
         levels = signal_levels(tables, setting, month)
+        # Observed values up to the month, so their median is inside `check_value`'s range.
         median = float(levels.median())
         teams = sorted(group["team_id"].astype(str))
         res = engine.estimate(tables, pair, teams, signal, median, month)

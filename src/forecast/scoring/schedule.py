@@ -9,15 +9,13 @@ finds the months done.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from forecast.data.months import month_str
+from forecast.data.months import is_month_folder, month_str
 
-MONTH_DIR = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 Say = Callable[[str], None]
 
 
@@ -29,7 +27,7 @@ def month_folders(root: Path) -> list[str]:
     """Month folders already under ROOT (any content: an existing month is never rewritten)."""
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and MONTH_DIR.match(p.name))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and is_month_folder(p.name))
 
 
 def due_months(
@@ -46,4 +44,4 @@ def due_months(
     return [m for m in pd.period_range(start, latest, freq="M") if month_str(m) not in done]
 
 
-__all__ = ["MONTH_DIR", "CatchUpResult", "due_months", "month_folders", "run_catch_up"]
+__all__ = ["due_months", "month_folders"]

@@ -47,7 +47,7 @@ from forecast.features.grid import (
     point_in_time,
 )
 from forecast.features.names import KEY_COLUMNS, feature_catalog
-from forecast.features.panel import compute_panel, plan_features
+from forecast.features.panel import EXIT_KIND, compute_panel, plan_features
 from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
@@ -71,8 +71,6 @@ SPARK_VERSION = "4.3.0"
 # predict) is amortised, small enough that a bucket's person-months fit a worker comfortably.
 TEAMS_PER_BUCKET = 500
 # employees -> exit kind counted by `longrun_rate_shrunk` (as features._employee_features maps it)
-EXIT_KIND = {"transfers_out": "transfer", "vol_leavers": "voluntary",
-             "invol_leavers": "involuntary"}
 NAT = np.iinfo(np.int64).min  # datetime64[ns] NaT as int64: dates travel as exact integers
 MONTHLY = ("engagement", "workload", "cx")
 

@@ -5,7 +5,10 @@ Sits beside `forecast.data` (it may use `data` and `errors`); only `forecast.com
 tests use it. It must never import features, models, whatif, mlops, scoring or report.
 """
 
-from forecast.simulate.config import Effects, SimConfig
-from forecast.simulate.organisation import SimResult, simulate, write_simulation
+from forecast.simulate.config import CLI_OPTIONS, Effects, SimConfig
+from forecast.simulate.organisation import SimResult, check_truth, simulate, write_simulation
 
-__all__ = ["Effects", "SimConfig", "SimResult", "simulate", "write_simulation"]
+__all__ = [
+    "CLI_OPTIONS", "Effects", "SimConfig", "SimResult", "check_truth", "simulate",
+    "write_simulation",
+]

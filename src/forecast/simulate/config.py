@@ -6,11 +6,13 @@ and `forecast.errors`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass, field, fields
 
 import numpy as np
 
 from forecast.data.months import parse_month
+from forecast.data.tables import MAX_HORIZON
 from forecast.errors import check_param
 
 
@@ -59,8 +61,16 @@ class SimConfig:
     intervention_reps: int = 200  # replications per what-if continuation
     intervention_teams: int = 20  # size of each team set of the intervention truth
 
-    def __post_init__(self) -> None:
-        validate_config(self)
+    # How error messages name the fields, e.g. CLI_OPTIONS when they came from the command
+    # line (`--teams`, not n_teams); not part of the config.
+    names: InitVar[Mapping[str, str] | None] = None
+
+    def __post_init__(self, names: Mapping[str, str] | None) -> None:
+        validate_config(self, names)
+
+
+# The fields `forecast simulate` and `forecast demo` take as options.
+CLI_OPTIONS = {"n_teams": "--teams", "n_months": "--months", "seed": "--seed"}
 
 
 def _is_int(v: object) -> bool:
@@ -71,34 +81,39 @@ def _is_rate(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 0.2
 
 
-def validate_config(c: SimConfig) -> None:
-    check_param("n_teams", c.n_teams, _is_int(c.n_teams) and c.n_teams >= 1, "an integer >= 1")
-    check_param("n_months", c.n_months, _is_int(c.n_months) and c.n_months >= 1,
+def validate_config(c: SimConfig, names: Mapping[str, str] | None = None) -> None:
+    """Check every field; `names` maps a field to the name an error shows for it."""
+
+    def check(name: str, value: object, ok: bool, expected: str) -> None:
+        check_param((names or {}).get(name, name), value, ok, expected)
+
+    check("n_teams", c.n_teams, _is_int(c.n_teams) and c.n_teams >= 1, "an integer >= 1")
+    check("n_months", c.n_months, _is_int(c.n_months) and c.n_months >= 1,
                 "an integer >= 1")
-    check_param("seed", c.seed, _is_int(c.seed) and c.seed >= 0, "an integer >= 0")
+    check("seed", c.seed, _is_int(c.seed) and c.seed >= 0, "an integer >= 0")
     try:
         ok = parse_month(c.start).year >= 1971
     except ValueError:
         ok = False
-    check_param("start", c.start, ok, "a month YYYY-MM after 1970")
-    check_param("horizon", c.horizon, _is_int(c.horizon) and 1 <= c.horizon <= 24,
-                "an integer between 1 and 24")
-    check_param("effects", c.effects, isinstance(c.effects, Effects), "an Effects instance")
+    check("start", c.start, ok, "a month YYYY-MM after 1970")
+    check("horizon", c.horizon, _is_int(c.horizon) and 1 <= c.horizon <= MAX_HORIZON,
+                f"an integer between 1 and {MAX_HORIZON}")
+    check("effects", c.effects, isinstance(c.effects, Effects), "an Effects instance")
     for f in fields(Effects):
         v = getattr(c.effects, f.name)
         ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        check_param(f"effects.{f.name}", v, ok, "a finite number")
-    check_param("burn_in", c.burn_in, _is_int(c.burn_in) and 0 <= c.burn_in <= 120,
+        check(f"effects.{f.name}", v, ok, "a finite number")
+    check("burn_in", c.burn_in, _is_int(c.burn_in) and 0 <= c.burn_in <= 120,
                 "an integer between 0 and 120")
-    check_param("vol_rate", c.vol_rate, _is_rate(c.vol_rate) and c.vol_rate > 0,
+    check("vol_rate", c.vol_rate, _is_rate(c.vol_rate) and c.vol_rate > 0,
                 "a number in (0, 0.2]")
-    check_param("invol_rate", c.invol_rate, _is_rate(c.invol_rate), "a number in [0, 0.2]")
-    check_param("transfer_rate", c.transfer_rate, _is_rate(c.transfer_rate),
+    check("invol_rate", c.invol_rate, _is_rate(c.invol_rate), "a number in [0, 0.2]")
+    check("transfer_rate", c.transfer_rate, _is_rate(c.transfer_rate),
                 "a number in [0, 0.2]")
     qs = c.quarterly_share
-    check_param("quarterly_share", qs, isinstance(qs, int | float) and 0 <= qs <= 1,
+    check("quarterly_share", qs, isinstance(qs, int | float) and 0 <= qs <= 1,
                 "a number between 0 and 1")
-    check_param("intervention_reps", c.intervention_reps,
+    check("intervention_reps", c.intervention_reps,
                 _is_int(c.intervention_reps) and c.intervention_reps >= 1, "an integer >= 1")
-    check_param("intervention_teams", c.intervention_teams,
+    check("intervention_teams", c.intervention_teams,
                 _is_int(c.intervention_teams) and c.intervention_teams >= 1, "an integer >= 1")

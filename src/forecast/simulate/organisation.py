@@ -44,15 +44,14 @@ its checkpointed hidden state with common random numbers.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecast.data.atomic import write_atomic
+from forecast.data.atomic import json_text, write_atomic
 from forecast.data.months import month_str, parse_month
 from forecast.errors import OutputError, check_param
 from forecast.simulate.config import SimConfig, validate_config
@@ -83,6 +82,15 @@ SITES = ("Leeds", "Manila", "Krakow", "Austin", "Cape Town", "Porto")
 ROLES = ("agent", "senior agent", "team lead")
 GENDERS = ("F", "M", "X")
 NEVER = 10**9
+
+
+
+def check_truth(config: SimConfig, names: Mapping[str, str] | None = None) -> None:
+    """The intervention truth needs an as-of month with 2 months before it and the horizon
+    after it (truth.intervention_as_ofs): refuse, naming the months, when there is none."""
+    check_param((names or {}).get("n_months", "n_months"), config.n_months,
+                bool(intervention_as_ofs(config)),
+                f"at least {config.horizon + 3} for the intervention truth")
 
 
 @dataclass
@@ -178,6 +186,8 @@ def simulate(
 ) -> SimResult:
     """Run the simulator; `progress(done, total)` is called once per simulated month."""
     validate_config(config)
+    if with_interventions:
+        check_truth(config)
     p = params_of(config)
     root = np.random.SeedSequence([config.seed, 20240611])
     init_seed, run_seed = root.spawn(2)
@@ -349,7 +359,7 @@ def write_simulation(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [_write_frame(df, out_dir / f"{name}.{fmt}") for name, df in result.frames.items()]
     meta = {"data_start": result.config.start}
-    written.append(_write_text(json.dumps(meta, indent=2) + "\n", out_dir / "meta.json"))
+    written.append(_write_text(json_text(meta), out_dir / "meta.json"))
     if truth:
         written += _write_truth(result, out_dir / "truth")
     return written
@@ -367,8 +377,7 @@ def _write_truth(result: SimResult, folder: Path) -> list[Path]:
         "interventions: continuation from the checkpointed hidden state, common random "
         f"numbers, {result.config.intervention_reps} replications"
     )
-    text = json.dumps(cfg, indent=2, sort_keys=True) + "\n"
-    written.append(_write_text(text, folder / "config.json"))
+    written.append(_write_text(json_text(cfg), folder / "config.json"))
     return written
 
 

@@ -67,7 +67,15 @@ from forecast.features.names import FEATURE_SEP, split_feature
 from forecast.features.panel import build_panel
 from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.features.targets import _window, build_targets
-from forecast.whatif.signals import Forecaster, history_signals, resolve_as_of, settable_signals
+from forecast.whatif.signals import (
+    Forecaster,
+    bound_result,
+    csat_change_bounds,
+    history_signals,
+    recent_csat,
+    resolve_as_of,
+    settable_signals,
+)
 
 if TYPE_CHECKING:
     from forecast.whatif.engine import StoredFit
@@ -585,12 +593,18 @@ def effect_frame(tables: Tables, specs: FeatureSpecs, setting: Any, horizon: int
 
 def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
                  before_leavers: np.ndarray | None = None,
-                 before_csat: np.ndarray | None = None) -> pd.DataFrame:
+                 before_csat: np.ndarray | None = None,
+                 csat_level: np.ndarray | None = None) -> pd.DataFrame:
     """Per team (rows = panel rows at the as-of month): before and after with 80% intervals.
 
     `before_*` default to the engine's own nuisance predictions (used when no pair is given).
+    `csat_level`: each team's recent CSAT level (signals.recent_csat; NaN or None: unknown).
+    Every draw is kept on the scales (leavers in [0, headcount], recent CSAT level + change in
+    0..100) before the point, the intervals and the effects are read off it, so they agree.
     """
     hc = rows["headcount"].to_numpy(np.float64)
+    c_lo, c_hi = csat_change_bounds(np.full(len(rows), np.nan) if csat_level is None
+                                    else csat_level)
     natural = predict_natural(fit.natural, rows[fit.own].astype(np.float64)) if fit.own else (
         np.full(len(rows), fit.natural[0][0]))
     gap = float(value) - natural
@@ -609,12 +623,17 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
     # A team's effect never changes sign against the organisation's (risk only scales it).
     theta = draws[:, :1] + np.outer(draws[:, 3], z)
     theta = np.where(theta * draws[:, :1] > 0, theta, 0.0)
-    after_l = shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :]
+    after_l = np.clip(shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :], 0.0,
+                      hc[None, :])
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
     d_leavers = after_l - before_leavers[None, :]
     d_rate = d_leavers / hc[None, :]
+    before_csat = np.clip(np.asarray(before_csat, dtype=np.float64), c_lo, c_hi)
     d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
-    after_c = before_csat[None, :] + d_csat
+    after_c = np.clip(before_csat[None, :] + d_csat, c_lo, c_hi)
+    # The effect is what is left of it on the scale; with no CSAT forecast, as if it were 0.
+    d_csat = np.where(np.isnan(before_csat)[None, :], np.clip(d_csat, c_lo, c_hi),
+                      after_c - before_csat[None, :])
     lo, hi = (1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2
     # Where no CSAT forecast exists (no recent CX), the CSAT effect alone is still shown.
     return pd.DataFrame({
@@ -730,12 +749,14 @@ class CausalEngine:
             pred = pred.set_index("team_id").loc[teams]
             before_l = pred["expected_leavers"].to_numpy(np.float64)
             before_c = pred["csat_change"].to_numpy(np.float64)
-        eff = team_effects(fit, rows, value, before_l, before_c)
+        level = recent_csat(tables, teams, month)
+        eff = team_effects(fit, rows, value, before_l, before_c, level)
         if pair is not None:
             # The forecast's own intervals, as RescoringEngine gives them (before_*).
             for col in ("leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90"):
                 if col in pred.columns:
                     eff[f"before_{col}"] = pred[col].to_numpy(np.float64)
+        eff = bound_result(eff, eff["headcount"].to_numpy(np.float64), level)
         return _result(eff, month, fit.signal, value, self.name)
 
 

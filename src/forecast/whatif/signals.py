@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.data.contract import latest_complete_month
+from forecast.data.months import month_str
 from forecast.data.tables import Tables, is_protected
 from forecast.errors import ConfigError
 from forecast.features.panel import plan_features
@@ -127,20 +128,155 @@ def check_signal(tables: Tables, specs: FeatureSpecs, signal: str, features: lis
     )
 
 
-def parse_assignment(text: str) -> tuple[str, float]:
-    """`SIGNAL=VALUE` -> (signal, value)."""
+def split_assignment(text: str) -> tuple[str, str]:
+    """`SIGNAL=VALUE` -> (signal, value as typed); `check_value` reads the value, once the
+    signal is known, so a refusal can name the signal and the range it takes."""
     if text.count("=") != 1:
         raise ConfigError(f"`--set` must be SIGNAL=VALUE, e.g. after_hours_ratio=0.05. "
                           f"Got {text!r} instead.")
     name, raw = (part.strip() for part in text.split("="))
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not name or not math.isfinite(value):
+    if not name or not raw:
+        raise ConfigError(f"`--set` must be SIGNAL=VALUE with a number, e.g. "
+                          f"after_hours_ratio=0.05. Got {text!r} instead.")
+    return name, raw
+
+
+def parse_assignment(text: str) -> tuple[str, float]:
+    """`SIGNAL=VALUE` -> (signal, value), without the data: any finite number is taken."""
+    name, raw = split_assignment(text)
+    value = _number(raw)
+    if value is None:
         raise ConfigError(f"`--set` must be SIGNAL=VALUE with a number, e.g. "
                           f"after_hours_ratio=0.05. Got {text!r} instead.")
     return name, value
+
+
+def _number(raw: object) -> float | None:
+    """`raw` as a finite float, or None (text that is not a number, nan, inf, a bool)."""
+    if isinstance(raw, bool):
+        return None
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def signal_range(tables: Tables, setting: Settable, as_of: pd.Period | str | None
+                 ) -> tuple[float, float]:
+    """The lowest and highest raw value of the signal the organisation's data hold, over all
+    teams, as known at the end of `as_of` (later rows are the future of that what-if)."""
+    month = resolve_as_of(tables, as_of)
+    frame = tables.table(setting.table)
+    if frame is None or setting.column not in frame.columns:
+        raise ConfigError(f"`--set` signal {setting.signal}: the data have no "
+                          f"{setting.table} table with it.")
+    values = pd.to_numeric(frame.loc[frame["month"] <= month, setting.column], errors="coerce")
+    values = values.to_numpy(np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        raise ConfigError(f"`--as-of {month_str(month)}`: the data have no value of "
+                          f"{setting.signal} up to that month, so a what-if of it cannot be "
+                          f"checked against them; choose a later month.")
+    return float(values.min()), float(values.max())
+
+
+def _outward(lo: float, hi: float, digits: int = 3) -> tuple[float, float]:
+    """lo rounded down and hi rounded up to `digits` significant digits: the range as a
+    message shows it, so a value copied from the message is accepted."""
+
+    def step(x: float) -> float:
+        return 10.0 ** (math.floor(math.log10(abs(x))) - digits + 1) if x else 1.0
+
+    def clean(x: float, q: float) -> float:
+        return round(x, max(0, -math.floor(math.log10(q)))) if q < 1 else x
+
+    # The 1e-9 keeps float noise (0.31 / 0.001 = 310.00000000000006) from adding a step.
+    qlo, qhi = step(lo), step(hi)
+    return (clean(math.floor(lo / qlo + 1e-9) * qlo, qlo) if lo else 0.0,
+            clean(math.ceil(hi / qhi - 1e-9) * qhi, qhi) if hi else 0.0)
+
+
+def _show(x: float) -> str:
+    return np.format_float_positional(x, trim="-")
+
+
+def check_value(tables: Tables, setting: Settable, value: object,
+                as_of: pd.Period | str | None) -> float:
+    """The value a what-if may hold `setting` at, as a float, or a one-line ConfigError.
+
+    Refused: text that is not a finite number, and a number outside the range the
+    organisation's data have seen for the signal up to `as_of` (`signal_range`, shown to 3
+    significant digits, rounded outward). The engines learn effects from that range only; a
+    value beyond it is an extrapolation (an after-hours ratio of 50 answered a CSAT change of
+    -322 points). Check the signal first (`check_signal` / engine.check_what_if_signal).
+    """
+    lo, hi = _outward(*signal_range(tables, setting, as_of))
+    shown = f"{_show(lo)} to {_show(hi)}"
+    number = _number(value)
+    if number is None:
+        raise ConfigError(
+            f"`--set` value for {setting.signal} must be a number in the range the data have "
+            f"seen ({shown}). Got {str(value)!r} instead."
+        )
+    if not lo <= number <= hi:
+        typed = value if isinstance(value, str) else f"{number:g}"
+        raise ConfigError(
+            f"`--set {setting.signal}={typed}` is outside the range the data have seen for "
+            f"{setting.signal} ({shown}); choose a value in it."
+        )
+    return number
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+CSAT_MIN, CSAT_MAX = 0.0, 100.0  # the contract's CSAT scale
+
+
+def recent_csat(tables: Tables, teams: list[str], as_of: pd.Period) -> np.ndarray:
+    """Each team's recent CSAT level at `as_of`, in `teams` order: the response-weighted mean
+    over as_of-2 .. as_of (rows without responses weigh 1), the level `csat_change` is measured
+    from (forecast.features.targets). NaN where the team has no CSAT in that window."""
+    cx = tables.table("cx")
+    if cx is None or "csat" not in cx.columns:
+        return np.full(len(teams), np.nan)
+    month = pd.Period(as_of, freq="M")
+    f = cx.loc[(cx["month"] > month - 3) & (cx["month"] <= month) & cx["csat"].notna()]
+    w = (f["responses"].astype("float64").fillna(1.0) if "responses" in f.columns
+         else pd.Series(1.0, index=f.index))
+    team = f["team_id"].astype(str)
+    num = (f["csat"].astype("float64") * w).groupby(team).sum()
+    den = w.groupby(team).sum()
+    level = (num / den.where(den > 0)).reindex([str(t) for t in teams])
+    return level.to_numpy(np.float64)
+
+
+def csat_change_bounds(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The CSAT changes that keep level + change on the CSAT scale; where the level is unknown
+    (NaN), the widest a change on that scale can be."""
+    level = np.asarray(level, dtype=np.float64)
+    known = np.isfinite(level)
+    lo = np.where(known, CSAT_MIN - level, CSAT_MIN - CSAT_MAX)
+    hi = np.where(known, CSAT_MAX - level, CSAT_MAX - CSAT_MIN)
+    return lo, hi
+
+
+def bound_result(result: pd.DataFrame, headcount: np.ndarray, level: np.ndarray
+                 ) -> pd.DataFrame:
+    """An engine's result (rows in team order) with expected leavers after the change in
+    [0, headcount] and every CSAT change (and interval bound) such that the team's recent level
+    plus the change stays within 0..100: a held value the models never saw together with this
+    team's state can still push a forecast off the scale. NaN stays NaN."""
+    out = result.copy()
+    hc = np.asarray(headcount, dtype=np.float64)
+    lo, hi = csat_change_bounds(level)
+    for col in out.columns:
+        if col.startswith("after_") and ("leavers" in col):
+            out[col] = np.clip(out[col].to_numpy(np.float64), 0.0, hc)
+        elif col.startswith(("before_", "after_")) and "csat_change" in col:
+            out[col] = np.clip(out[col].to_numpy(np.float64), lo, hi)
+    return out
 
 
 # --------------------------------------------------------------------------- intervention

@@ -53,6 +53,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from forecast.data.atomic import json_text
 from forecast.data.months import month_str
 from forecast.data.tables import Tables
 from forecast.errors import (
@@ -492,8 +493,7 @@ def save_fits(path: Path, fits: dict[str, StoredFit]) -> Path:
         })
     manifest = {"format": FORMAT, "fit_class": f"{EffectFit.__module__}.EffectFit",
                 "fields": fit_fields(), "fits": entries}
-    text = json.dumps(manifest, sort_keys=True, indent=2)
-    (path / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    (path / MANIFEST).write_text(json_text(manifest), encoding="utf-8")
     return path
 
 
