@@ -206,3 +206,22 @@ def registry_copy(registry_org: RegistryOrg, tmp_path: Path) -> str:
     db.parent.mkdir()
     shutil.copy(registry_org.store / "mlflow.db", db)
     return f"sqlite:///{db}"
+
+
+# --------------------------------------------------------------------------- the slow marker
+# Tests that train models carry `slow` (still run by `make test`): those that use a fixture
+# which trains, and those in modules that train or fit the what-if engine themselves.
+TRAINING_FIXTURES = {"trained_org", "modelled_org", "registry_org", "registry_copy"}
+TRAINING_MODULES = {
+    "tests/commands/test_backtest.py", "tests/commands/test_promote.py",
+    "tests/commands/test_train.py", "tests/whatif/test_engine.py", "tests/whatif/test_store.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        module = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & TRAINING_FIXTURES or module in TRAINING_MODULES:
+            item.add_marker(pytest.mark.slow)

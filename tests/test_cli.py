@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_contract import CASES, GOOD, write_dir
+from tests.contract_cases import CASES, GOOD, write_dir
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

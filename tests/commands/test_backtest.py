@@ -13,7 +13,7 @@ import pytest
 
 from forecast.cli import main
 
-MFG = Path("/work/shared/data/real/MFG10YearTerminationData.csv")
+MFG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "MFG10YearTerminationData.csv"
 BASELINES = {"lightgbm", "trailing_12", "org_rate", "long_run_shrunk"}
 
 

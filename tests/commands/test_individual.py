@@ -14,7 +14,7 @@ from forecast.commands.individual import run_individual
 from forecast.errors import ConfigError, DataError
 from forecast.models.individual import IndividualResult, evaluate, prepare, read_ibm
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 IBM = REAL / "WA_Fn-UseC_-HR-Employee-Attrition.csv"
 PROTECTED = {"Age", "Gender", "MaritalStatus"}
 

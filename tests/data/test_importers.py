@@ -24,7 +24,7 @@ from forecast.data.importers import (
 )
 from forecast.errors import ConfigError, DataError, OutputError
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 MFG = REAL / "MFG10YearTerminationData.csv"
 HRD = REAL / "HRDataset_v14.csv"
 

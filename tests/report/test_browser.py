@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from forecast.report.render import write_report
-from tests.test_report import make_outputs
+from tests.report_outputs import make_outputs
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
