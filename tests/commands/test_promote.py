@@ -76,7 +76,7 @@ def test_promote_reruns_both_backtests_and_moves_champion_on_both_models(
 @pytest.fixture
 def fake_backtests(registry_org, monkeypatch):
     """Skip the re-run (the real one is tested above) and make the challenger look worse."""
-    import forecast.mlops.promotion as promote
+    import forecast.commands.promote as promote
 
     monkeypatch.setattr(promote, "rerun_backtest", lambda *a: registry_org.first.backtest)
     calls = iter([1.0, 2.0])  # champion first, then challenger

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.commands import score
 from forecast.errors import ConfigError, DataError, ModelError, OutputError, TrackingError
-from forecast.scoring import batch as score
 
 PARQUETS = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet", "drift.parquet",
             "history.parquet")
@@ -158,7 +158,7 @@ def test_crash_mid_write_leaves_out_intact(scored, trained_org, monkeypatch) -> 
 KILLED = """
 import sys, time
 from pathlib import Path
-from forecast.scoring.batch import publish
+from forecast.scoring.output import publish
 def write(tmp):
     (tmp / "scores.parquet").write_bytes(b"half")
     Path(sys.argv[2]).write_text("started")

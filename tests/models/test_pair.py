@@ -194,7 +194,6 @@ def test_csat_model_takes_the_expected_attrition_rate(modelled_org):
 def test_out_of_fold_rates_ignore_the_labels_of_their_own_block(modelled_org):
     """Changing the outcomes of a block's rows (and of rows whose window touches it) must not
     change that block's out-of-fold rates: the model that made them never saw those rows."""
-    from concurrent.futures import ThreadPoolExecutor
 
     org = modelled_org
     cfg = org.config.replace(oof_blocks=3)
@@ -207,9 +206,8 @@ def test_out_of_fold_rates_ignore_the_labels_of_their_own_block(modelled_org):
     touched = (months > start - cfg.horizon) & (months <= end + cfg.horizon)
     changed.loc[touched, "leavers"] = changed.loc[touched, "leavers"] * 3 + 1
     in_block = (months >= start) & (months <= end)
-    with ThreadPoolExecutor(1) as pool:
-        a = oof_attrition_rates(rows, rows, org.pair.features, cfg, 20, pool)
-        b = oof_attrition_rates(rows, changed, org.pair.features, cfg, 20, pool)
+    a = oof_attrition_rates(rows, rows, org.pair.features, cfg, 20)
+    b = oof_attrition_rates(rows, changed, org.pair.features, cfg, 20)
     np.testing.assert_array_equal(a[in_block], b[in_block])
     assert not np.allclose(a[~in_block], b[~in_block])  # the perturbation does reach others
 
