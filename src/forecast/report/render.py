@@ -1038,7 +1038,5 @@ __all__ = [
     "build_context",
     "load_outputs",
     "render",
-    "score_extras",
-    "team_attributes",
     "write_report",
 ]

@@ -286,20 +286,10 @@ def build_batch(
 
 __all__ = [
     "MANIFEST",
-    "PRODUCER",
     "SCORE_COLUMNS",
     "ScoreBatch",
-    "ScoreResult",
-    "Scorer",
     "build_batch",
     "check_model_columns",
-    "check_replaceable",
-    "prepare",
-    "publish",
-    "read_manifest",
-    "run_score",
-    "score_month",
     "scores_frame",
     "team_history",
-    "write_parquet",
 ]

@@ -86,4 +86,8 @@ def organisation_row(teams: pd.DataFrame, org_interval: dict) -> dict:
     }
 
 
-__all__ = ["REVIEW_COLUMNS", "ReviewResult", "organisation_row", "run_review", "team_review"]
+__all__ = [
+    "REVIEW_COLUMNS",
+    "organisation_row",
+    "team_review",
+]

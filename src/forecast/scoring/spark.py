@@ -584,5 +584,8 @@ def build_batch_spark(
 
 
 __all__ = [
-    "DEFAULT_MASTER", "ENGINES", "build_batch_spark", "run_score_spark", "spark_session",
+    "DEFAULT_MASTER",
+    "ENGINES",
+    "build_batch_spark",
+    "spark_session",
 ]
