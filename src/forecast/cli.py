@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from forecast import __version__
-from forecast.errors import ConfigError, ForecastError, NotBuiltError, check_param
+from forecast.errors import ConfigError, ForecastError, Interrupted, NotBuiltError, check_param
 
 if TYPE_CHECKING:  # for annotations only: importing it at run time would slow `--help`
     from forecast.data.contract import Summary
@@ -608,6 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         returned = command.main(args=args, prog_name="forecast", standalone_mode=False)
+    except Interrupted as exc:
+        # Ctrl-C is not an error: one plain line saying what was left behind.
+        err.print(_one_line(str(exc)), soft_wrap=True, markup=False)
+        return exc.exit_code
     except ForecastError as exc:
         if debug:
             raise

@@ -59,6 +59,13 @@ class PromotionRefused(ForecastError):
     exit_code = 1
 
 
+class Interrupted(ForecastError):
+    """Ctrl-C, caught where the command still knows what it left behind; the message says so
+    (e.g. "interrupted; OUT left as it was") and is shown without an "error:" prefix."""
+
+    exit_code = 130
+
+
 class NotBuiltError(ForecastError):
     """A command that exists in the contract but is not built yet."""
 

@@ -18,6 +18,7 @@ import pytest
 
 from forecast.commands import score
 from forecast.errors import ConfigError, DataError, ModelError, OutputError, TrackingError
+from forecast.scoring import output
 
 PARQUETS = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet", "drift.parquet",
             "history.parquet")
@@ -141,14 +142,14 @@ def test_corrupt_input_after_a_good_run_leaves_out_unchanged(scored, trained_org
 
 def test_crash_mid_write_leaves_out_intact(scored, trained_org, monkeypatch) -> None:
     before = _bytes(scored)
-    real = score.write_parquet
+    real = output.write_parquet
 
     def dying(frame, path):
         real(frame, path)
         if path.name == "drivers.parquet":
             raise OSError("disk full")
 
-    monkeypatch.setattr(score, "write_parquet", dying)
+    monkeypatch.setattr(output, "write_parquet", dying)
     with pytest.raises(OSError, match="disk full"):
         _score(trained_org, scored)
     assert _bytes(scored) == before

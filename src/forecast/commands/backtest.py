@@ -25,7 +25,7 @@ import pandas as pd
 
 from forecast import __version__
 from forecast.commands.train import check_horizon
-from forecast.data.atomic import json_text, write_text_atomic
+from forecast.data.atomic import check_writable_dir, json_text, write_text_atomic
 from forecast.data.contract import find_table_files, load_tables
 from forecast.data.lineage import data_hash, data_summary
 from forecast.data.months import month_str, parse_month_option
@@ -184,6 +184,7 @@ def run_real_backtest(
 
     step = progress or (lambda _message: None)
     check_options(horizon, n_origins, every)
+    check_writable_dir(out_dir, "--out")  # before minutes of backtesting, not after
     last = parse_month_option("--last-origin", last_origin)
     config = load_model_config(config_path, horizon=horizon)
     every = every or config.horizon

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from forecast.commands.score import run_score
 from forecast.commands.train import STEPS, backtest_table, run_training
+from forecast.data.atomic import check_writable_dir
 from forecast.data.contract import load_tables, summarize
 from forecast.simulate import CLI_OPTIONS, SimConfig, simulate, write_simulation
 
@@ -41,6 +42,7 @@ def run_demo(
 ) -> DemoOutcome:
 
     out_dir = out_dir.resolve()
+    check_writable_dir(out_dir, "--out")
     data_dir, scores_dir = out_dir / "data", out_dir / "scores"
     # Checked by the options' names: they come from the command line.
     config = SimConfig(n_teams=teams, n_months=months, seed=seed, names=CLI_OPTIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecast.data.atomic import check_writable_parent
 from forecast.data.contract import load_tables
 from forecast.data.months import parse_month_option
 from forecast.errors import check_param
@@ -24,6 +25,7 @@ def write_features(
     data: Path, out_file: Path, *, as_of: str | None = None, spec_dir: Path | None = None
 ) -> WrittenPanel:
     check_param("--out", str(out_file), out_file.suffix == ".parquet", "a path ending in .parquet")
+    check_writable_parent(out_file, "--out")
     month = parse_month_option("--as-of", as_of)
     tables = load_tables(data)
     specs = load_specs(spec_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from forecast.data.atomic import json_text
+from forecast.data.atomic import check_writable_dir, json_text
 from forecast.errors import ConfigError
 from forecast.models.individual import IndividualResult, evaluate, read_ibm
 
@@ -23,6 +23,8 @@ def run_individual(
     if per_person and out_dir is None:
         raise ConfigError("`--per-person` needs `--out DIR`: per-person scores are only ever "
                           "written to a directory you choose.")
+    if out_dir is not None:
+        check_writable_dir(Path(out_dir), "--out")
     data = Path(data)
     frame = read_ibm(data)
     result = evaluate(frame, file=data.name, folds=folds, seed=seed,

@@ -37,7 +37,8 @@ def run_promotion(
     progress: Callable[[str], None] | None = None,
 ) -> PromotionOutcome:
     step = progress or (lambda _message: None)
-    tracking = connect(tracking_uri, create_experiment=False)
+    # Moves aliases in an existing store; never creates one.
+    tracking = connect(tracking_uri, create_experiment=False, read_only=True)
     challenger = get_alias(tracking, CHALLENGER)
     if challenger is None:
         raise ModelError(

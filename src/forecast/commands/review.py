@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.data.atomic import write_atomic
+from forecast.data.atomic import check_writable_dir, write_atomic
 from forecast.data.contract import latest_complete_month, load_tables
 from forecast.errors import OutputError
 from forecast.features.targets import build_targets
@@ -27,11 +27,11 @@ class ReviewResult:
 
 def run_review(data: Path, root: Path) -> ReviewResult:
     """Review every due forecast under ROOT and write ROOT/review.parquet."""
-
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise OutputError(f"{root} is not a directory of scored months; run `forecast score "
                           f"--out-root {root} --catch-up` first.")
+    check_writable_dir(root, "--out-root")  # review.parquet goes there; known before reading
     tables = load_tables(data)
     latest = latest_complete_month(tables)
     targets: dict[int, pd.DataFrame] = {}

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
+from forecast.data.atomic import check_writable_dir, check_writable_parent, output_lock
 from forecast.data.contract import latest_complete_month, load_tables
 from forecast.data.lineage import MANIFEST, data_hash, manifest_text, package_versions
 from forecast.data.months import month_str, parse_month_option
 from forecast.data.tables import Tables
 from forecast.errors import (
     ConfigError,
+    Interrupted,
     OutputError,
     TrackingError,
     check_param,
@@ -134,9 +135,8 @@ def prepare(
 
 def _run_artifact(resolved: ResolvedPair, path: str) -> pd.DataFrame | None:
     """A table logged with the model's training run; None when the run has none."""
-
     try:
-        tracking = connect(resolved.tracking_uri, create_experiment=False)
+        tracking = connect(resolved.tracking_uri, create_experiment=False, read_only=True)
         with tracking_errors(tracking.uri), tempfile.TemporaryDirectory() as tmp:
             local = tracking.client.download_artifacts(resolved.ref.run_id, path, tmp)
             return pd.read_parquet(local) if path.endswith(".parquet") else pd.read_csv(local)
@@ -212,17 +212,9 @@ def score_month(
     batch: ScoreBatch | None = None, engine: dict[str, Any] | None = None,
 ) -> ScoreResult:
     """Score one month into `out` (atomically) and tag the model version with it. Another
-    engine (Spark) passes the `batch` it built; writing and publishing stay the same."""
+    engine (Spark) passes the `batch` it built; writing and publishing stay the same. Ctrl-C
+    becomes `Interrupted`, saying whether `out` was replaced."""
     out = Path(os.path.abspath(out))
-    check_replaceable(out)  # fail before the expensive part; re-checked under the lock
-    if batch is None:
-        batch = build_batch(scorer.tables, scorer.pair, scorer.specs, as_of=as_of,
-                            min_group=min_group, reference=scorer.reference(),
-                            calibration=scorer.calibration)
-    for w in batch.warnings:
-        warn(w)
-    if report:
-        batch.extra.update(report_extras(scorer, batch, as_of))
     manifest: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
@@ -235,8 +227,25 @@ def score_month(
         if report and _write_report(tmp):
             manifest.update(json.loads((tmp / MANIFEST).read_text(encoding="utf-8")))
 
-    publish(out, write, lock=lock)
-    tag_model(scorer, batch.as_of, out, warn=warn)
+    try:
+        check_replaceable(out)  # fail before the expensive part; re-checked under the lock
+        if batch is None:
+            batch = build_batch(scorer.tables, scorer.pair, scorer.specs, as_of=as_of,
+                                min_group=min_group, reference=scorer.reference(),
+                                calibration=scorer.calibration)
+        for w in batch.warnings:
+            warn(w)
+        if report:
+            batch.extra.update(report_extras(scorer, batch, as_of))
+        publish(out, write, lock=lock)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {out} left as it was") from None
+    try:
+        tag_model(scorer, batch.as_of, out, warn=warn)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted after {out} was written; the model version was not tagged with it"
+        ) from None
     return ScoreResult(out=out, manifest=manifest, batch=batch)
 
 
@@ -253,7 +262,8 @@ def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> N
     ref = scorer.resolved.ref
     key, value = f"scored.{as_of}", str(out)
     try:
-        tracking = connect(scorer.resolved.tracking_uri, create_experiment=False)
+        tracking = connect(scorer.resolved.tracking_uri, create_experiment=False,
+                           read_only=True)
         with tracking_errors(tracking.uri):
             tracking.client.set_model_version_tag(
                 ATTRITION_MODEL, ref.attrition_version, key, value
@@ -269,14 +279,21 @@ def run_score(
     tracking_uri: str | None = None, warn: Say = _quiet,
 ) -> ScoreResult:
     """`forecast score --data DIR --out OUT`: one month (default: the latest complete one)."""
-
     check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
                 "an integer >= 1")
     month = parse_as_of(as_of)
-    check_replaceable(Path(out))
-    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
-    month = month if month is not None else latest_complete_month(scorer.tables)
-    return score_month(scorer, month, Path(out), min_group=min_group, report=report, warn=warn)
+    out = Path(os.path.abspath(out))
+    try:
+        # Where the output goes is checked before MLflow or the data are touched: a bad --out
+        # must not cost a whole scoring run.
+        check_writable_parent(out, "--out")
+        check_replaceable(out)
+        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri,
+                         warn=warn)
+        month = month if month is not None else latest_complete_month(scorer.tables)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {out} left as it was") from None
+    return score_month(scorer, month, out, min_group=min_group, report=report, warn=warn)
 
 
 def run_score_spark(
@@ -293,6 +310,7 @@ def run_score_spark(
                 "an integer >= 1")
     month = parse_as_of(as_of)
     out = Path(os.path.abspath(out))
+    check_writable_parent(out, "--out")  # before the Spark session, MLflow or the data
     check_replaceable(out)
     scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=say)
     month = month if month is not None else latest_complete_month(scorer.tables)
@@ -311,9 +329,9 @@ def run_score_spark(
                        batch=batch, engine=engine)
 
 
-def _root_lock(root: Path) -> FileLock:
+def _root_lock_path(root: Path) -> Path:
     # Beside ROOT, not in it: a run with nothing to do must leave ROOT untouched.
-    return FileLock(str(root.parent / f".{root.name}.lock"))
+    return root.parent / f".{root.name}.lock"
 
 
 def run_catch_up(
@@ -328,7 +346,13 @@ def run_catch_up(
     root = Path(os.path.abspath(root))
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root} exists and is not a directory; choose another --out-root.")
-    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
+    try:
+        # The lock goes beside ROOT, and ROOT may have to be created: both checked up front.
+        check_writable_parent(root, "--out-root")
+        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri,
+                         warn=warn)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {root} left as it was") from None
     latest = latest_complete_month(scorer.tables)
     if since_month is not None and since_month > latest:
         raise ConfigError(
@@ -337,40 +361,52 @@ def run_catch_up(
         )
     result = CatchUpResult(root=root, latest=month_str(latest))
     root.parent.mkdir(parents=True, exist_ok=True)
-    lock = _root_lock(root)
+    busy = f"another catch-up has held {root} for over {LOCK_TIMEOUT_S:.0f} s; try again later."
     try:
-        lock.acquire(timeout=LOCK_TIMEOUT_S)
-    except Timeout:
-        raise OutputError(
-            f"another catch-up has held {root} for over {LOCK_TIMEOUT_S:.0f} s; try again later."
-        ) from None
-    try:
-        # Decided under the lock: a run that waited sees what the other one wrote.
-        existing = month_folders(root)
-        version = scorer.resolved.ref.attrition_version
-        if since_month is not None:
-            for name in existing:
-                if since_month <= pd.Period(name, freq="M") <= latest:
-                    previous = read_manifest(root / name) or {}
-                    by = previous.get("model", {}).get("attrition", {}).get("version")
-                    result.skipped[name] = (
-                        "already scored with this model version" if by == version else
-                        f"already scored (model version {by or 'unknown'}); never rewritten"
-                    )
-        months = due_months(existing, latest, since_month)
-        if not months:
-            return result
-        root.mkdir(parents=True, exist_ok=True)
-        for month in months:
-            name = month_str(month)
-            say(f"scoring {name} into {root / name}")
-            # The root lock already serialises writers; a per-month lock file would litter ROOT.
-            score_month(scorer, month, root / name, min_group=min_group, report=report,
-                        lock=False, warn=warn)
-            result.scored.append(name)
-    finally:
-        lock.release()
+        with output_lock(_root_lock_path(root), timeout=LOCK_TIMEOUT_S, busy=busy,
+                         option="--out-root"):
+            _score_due(scorer, root, result, latest, since_month, min_group=min_group,
+                       report=report, say=say, warn=warn)
+    except KeyboardInterrupt:
+        if not result.scored:
+            raise Interrupted(f"interrupted; {root} left as it was") from None
+        raise Interrupted(f"interrupted; scored {', '.join(result.scored)} into {root}, no "
+                          f"other month written") from None
+    except Interrupted as exc:  # from the month being scored, which says what it left
+        if not result.scored:
+            raise
+        raise Interrupted(f"{exc}; {', '.join(result.scored)} scored before it") from None
     return result
+
+
+def _score_due(
+    scorer: Scorer, root: Path, result: CatchUpResult, latest: pd.Period,
+    since_month: pd.Period | None, *, min_group: int, report: bool, say: Say, warn: Say,
+) -> None:
+    """Decided under the lock: a run that waited sees what the other one wrote."""
+    existing = month_folders(root)
+    version = scorer.resolved.ref.attrition_version
+    if since_month is not None:
+        for name in existing:
+            if since_month <= pd.Period(name, freq="M") <= latest:
+                previous = read_manifest(root / name) or {}
+                by = previous.get("model", {}).get("attrition", {}).get("version")
+                result.skipped[name] = (
+                    "already scored with this model version" if by == version else
+                    f"already scored (model version {by or 'unknown'}); never rewritten"
+                )
+    months = due_months(existing, latest, since_month)
+    if not months:
+        return
+    check_writable_dir(root, "--out-root")  # only now: a run with nothing to do touches nothing
+    root.mkdir(parents=True, exist_ok=True)
+    for month in months:
+        name = month_str(month)
+        say(f"scoring {name} into {root / name}")
+        # The root lock already serialises writers; a per-month lock file would litter ROOT.
+        score_month(scorer, month, root / name, min_group=min_group, report=report,
+                    lock=False, warn=warn)
+        result.scored.append(name)
 
 
 @dataclass

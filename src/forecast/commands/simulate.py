@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from forecast.data.atomic import check_writable_dir
 from forecast.errors import check_param
 from forecast.simulate import CLI_OPTIONS, SimConfig, check_truth, simulate, write_simulation
 
@@ -22,6 +23,7 @@ def run_simulate(
 ) -> Simulated:
     """Simulate and write; options are checked by their command-line names."""
     check_param("--format", fmt, fmt in ("csv", "parquet"), "one of csv, parquet")
+    check_writable_dir(out_dir, "--out")
     config = SimConfig(n_teams=teams, n_months=months, seed=seed, names=CLI_OPTIONS)
     if truth:
         check_truth(config, CLI_OPTIONS)

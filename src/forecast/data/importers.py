@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.data.atomic import json_text
+from forecast.data.atomic import check_writable_parent, json_text
 from forecast.data.contract import load_tables, read_csv_text
 from forecast.data.lineage import file_sha256
 from forecast.data.months import parse_month
@@ -572,7 +572,6 @@ def import_source(
     The directory is built beside OUT and validated before it replaces anything, so a failed
     import leaves an earlier OUT as it was.
     """
-
     check_param("SOURCE", source, source in SOURCES, f"one of {', '.join(SOURCES)}")
     check_param("--format", fmt, fmt in ("csv", "parquet"), "one of csv, parquet")
     if data_start is not None:
@@ -582,6 +581,7 @@ def import_source(
             check_param("--data-start", data_start, False, "a month YYYY-MM")
     path, out_dir = Path(path), Path(out_dir)
     _check_out_dir(out_dir, force)
+    check_writable_parent(out_dir, "--out")
     frame = read_source_csv(path)
     converted = convert(source, frame, file=path.name, team_by=team_by,
                         retirement_as=retirement_as, min_group=min_group)

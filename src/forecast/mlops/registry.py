@@ -280,8 +280,9 @@ def get_alias(tracking: Tracking, alias: str) -> PairRef | None:
 
 
 def list_pairs(tracking_uri: str | None = None) -> list[PairRef]:
-    """Every registered attrition version with its pair, newest first."""
-    tracking = connect(tracking_uri, create_experiment=False)
+    """Every registered attrition version with its pair, newest first (none for an empty
+    store; a store that does not exist is a TrackingError, and is not created)."""
+    tracking = connect(tracking_uri, create_experiment=False, read_only=True)
     with tracking_errors(tracking.uri):
         versions = _search(tracking, ATTRITION_MODEL)
     return [load_ref(tracking, str(v)) for v in sorted((int(v.version) for v in versions),
@@ -338,8 +339,9 @@ def load_pair(
 
 
 def resolve_pair(ref: str = CHAMPION, tracking_uri: str | None = None) -> ResolvedPair:
-    """The pair named by `ref`, loaded; the CSAT model is always the one of the same run."""
-    tracking = connect(tracking_uri, create_experiment=False)
+    """The pair named by `ref`, loaded; the CSAT model is always the one of the same run.
+    Never creates a store: scoring and what-ifs only read one."""
+    tracking = connect(tracking_uri, create_experiment=False, read_only=True)
     pair_ref = resolve_ref(tracking, ref)
     pair, fits = load_pair(tracking, pair_ref)
     return ResolvedPair(pair=pair, ref=pair_ref, tracking_uri=tracking.uri, what_if_fits=fits)

@@ -60,10 +60,10 @@ def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    """The database file of an `sqlite:///` URI, else None."""
+    """The database file of an `sqlite:///` URI (without SQLAlchemy's `?option=...`), else None."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///") :])
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
 def artifact_root(uri: str) -> str | None:
@@ -144,6 +144,17 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     # tracking_errors().
 
 
+def check_store_exists(uri: str) -> None:
+    """An SQLite store must already exist for a command that only reads it. Servers and other
+    back ends are checked by `check_reachable` and MLflow itself."""
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise TrackingError(
+            f"no MLflow store at {db}; train a model first (forecast train --data DIR) or set "
+            f"MLFLOW_TRACKING_URI."
+        )
+
+
 def _unreachable(uri: str, reason: str) -> TrackingError:
     return TrackingError(
         f"MLflow tracking server at {uri} is unreachable ({' '.join(reason.split())}). "
@@ -183,10 +194,19 @@ class Tracking:
     experiment_id: str
 
 
-def connect(tracking_uri: str | None = None, *, create_experiment: bool = True) -> Tracking:
+def connect(
+    tracking_uri: str | None = None, *, create_experiment: bool = True, read_only: bool = False
+) -> Tracking:
     """Resolve, health-check and open the tracking store; sets MLflow's global URIs because
-    `mlflow.pyfunc.log_model` logs through the fluent API."""
+    `mlflow.pyfunc.log_model` logs through the fluent API.
+
+    `read_only=True` is for every command that only reads the registry (score, what-if, models,
+    promote): an SQLite store that does not exist is then an error, before MLflow is even
+    imported, since opening it would create its folder and an empty database. Only `train` (and
+    `demo`, in its own folder) may create a store."""
     uri = resolve_tracking_uri(tracking_uri)
+    if read_only:
+        check_store_exists(uri)
     quiet_mlflow()
     bound_http_retries()
     check_reachable(uri)
@@ -216,6 +236,7 @@ __all__ = [
     "Tracking",
     "artifact_root",
     "check_reachable",
+    "check_store_exists",
     "connect",
     "default_tracking_uri",
     "muted",

@@ -6,12 +6,13 @@ as it was and two runs at once leave one complete output.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forecast.data.atomic import check_writable_parent, interrupts_deferred, output_lock
 from forecast.data.lineage import MANIFEST, file_sha256
 from forecast.errors import (
     OutputError,
@@ -159,37 +161,36 @@ def _swap_in(tmp: Path, out: Path) -> None:
         os.close(fd)
 
 
-def publish(out: Path, write: Callable[[Path], None], *, lock: bool = True) -> None:
+def publish(
+    out: Path, write: Callable[[Path], None], *, lock: bool = True, option: str = "--out"
+) -> None:
     """Write a complete folder with `write(tmp)` and swap it in as `out`, under a lock file
-    beside `out`. Any failure (or a kill) before the swap leaves `out` as it was."""
-    from filelock import FileLock, Timeout
-
+    beside `out` (removed when done). Any failure, Ctrl-C or kill before the swap leaves `out`
+    as it was; `option` names the output in messages."""
     out = Path(os.path.abspath(out))
+    check_writable_parent(out, option)
     out.parent.mkdir(parents=True, exist_ok=True)
-    guard = FileLock(str(_lock_path(out)), timeout=LOCK_TIMEOUT_S) if lock else None
-    try:
-        if guard is not None:
-            guard.acquire()
-    except Timeout:
-        raise OutputError(
-            f"another `forecast score` has been writing {out} for over {LOCK_TIMEOUT_S:.0f} s "
-            f"(lock {_lock_path(out)}); try again when it has finished."
-        ) from None
-    try:
+    busy = (
+        f"another `forecast score` has been writing {out} for over {LOCK_TIMEOUT_S:.0f} s "
+        f"(lock {_lock_path(out)}); try again when it has finished."
+    )
+    guard = (output_lock(_lock_path(out), timeout=LOCK_TIMEOUT_S, busy=busy, option=option)
+             if lock else contextlib.nullcontext())
+    with guard:
         _recover(out)
         check_replaceable(out)
-        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(out), dir=out.parent))
+        # Named before it exists, so a Ctrl-C between creating and naming it cannot orphan it.
+        tmp = out.parent / f"{_tmp_prefix(out)}{secrets.token_hex(8)}"
         try:
-            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the output from colleagues
+            tmp.mkdir()
+            os.chmod(tmp, 0o755)  # outputs must stay readable by colleagues
             write(tmp)
             _fsync_tree(tmp)
-            _swap_in(tmp, out)
+            with interrupts_deferred():
+                _swap_in(tmp, out)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if guard is not None:
-            guard.release()
 
 
 PRODUCER = "forecast score"
