@@ -52,8 +52,11 @@ def train_small_pair(work, n_teams: int, n_months: int, overrides: dict) -> str:
     from forecast.simulate import SimConfig, simulate, write_simulation
 
     data = work / "train-data"
-    write_simulation(simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=1,
-                                        compute_truth=False)), data, fmt="parquet")
+    write_simulation(
+        simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=1, compute_truth=False)),
+        data,
+        fmt="parquet",
+    )
     config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()) | overrides
     (work / "model.yaml").write_text(yaml.safe_dump(config))
     uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"

@@ -28,8 +28,7 @@ def _tables(n_teams: int, n_months: int, seed: int = 1):
     from forecast.data.contract import tables_from_frames
     from forecast.simulate import SimConfig, simulate
 
-    result = simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=seed,
-                                compute_truth=False))
+    result = simulate(SimConfig(n_teams=n_teams, n_months=n_months, seed=seed, compute_truth=False))
     return tables_from_frames(result.frames, data_start=result.config.start)
 
 

@@ -81,14 +81,25 @@ class TreeMemory:
 
 
 def score(data: Path, out: Path, uri: str, engine: str, master: str) -> dict:
-    cmd = [sys.executable, "-m", "forecast", "-q", "score", "--data", str(data),
-           "--out", str(out), "--no-report", "--engine", engine]
+    cmd = [
+        sys.executable,
+        "-m",
+        "forecast",
+        "-q",
+        "score",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--no-report",
+        "--engine",
+        engine,
+    ]
     if engine == "spark":
         cmd += ["--master", master]
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "SPARK_LOCAL_IP": "127.0.0.1"}
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreeMemory(proc.pid) as mem:
         stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
@@ -96,9 +107,13 @@ def score(data: Path, out: Path, uri: str, engine: str, master: str) -> dict:
         print(stderr[-3000:])
         raise SystemExit(proc.returncode)
     gb = 1024**3
-    return {"wall_s": wall, "peak_tree_gb": mem.peak_total / gb,
-            "peak_driver_gb": mem.peak_driver / gb, "peak_jvm_gb": mem.peak_jvm / gb,
-            "line": stdout.strip().splitlines()[-1] if stdout.strip() else ""}
+    return {
+        "wall_s": wall,
+        "peak_tree_gb": mem.peak_total / gb,
+        "peak_driver_gb": mem.peak_driver / gb,
+        "peak_jvm_gb": mem.peak_jvm / gb,
+        "line": stdout.strip().splitlines()[-1] if stdout.strip() else "",
+    }
 
 
 def digest(path: Path) -> str:
@@ -118,29 +133,38 @@ def main() -> None:
         work = Path(tmp)
         t = time.perf_counter()
         uri = train(work)
-        print(f"trained the pair on {TRAIN_TEAMS} teams x {TRAIN_MONTHS} months in "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"trained the pair on {TRAIN_TEAMS} teams x {TRAIN_MONTHS} months in "
+            f"{time.perf_counter() - t:.1f} s"
+        )
         t = time.perf_counter()
         data = work / "data"
-        sim = simulate(SimConfig(n_teams=args.teams, n_months=args.months, seed=2,
-                                 compute_truth=False))
+        sim = simulate(
+            SimConfig(n_teams=args.teams, n_months=args.months, seed=2, compute_truth=False)
+        )
         spells = len(sim.frames["employees"])
         write_simulation(sim, data, fmt="parquet")
         del sim
-        print(f"simulated {args.teams:,} teams x {args.months} months ({spells:,} employee "
-              f"spells) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"simulated {args.teams:,} teams x {args.months} months ({spells:,} employee "
+            f"spells) in {time.perf_counter() - t:.1f} s"
+        )
         runs = {}
         for engine in ("local", "spark"):
             runs[engine] = score(data, work / f"out-{engine}", uri, engine, args.master)
             r = runs[engine]
             where = f" --master {args.master}" if engine == "spark" else ""
-            print(f"--engine {engine}{where}: {r['wall_s']:.1f} s wall, peak RSS "
-                  f"{r['peak_tree_gb']:.2f} GB (driver {r['peak_driver_gb']:.2f} GB, JVM "
-                  f"{r['peak_jvm_gb']:.2f} GB, rest Spark's Python workers)")
-        same = {f: digest(work / "out-local" / f) == digest(work / "out-spark" / f)
-                for f in COMPARED}
-        print("byte-identical: " + ", ".join(f"{f} {'yes' if ok else 'NO'}"
-                                             for f, ok in same.items()))
+            print(
+                f"--engine {engine}{where}: {r['wall_s']:.1f} s wall, peak RSS "
+                f"{r['peak_tree_gb']:.2f} GB (driver {r['peak_driver_gb']:.2f} GB, JVM "
+                f"{r['peak_jvm_gb']:.2f} GB, rest Spark's Python workers)"
+            )
+        same = {
+            f: digest(work / "out-local" / f) == digest(work / "out-spark" / f) for f in COMPARED
+        }
+        print(
+            "byte-identical: " + ", ".join(f"{f} {'yes' if ok else 'NO'}" for f, ok in same.items())
+        )
         if not all(same.values()):
             raise SystemExit(1)
 

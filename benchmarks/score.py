@@ -84,11 +84,17 @@ def child(data: Path, out: Path, uri: str) -> dict:
     write_parquet(drivers, out.parent / "drivers-timing.parquet")
     write = time.perf_counter() - t
     return {
-        "teams": len(scores), "reportable": int(rep.shape[0]), "driver_rows": len(drivers),
-        "features": len(pair.features), "trees": int(pair.attrition_booster.num_trees()),
-        "wall_s": round(wall, 2), "peak_rss_gb": round(peak_gb, 2),
-        "bare_pred_contrib_s": round(bare, 2), "drivers_build_s": round(build, 2),
-        "drivers_ratio": round(build / bare, 2), "drivers_write_s": round(write, 2),
+        "teams": len(scores),
+        "reportable": int(rep.shape[0]),
+        "driver_rows": len(drivers),
+        "features": len(pair.features),
+        "trees": int(pair.attrition_booster.num_trees()),
+        "wall_s": round(wall, 2),
+        "peak_rss_gb": round(peak_gb, 2),
+        "bare_pred_contrib_s": round(bare, 2),
+        "drivers_build_s": round(build, 2),
+        "drivers_ratio": round(build / bare, 2),
+        "drivers_write_s": round(write, 2),
     }
 
 
@@ -108,8 +114,10 @@ def main() -> None:
         work = Path(tmp)
         t = time.perf_counter()
         uri = train(work)
-        print(f"trained the pair on {TRAIN_TEAMS} teams x 36 months in "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"trained the pair on {TRAIN_TEAMS} teams x 36 months in "
+            f"{time.perf_counter() - t:.1f} s"
+        )
         for n in args.sizes:
             months = MONTHS.get(n, 14 if n > 10_000 else 36)
             data = work / f"data-{n}"
@@ -118,7 +126,9 @@ def main() -> None:
             del sim
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", str(data), str(work / f"out-{n}"), uri],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode:
                 print(proc.stderr[-3000:])

@@ -21,12 +21,17 @@ def _one(teams: int, months: int, write: bool, interventions: bool) -> dict[str,
     from forecast.simulate import SimConfig, simulate, write_simulation
 
     t0 = time.perf_counter()
-    result = simulate(SimConfig(n_teams=teams, n_months=months, seed=1),
-                      with_interventions=interventions)
+    result = simulate(
+        SimConfig(n_teams=teams, n_months=months, seed=1), with_interventions=interventions
+    )
     t1 = time.perf_counter()
-    out = {"teams": teams, "months": months, "simulate_s": round(t1 - t0, 2),
-           "employee_rows": len(result.frames["employees"]),
-           "truth_rows": 0 if result.truth is None else len(result.truth)}
+    out = {
+        "teams": teams,
+        "months": months,
+        "simulate_s": round(t1 - t0, 2),
+        "employee_rows": len(result.frames["employees"]),
+        "truth_rows": 0 if result.truth is None else len(result.truth),
+    }
     if write:
         with tempfile.TemporaryDirectory() as tmp:
             write_simulation(result, Path(tmp), truth=True)

@@ -32,8 +32,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--origins", type=int, default=4)
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--what-if-signals", nargs="*", default=None,
-                        help="instead of training/model.yaml's what_if.signals (none: no fits)")
+    parser.add_argument(
+        "--what-if-signals",
+        nargs="*",
+        default=None,
+        help="instead of training/model.yaml's what_if.signals (none: no fits)",
+    )
     args = parser.parse_args()
 
     from forecast.simulate import SimConfig, simulate
@@ -42,8 +46,9 @@ def main() -> None:
     wanted = args.what_if_signals
     result, total = train(sim, args.origins, wanted, workers=None, label="as `forecast train`")
     if not args.no_baseline:
-        _, serial = train(sim, args.origins, wanted, workers=1,
-                          label="baseline: one step after another")
+        _, serial = train(
+            sim, args.origins, wanted, workers=1, label="baseline: one step after another"
+        )
         print(f"as `forecast train` / serial baseline: {total / serial:.2f}x the wall time\n")
     print(result.format_table())
     print()
@@ -66,8 +71,9 @@ def train(sim, origins: int, wanted: list[str] | None, workers: int | None, labe
         t0 = time.perf_counter()
         tables = contract.tables_from_frames(sim.frames, data_start=sim.config.start)
         spec = specs.load_specs()
-        signals = what_if_signals(tables, spec, config.what_if["signals"]
-                                  if wanted is None else wanted)
+        signals = what_if_signals(
+            tables, spec, config.what_if["signals"] if wanted is None else wanted
+        )
         # workers=None: the product's way (fits in worker processes, started first);
         # workers=1: nothing starts until `wait`, after the models.
         with FitJob(tables, spec, signals, config.horizon, workers=workers) as job:
@@ -85,8 +91,10 @@ def train(sim, origins: int, wanted: list[str] | None, workers: int | None, labe
             steps[f"what-if fits ({len(signals)}), rest"] = time.perf_counter() - t3
         total = time.perf_counter() - t0
 
-    print(f"{label}: {len(panel):,} team-months, {len(pair.features)} features, "
-          f"{len(signals)} what-if signals")
+    print(
+        f"{label}: {len(panel):,} team-months, {len(pair.features)} features, "
+        f"{len(signals)} what-if signals"
+    )
     for name, secs in steps.items():
         print(f"  {name:<28} {secs:7.1f} s")
     print(f"  {'total':<28} {total:7.1f} s   peak memory {mem.peak / 2**20:,.0f} MiB")
@@ -101,12 +109,21 @@ def _goals(result, total: float) -> None:
     d2, d2_lr = result.metric(m, "d2_vs_null"), result.metric("long_run_shrunk", "d2_vs_null")
     checks = [
         ("wall time < 90 s", total < 90, f"{total:.1f} s"),
-        ("corr with true expected leavers > 0.90", result.metric(m, "corr_true_leavers") > 0.9,
-         f"{result.metric(m, 'corr_true_leavers'):.3f}"),
-        ("corr with true per-head rate > 0.90", result.metric(m, "corr_true_rate") > 0.9,
-         f"{result.metric(m, 'corr_true_rate'):.3f}"),
-        ("calibration within 5% overall", abs(result.metric(m, "calibration") - 1) < 0.05,
-         f"{result.metric(m, 'calibration'):.3f}"),
+        (
+            "corr with true expected leavers > 0.90",
+            result.metric(m, "corr_true_leavers") > 0.9,
+            f"{result.metric(m, 'corr_true_leavers'):.3f}",
+        ),
+        (
+            "corr with true per-head rate > 0.90",
+            result.metric(m, "corr_true_rate") > 0.9,
+            f"{result.metric(m, 'corr_true_rate'):.3f}",
+        ),
+        (
+            "calibration within 5% overall",
+            abs(result.metric(m, "calibration") - 1) < 0.05,
+            f"{result.metric(m, 'calibration'):.3f}",
+        ),
         ("calibration within 10% in every decile", worst < 0.10, f"worst {worst:.3f}"),
         ("D2 above the long-run baseline's", d2 > d2_lr, f"{d2:.3f} vs {d2_lr:.3f}"),
     ]

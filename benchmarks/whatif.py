@@ -48,9 +48,12 @@ def train_pair(tables: object) -> object:
     from forecast.models.pair import train_pair as fit
 
     base = load_model_config()
-    config = base.replace(num_boost_round=300, early_stopping_rounds=20,
-                          attrition={**base.attrition, "learning_rate": 0.1},
-                          csat={**base.csat, "learning_rate": 0.1})
+    config = base.replace(
+        num_boost_round=300,
+        early_stopping_rounds=20,
+        attrition={**base.attrition, "learning_rate": 0.1},
+        csat={**base.csat, "learning_rate": 0.1},
+    )
     panel = features.build_panel(tables, specs.load_specs())
     return fit(panel, build_targets(tables, config.horizon), config)
 
@@ -60,9 +63,12 @@ def run_org(teams: int, months: int, seed: int, scale: float) -> list[dict]:
     from forecast.simulate import Effects, SimConfig, simulate
 
     d = Effects()
-    eff = replace(d, after_hours_on_exit=d.after_hours_on_exit * scale,
-                  after_hours_on_engagement=d.after_hours_on_engagement * scale,
-                  cases_on_after_hours=d.cases_on_after_hours * scale)
+    eff = replace(
+        d,
+        after_hours_on_exit=d.after_hours_on_exit * scale,
+        after_hours_on_engagement=d.after_hours_on_engagement * scale,
+        cases_on_after_hours=d.cases_on_after_hours * scale,
+    )
     cfg = SimConfig(n_teams=teams, n_months=months, seed=seed, effects=eff)
     sim = simulate(cfg, with_interventions=True)
     tables = contract.tables_from_frames(sim.frames, data_start=cfg.start)
@@ -78,29 +84,49 @@ def run_org(teams: int, months: int, seed: int, scale: float) -> list[dict]:
             if signal == "system_uptime" and as_of != last:
                 continue
             t0 = time.perf_counter()
-            res = engine.estimate(tables, pair, list(g["team_id"]), signal,
-                                  float(g["value"].iloc[0]), as_of)
+            res = engine.estimate(
+                tables, pair, list(g["team_id"]), signal, float(g["value"].iloc[0]), as_of
+            )
             secs = time.perf_counter() - t0
             res = res.set_index("team_id").loc[list(g["team_id"])]
-            true_ratio = g["intervened_expected_leavers"].sum() / g[
-                "baseline_expected_leavers"].sum()
+            true_ratio = (
+                g["intervened_expected_leavers"].sum() / g["baseline_expected_leavers"].sum()
+            )
             before = res["before_expected_leavers"].sum()
             ratio = res["after_expected_leavers"].sum() / before
-            lo_hi = [res[c].sum() / before if c in res.columns else np.nan
-                     for c in ("after_leavers_p10", "after_leavers_p90")]
+            lo_hi = [
+                res[c].sum() / before if c in res.columns else np.nan
+                for c in ("after_leavers_p10", "after_leavers_p90")
+            ]
             dt = (g["intervened_csat_change"] - g["baseline_csat_change"]).to_numpy()
             de = (res["after_csat_change"] - res["before_csat_change"]).to_numpy()
             moved = np.abs(dt) > 1e-9
-            direction = float(np.mean(np.sign(dt[moved]) == np.sign(de[moved]))) if moved.any() \
+            direction = (
+                float(np.mean(np.sign(dt[moved]) == np.sign(de[moved])))
+                if moved.any()
                 else float("nan")
-            out.append({"engine": name, "seed": seed, "scale": scale, "as_of": as_of,
-                        "signal": signal, "truth": true_ratio, "estimate": ratio,
-                        "error": ratio - true_ratio, "csat_direction": direction,
-                        "ratio_p10": lo_hi[0], "ratio_p90": lo_hi[1],
-                        "covered": float(lo_hi[0] <= true_ratio <= lo_hi[1])
-                        if np.isfinite(lo_hi).all() else np.nan,
-                        "csat_effect": float(np.mean(de)), "true_csat_effect": float(np.mean(dt)),
-                        "seconds": secs})
+            )
+            out.append(
+                {
+                    "engine": name,
+                    "seed": seed,
+                    "scale": scale,
+                    "as_of": as_of,
+                    "signal": signal,
+                    "truth": true_ratio,
+                    "estimate": ratio,
+                    "error": ratio - true_ratio,
+                    "csat_direction": direction,
+                    "ratio_p10": lo_hi[0],
+                    "ratio_p90": lo_hi[1],
+                    "covered": float(lo_hi[0] <= true_ratio <= lo_hi[1])
+                    if np.isfinite(lo_hi).all()
+                    else np.nan,
+                    "csat_effect": float(np.mean(de)),
+                    "true_csat_effect": float(np.mean(dt)),
+                    "seconds": secs,
+                }
+            )
     return out
 
 
@@ -108,12 +134,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=400)
     parser.add_argument("--months", type=int, default=42)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103],
-                        help="organisation seeds; 1-3 were used to choose the engine's settings")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[101, 102, 103],
+        help="organisation seeds; 1-3 were used to choose the engine's settings",
+    )
     parser.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     parser.add_argument("--out", default=None, help="optional CSV of every row")
-    parser.add_argument("--merge", nargs="+", default=None,
-                        help="summarise CSVs written by earlier runs (--out) instead of running")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="summarise CSVs written by earlier runs (--out) instead of running",
+    )
     args = parser.parse_args()
     if args.merge:
         df = pd.concat([pd.read_csv(f) for f in args.merge], ignore_index=True)
@@ -129,8 +164,11 @@ def main() -> None:
     ah = df.loc[df["signal"] == "after_hours_ratio"]
     pd.set_option("display.width", 200)
     print("\nAfter-hours held at the median, 20 most loaded teams: estimate - truth of the ratio")
-    print(ah.pivot_table(index="engine", columns=["scale", "seed", "as_of"], values="error")
-          .round(3).to_string())
+    print(
+        ah.pivot_table(index="engine", columns=["scale", "seed", "as_of"], values="error")
+        .round(3)
+        .to_string()
+    )
     summary = ah.groupby("engine").agg(
         mean_abs_error=("error", lambda e: float(np.mean(np.abs(e)))),
         max_abs_error=("error", lambda e: float(np.max(np.abs(e)))),
@@ -139,15 +177,22 @@ def main() -> None:
         interval_coverage=("covered", "mean"),
         csat_direction=("csat_direction", "mean"),
         csat_direction_min=("csat_direction", "min"),
-        seconds=("seconds", "median"))
-    up = df.loc[df["signal"] == "system_uptime"].groupby("engine")["error"].agg(
-        lambda e: float(np.max(np.abs(e))))
+        seconds=("seconds", "median"),
+    )
+    up = (
+        df.loc[df["signal"] == "system_uptime"]
+        .groupby("engine")["error"]
+        .agg(lambda e: float(np.max(np.abs(e))))
+    )
     summary["distractor_max_abs"] = up
     print("\nSummary (CSAT direction: share of teams, orgs with a non-zero effect)")
     print(summary.round(3).to_string())
     print("\nTruth ratios:")
-    print(ah.loc[ah["engine"] == ah["engine"].iloc[0], ["seed", "scale", "as_of", "truth"]]
-          .round(3).to_string(index=False))
+    print(
+        ah.loc[ah["engine"] == ah["engine"].iloc[0], ["seed", "scale", "as_of", "truth"]]
+        .round(3)
+        .to_string(index=False)
+    )
 
 
 if __name__ == "__main__":

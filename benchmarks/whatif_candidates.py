@@ -43,15 +43,30 @@ def _rows_now(frame: pd.DataFrame, month: pd.Period, teams: list[str]) -> pd.Dat
     return now.loc[teams].reset_index()
 
 
-def _out(rows: pd.DataFrame, month: pd.Period, signal: str, value: float, before: np.ndarray,
-         after: np.ndarray, csat_before: np.ndarray, d_csat: np.ndarray, name: str
-         ) -> pd.DataFrame:
-    return pd.DataFrame({
-        "team_id": rows["team_id"].astype(str).to_numpy(), "as_of": month_str(month),
-        "signal": signal, "value": float(value), "before_expected_leavers": before,
-        "after_expected_leavers": after, "before_csat_change": csat_before,
-        "after_csat_change": csat_before + d_csat, "engine": name,
-    })
+def _out(
+    rows: pd.DataFrame,
+    month: pd.Period,
+    signal: str,
+    value: float,
+    before: np.ndarray,
+    after: np.ndarray,
+    csat_before: np.ndarray,
+    d_csat: np.ndarray,
+    name: str,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "team_id": rows["team_id"].astype(str).to_numpy(),
+            "as_of": month_str(month),
+            "signal": signal,
+            "value": float(value),
+            "before_expected_leavers": before,
+            "after_expected_leavers": after,
+            "before_csat_change": csat_before,
+            "after_csat_change": csat_before + d_csat,
+            "engine": name,
+        }
+    )
 
 
 def _natural(fit: EffectFit, rows: pd.DataFrame) -> np.ndarray:
@@ -64,8 +79,9 @@ def _natural(fit: EffectFit, rows: pd.DataFrame) -> np.ndarray:
 class SLearnerEngine(CausalEngine):
     name: str = "lgbm-monotone-linear"
 
-    def estimate(self, tables: Any, pair: Any, teams: list[str], signal: str, value: float,
-                 as_of: Any = None) -> pd.DataFrame:
+    def estimate(
+        self, tables: Any, pair: Any, teams: list[str], signal: str, value: float, as_of: Any = None
+    ) -> pd.DataFrame:
         fit, frame, month = self.fit(tables, signal, as_of)
         teams = [str(t) for t in teams]
         train = _labelled_rows(frame)
@@ -75,8 +91,12 @@ class SLearnerEngine(CausalEngine):
         dose = train["dose"].to_numpy(np.float64)
         # Direction of the constraint from the data (a monotone model needs a sign).
         sign = 1 if np.corrcoef(dose, rate)[0, 1] >= 0 else -1
-        params = {**_lgb("poisson", self.settings), "linear_tree": True, "linear_lambda": 1.0,
-                  "monotone_constraints": [0] * len(fit.controls) + [sign]}
+        params = {
+            **_lgb("poisson", self.settings),
+            "linear_tree": True,
+            "linear_lambda": 1.0,
+            "monotone_constraints": [0] * len(fit.controls) + [sign],
+        }
         X = train[feats].astype(np.float64)
         booster = lgb.train(params, lgb.Dataset(X, rate, weight=hc), self.settings.trees)
         rows = _rows_now(frame, month, teams)
@@ -89,19 +109,23 @@ class SLearnerEngine(CausalEngine):
         after = hc_now * np.exp(booster.predict(Xv, raw_score=True))
         csat = train["csat_change"].notna().to_numpy()
         cfeats = [*fit.csat_controls, "dose"]
-        cb = lgb.train({**_lgb("regression", self.settings), "linear_tree": True},
-                       lgb.Dataset(train.loc[csat, cfeats].astype(np.float64),
-                                   train.loc[csat, "csat_change"].to_numpy(np.float64),
-                                   weight=train.loc[csat, "csat_weight"].fillna(1.0)),
-                       self.settings.trees)
+        cb = lgb.train(
+            {**_lgb("regression", self.settings), "linear_tree": True},
+            lgb.Dataset(
+                train.loc[csat, cfeats].astype(np.float64),
+                train.loc[csat, "csat_change"].to_numpy(np.float64),
+                weight=train.loc[csat, "csat_weight"].fillna(1.0),
+            ),
+            self.settings.trees,
+        )
         cn = cb.predict(rows[cfeats].astype(np.float64).assign(dose=nat), raw_score=True)
-        cv = cb.predict(rows[cfeats].astype(np.float64).assign(dose=float(value)),
-                        raw_score=True)
+        cv = cb.predict(rows[cfeats].astype(np.float64).assign(dose=float(value)), raw_score=True)
         return _out(rows, month, fit.signal, value, before, after, cn, cv - cn, self.name)
 
 
-def _standardise(train: pd.DataFrame, rows: pd.DataFrame, cols: list[str]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _standardise(
+    train: pd.DataFrame, rows: pd.DataFrame, cols: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
     A = train[cols].to_numpy(np.float64)
     B = rows[cols].to_numpy(np.float64)
     mean = np.nan_to_num(np.nanmean(A, axis=0))
@@ -114,8 +138,9 @@ def _standardise(train: pd.DataFrame, rows: pd.DataFrame, cols: list[str]
 class StructuralEngine(CausalEngine):
     name: str = "structural-2stage"
 
-    def estimate(self, tables: Any, pair: Any, teams: list[str], signal: str, value: float,
-                 as_of: Any = None) -> pd.DataFrame:
+    def estimate(
+        self, tables: Any, pair: Any, teams: list[str], signal: str, value: float, as_of: Any = None
+    ) -> pd.DataFrame:
         from forecast.features.grid import (
             assemble,
             headcount_grid,
@@ -150,15 +175,22 @@ class StructuralEngine(CausalEngine):
         for c in mcols:  # stage 1: driver -> mediator
             ok = train[c].notna().to_numpy()
             Z = np.column_stack([np.ones(ok.sum()), dose[ok], Xc[ok]])
-            alphas.append(weighted_ls(train.loc[ok, c].to_numpy(np.float64), Z,
-                                      np.ones(ok.sum()), 1.0)[1])
-        M = np.nan_to_num(train[mcols].to_numpy(np.float64) - np.nanmean(
-            train[mcols].to_numpy(np.float64), axis=0)) if mcols else np.zeros((len(train), 0))
+            alphas.append(
+                weighted_ls(train.loc[ok, c].to_numpy(np.float64), Z, np.ones(ok.sum()), 1.0)[1]
+            )
+        M = (
+            np.nan_to_num(
+                train[mcols].to_numpy(np.float64)
+                - np.nanmean(train[mcols].to_numpy(np.float64), axis=0)
+            )
+            if mcols
+            else np.zeros((len(train), 0))
+        )
         hc = train["headcount"].to_numpy(np.float64)
         y = np.minimum(train["leavers"].to_numpy(np.float64), hc)
         Z = np.column_stack([np.ones(len(train)), dose, M, Xc])
         b = cloglog_final(y, hc, np.zeros(len(train)), Z, np.ones(len(train)), 1.0)
-        total = b[1] + sum(a * bm for a, bm in zip(alphas, b[2:2 + len(mcols)], strict=True))
+        total = b[1] + sum(a * bm for a, bm in zip(alphas, b[2 : 2 + len(mcols)], strict=True))
         nat = _natural(fit, rows)
         hc_now = rows["headcount"].to_numpy(np.float64)
         Zr = np.column_stack([np.ones(len(rows)), nat, np.zeros((len(rows), len(mcols))), Xr])
@@ -166,11 +198,24 @@ class StructuralEngine(CausalEngine):
         after_rate = shift_rate(before_rate, total * (float(value) - nat))
         ok = train["csat_change"].notna().to_numpy()
         Zc = np.column_stack([np.ones(ok.sum()), dose[ok], M[ok], Xc[ok]])
-        c = weighted_ls(train.loc[ok, "csat_change"].to_numpy(np.float64), Zc,
-                        train.loc[ok, "csat_weight"].fillna(1.0).to_numpy(np.float64), 1.0)
-        c_total = c[1] + sum(a * cm for a, cm in zip(alphas, c[2:2 + len(mcols)], strict=True))
+        c = weighted_ls(
+            train.loc[ok, "csat_change"].to_numpy(np.float64),
+            Zc,
+            train.loc[ok, "csat_weight"].fillna(1.0).to_numpy(np.float64),
+            1.0,
+        )
+        c_total = c[1] + sum(a * cm for a, cm in zip(alphas, c[2 : 2 + len(mcols)], strict=True))
         d_csat = c_total * (float(value) - nat)
         zeros = np.zeros(len(rows))
         _ = cum_hazard  # same saturation as the chosen engine
-        return _out(rows, month, fit.signal, value, before_rate * hc_now, after_rate * hc_now,
-                    zeros, d_csat, self.name)
+        return _out(
+            rows,
+            month,
+            fit.signal,
+            value,
+            before_rate * hc_now,
+            after_rate * hc_now,
+            zeros,
+            d_csat,
+            self.name,
+        )

@@ -29,8 +29,9 @@ NOTE = (
 )
 
 
-def hold_signal(tables: Tables, setting: Settable, teams: list[str], value: float,
-                as_of: pd.Period) -> Tables:
+def hold_signal(
+    tables: Tables, setting: Settable, teams: list[str], value: float, as_of: pd.Period
+) -> Tables:
     """The tables with `setting`'s raw column at `value` for `teams` over the last `window`
     months up to `as_of`, and on the team's last observation at or before `as_of` (a quarterly
     survey may be older than the window). Later months are left alone: the panel as of `as_of`
@@ -44,8 +45,9 @@ def hold_signal(tables: Tables, setting: Settable, teams: list[str], value: floa
     mask = in_team & upto & (month >= lo).to_numpy()
     # The last observed (non-empty) value of each team at or before as_of.
     # (Only within a year: an older observation is a closed team's, not a survey cadence.)
-    observed = (in_team & upto & frame[setting.column].notna().to_numpy()
-                & (month > as_of - 12).to_numpy())
+    observed = (
+        in_team & upto & frame[setting.column].notna().to_numpy() & (month > as_of - 12).to_numpy()
+    )
     if observed.any():
         seen = frame.loc[observed].sort_values("month", kind="stable")
         last = seen.groupby(seen["team_id"].astype("string")).tail(1).index
@@ -78,7 +80,12 @@ class RescoringEngine:
         return self.specs
 
     def estimate(
-        self, tables: Tables, pair: Any, teams: list[str], signal: str, value: float,
+        self,
+        tables: Tables,
+        pair: Any,
+        teams: list[str],
+        signal: str,
+        value: float,
         as_of: pd.Period | str | None = None,
     ) -> pd.DataFrame:
         from forecast.features.panel import build_panel
@@ -86,8 +93,9 @@ class RescoringEngine:
 
         specs = self._specs()
         month = resolve_as_of(tables, as_of)
-        setting = check_signal(tables, specs, signal, list(getattr(pair, "features", []) or [])
-                               or None)
+        setting = check_signal(
+            tables, specs, signal, list(getattr(pair, "features", []) or []) or None
+        )
         teams = list(dict.fromkeys(str(t) for t in teams))
         before_panel = build_panel(tables, specs, as_of=month)
         # Same refusal as `forecast score`: a signal the model needs but the data lack would
@@ -100,25 +108,32 @@ class RescoringEngine:
                 f"`--team` must name a team with people at {month_str(month)}. Got "
                 f"{unknown[0]!r} instead (not in the data at that month)."
             )
-        after_panel = build_panel(hold_signal(tables, setting, teams, value, month), specs,
-                                  as_of=month)
+        after_panel = build_panel(
+            hold_signal(tables, setting, teams, value, month), specs, as_of=month
+        )
         before = _predict(pair, before_panel, teams)
         after = _predict(pair, after_panel, teams)
-        out = pd.DataFrame({
-            "team_id": teams,
-            "as_of": month_str(month),
-            "signal": setting.signal,
-            "value": float(value),
-            "before_expected_leavers": before.loc[teams, "expected_leavers"].to_numpy(float),
-            "after_expected_leavers": after.loc[teams, "expected_leavers"].to_numpy(float),
-            "before_csat_change": before.loc[teams, "csat_change"].to_numpy(float),
-            "after_csat_change": after.loc[teams, "csat_change"].to_numpy(float),
-        })
+        out = pd.DataFrame(
+            {
+                "team_id": teams,
+                "as_of": month_str(month),
+                "signal": setting.signal,
+                "value": float(value),
+                "before_expected_leavers": before.loc[teams, "expected_leavers"].to_numpy(float),
+                "after_expected_leavers": after.loc[teams, "expected_leavers"].to_numpy(float),
+                "before_csat_change": before.loc[teams, "csat_change"].to_numpy(float),
+                "after_csat_change": after.loc[teams, "csat_change"].to_numpy(float),
+            }
+        )
         for col in INTERVAL_COLUMNS:
             if col in before.columns:
                 out[f"before_{col}"] = before.loc[teams, col].to_numpy(float)
                 out[f"after_{col}"] = after.loc[teams, col].to_numpy(float)
         out["engine"] = self.name
-        hc = before_panel.assign(team_id=before_panel["team_id"].astype(str)).set_index(
-            "team_id").loc[teams, "headcount"].to_numpy(float)
+        hc = (
+            before_panel.assign(team_id=before_panel["team_id"].astype(str))
+            .set_index("team_id")
+            .loc[teams, "headcount"]
+            .to_numpy(float)
+        )
         return bound_result(out, hc, recent_csat(tables, teams, month))

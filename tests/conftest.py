@@ -63,8 +63,9 @@ def trained_org(tmp_path_factory: pytest.TempPathFactory) -> TrainedOrg:
     uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     outcome = run_training(data, tracking_uri=uri, config_path=config_path)
     latest = month_str(latest_complete_month(load_tables(data)))
-    return TrainedOrg(data=data, tracking_uri=uri, root=root,
-                      horizon=int(outcome.backtest.horizon), latest=latest)
+    return TrainedOrg(
+        data=data, tracking_uri=uri, root=root, horizon=int(outcome.backtest.horizon), latest=latest
+    )
 
 
 # --------------------------------------------------------------------------- models / backtest
@@ -98,8 +99,9 @@ def fast_config():
     from forecast.models.config import load_model_config
 
     base = load_model_config()
-    changes = {k: ({**getattr(base, k), **v} if isinstance(v, dict) else v)
-               for k, v in FAST_MODEL.items()}
+    changes = {
+        k: ({**getattr(base, k), **v} if isinstance(v, dict) else v) for k, v in FAST_MODEL.items()
+    }
     return base.replace(**changes)
 
 
@@ -121,8 +123,14 @@ def modelled_org(fast_config) -> ModelledOrg:
     backtest = run_backtest(panel, targets, fast_config, truth=result.truth)
     pair = train_pair(panel, targets, fast_config, spec_hash=spec.hash(), backtest=backtest)
     return ModelledOrg(
-        truth=result.truth, tables=tables, panel=panel, targets=targets, config=fast_config,
-        backtest=backtest, pair=pair, employees=result.frames["employees"],
+        truth=result.truth,
+        tables=tables,
+        panel=panel,
+        targets=targets,
+        config=fast_config,
+        backtest=backtest,
+        pair=pair,
+        employees=result.frames["employees"],
     )
 
 
@@ -169,8 +177,13 @@ def registry_org(tmp_path_factory: pytest.TempPathFactory) -> RegistryOrg:
     first_aliases = list(first.pair.aliases)
     second = run_training(data, tracking_uri=uri, config_path=config_path)
     return RegistryOrg(
-        data=data, config_path=config_path, store=store, tracking_uri=uri, first=first,
-        second=second, first_aliases=first_aliases,
+        data=data,
+        config_path=config_path,
+        store=store,
+        tracking_uri=uri,
+        first=first,
+        second=second,
+        first_aliases=first_aliases,
     )
 
 
@@ -213,8 +226,11 @@ def registry_copy(registry_org: RegistryOrg, tmp_path: Path) -> str:
 # which trains, and those in modules that train or fit the what-if engine themselves.
 TRAINING_FIXTURES = {"trained_org", "modelled_org", "registry_org", "registry_copy"}
 TRAINING_MODULES = {
-    "tests/commands/test_backtest.py", "tests/commands/test_promote.py",
-    "tests/commands/test_train.py", "tests/whatif/test_engine.py", "tests/whatif/test_store.py",
+    "tests/commands/test_backtest.py",
+    "tests/commands/test_promote.py",
+    "tests/commands/test_train.py",
+    "tests/whatif/test_engine.py",
+    "tests/whatif/test_store.py",
 }
 
 

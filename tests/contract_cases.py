@@ -219,4 +219,3 @@ CASES = {
         "is empty",
     ),
 }
-

@@ -24,7 +24,10 @@ from forecast.features.specs import FeatureSpecs
 
 
 def random_frames(
-    n_teams: int = 8, n_months: int = 24, seed: int = 0, start: str = "2021-01",
+    n_teams: int = 8,
+    n_months: int = 24,
+    seed: int = 0,
+    start: str = "2021-01",
     backfill: int = 18,
 ) -> dict[str, pd.DataFrame]:
     """A small organisation in contract format (text dates, `YYYY-MM` months)."""
@@ -42,11 +45,17 @@ def random_frames(
         nonlocal next_id
         if emp is None:
             emp, next_id = f"E{next_id:05d}", next_id + 1
-        rows.append({
-            "employee_id": emp, "team_id": teams[team], "hire_date": date or day(month),
-            "exit_date": "", "exit_type": "",
-            "gender": str(rng.choice(["F", "M", "X"])), "birth_year": str(rng.integers(1960, 2000)),
-        })
+        rows.append(
+            {
+                "employee_id": emp,
+                "team_id": teams[team],
+                "hire_date": date or day(month),
+                "exit_date": "",
+                "exit_type": "",
+                "gender": str(rng.choice(["F", "M", "X"])),
+                "birth_year": str(rng.integers(1960, 2000)),
+            }
+        )
         open_spells[len(rows) - 1] = team
 
     for team in range(n_teams):
@@ -58,8 +67,13 @@ def random_frames(
             if pd.Period(rows[idx]["hire_date"][:7], freq="M") > month:
                 continue
             u = rng.random()
-            kind = "voluntary" if u < 0.04 else "involuntary" if u < 0.055 else (
-                "transfer" if u < 0.07 else "")
+            kind = (
+                "voluntary"
+                if u < 0.04
+                else "involuntary"
+                if u < 0.055
+                else ("transfer" if u < 0.07 else "")
+            )
             if not kind:
                 continue
             exit_date = day(month)
@@ -92,29 +106,43 @@ def random_frames(
             if not quarterly or m % 3 == ti % 3:
                 e = level + rng.normal(0, 3)
                 ms = rng.normal(65, 8)
-                eng.append({
-                    "team_id": team, "month": month,
-                    "engagement": "" if rng.random() < 0.12 else f"{e:.2f}",
-                    "manager_support": "" if rng.random() < 0.12 else f"{ms:.2f}",
-                    "responses": str(int(rng.integers(3, 30))),
-                })
+                eng.append(
+                    {
+                        "team_id": team,
+                        "month": month,
+                        "engagement": "" if rng.random() < 0.12 else f"{e:.2f}",
+                        "manager_support": "" if rng.random() < 0.12 else f"{ms:.2f}",
+                        "responses": str(int(rng.integers(3, 30))),
+                    }
+                )
             if rng.random() > 0.06 or m == n_months - 1:
-                work.append({
-                    "team_id": team, "month": month,
-                    "overtime_ratio": "" if rng.random() < 0.05 else f"{rng.gamma(2, 0.04):.4f}",
-                    "cases_per_head": f"{rng.normal(300, 40) + 2 * m:.1f}",
-                    "site_code": str(100 + ti % 4),
-                })
+                work.append(
+                    {
+                        "team_id": team,
+                        "month": month,
+                        "overtime_ratio": ""
+                        if rng.random() < 0.05
+                        else f"{rng.gamma(2, 0.04):.4f}",
+                        "cases_per_head": f"{rng.normal(300, 40) + 2 * m:.1f}",
+                        "site_code": str(100 + ti % 4),
+                    }
+                )
             if rng.random() > 0.08 or m == n_months - 1:
                 resp = rng.integers(0, 60)
-                cx.append({
-                    "team_id": team, "month": month,
-                    "csat": "" if resp == 0 and rng.random() < 0.5
-                    else f"{rng.uniform(55, 95):.1f}",
-                    "responses": "" if rng.random() < 0.1 else str(int(resp)),
-                })
+                cx.append(
+                    {
+                        "team_id": team,
+                        "month": month,
+                        "csat": ""
+                        if resp == 0 and rng.random() < 0.5
+                        else f"{rng.uniform(55, 95):.1f}",
+                        "responses": "" if rng.random() < 0.1 else str(int(resp)),
+                    }
+                )
     return {
-        "employees": employees, "engagement": pd.DataFrame(eng), "workload": pd.DataFrame(work),
+        "employees": employees,
+        "engagement": pd.DataFrame(eng),
+        "workload": pd.DataFrame(work),
         "cx": pd.DataFrame(cx),
     }
 
@@ -155,15 +183,24 @@ def _spells(tables: Tables) -> list[dict]:
     for i in range(len(emp)):
         r = emp.iloc[i]
         etype = "" if pd.isna(r["exit_type"]) else str(r["exit_type"])
-        spells.append({
-            "row": i, "employee": r["employee_id"], "team": r["team_id"],
-            "a": _month(r["hire_date"]), "b": _month(r["exit_date"]), "type": etype,
-            "hire_date": r["hire_date"], "transfer_in": False,
-        })
+        spells.append(
+            {
+                "row": i,
+                "employee": r["employee_id"],
+                "team": r["team_id"],
+                "a": _month(r["hire_date"]),
+                "b": _month(r["exit_date"]),
+                "type": etype,
+                "hire_date": r["hire_date"],
+                "transfer_in": False,
+            }
+        )
     # The spell right before, in the employee's own history, ended by transfer: a move.
     for emp in {s["employee"] for s in spells}:
-        own = sorted((s for s in spells if s["employee"] == emp),
-                     key=lambda s: (s["hire_date"], s["b"] if s["b"] is not None else 10**9))
+        own = sorted(
+            (s for s in spells if s["employee"] == emp),
+            key=lambda s: (s["hire_date"], s["b"] if s["b"] is not None else 10**9),
+        )
         for prev, s in itertools.pairwise(own):
             s["transfer_in"] = prev["type"] == "transfer"
     return spells
@@ -196,8 +233,7 @@ def reference_panel(tables: Tables, specs: FeatureSpecs) -> pd.DataFrame:
     spells = _spells(tables)
     teams = sorted(set(tables.employees["team_id"]))
     by_team = {team: [s for s in spells if s["team"] == team] for team in teams}
-    hc = {(team, t): sum(_employed(s, t) for s in by_team[team]) for team in teams
-          for t in months}
+    hc = {(team, t): sum(_employed(s, t) for s in by_team[team]) for team in teams for t in months}
 
     def events(team: str, signal: str, lo: int, hi: int) -> int:
         """Events of `signal` in months lo..hi (inclusive), never before the first month."""
@@ -208,17 +244,23 @@ def reference_panel(tables: Tables, specs: FeatureSpecs) -> pd.DataFrame:
                 ok = s["transfer_in"] == (signal == "transfers_in")
             else:
                 month = s["b"]
-                kind = {"transfers_out": "transfer", "vol_leavers": "voluntary",
-                        "invol_leavers": "involuntary"}[signal]
+                kind = {
+                    "transfers_out": "transfer",
+                    "vol_leavers": "voluntary",
+                    "invol_leavers": "involuntary",
+                }[signal]
                 ok = s["type"] == kind
             if ok and month is not None and max(lo, first) <= month <= hi:
                 n += 1
         return n
 
     def rate_parts(team_list: list[str], kind: str, t: int) -> tuple[int, int]:
-        leavers = sum(1 for team in team_list for s in by_team[team]
-                      if s["type"] == kind and s["b"] is not None and s["a"] < s["b"]
-                      and first < s["b"] <= t)
+        leavers = sum(
+            1
+            for team in team_list
+            for s in by_team[team]
+            if s["type"] == kind and s["b"] is not None and s["a"] < s["b"] and first < s["b"] <= t
+        )
         exposure = sum(hc[(team, m)] for team in team_list for m in range(first, t))
         return leavers, exposure
 
@@ -234,11 +276,23 @@ def reference_panel(tables: Tables, specs: FeatureSpecs) -> pd.DataFrame:
             if hc[(team, t)] == 0:
                 continue
             employed = [s for s in by_team[team] if _employed(s, t)]
-            row: dict[str, object] = {"team_id": team, "as_of": pd.Period(ordinal=t, freq="M"),
-                                      "headcount": len(employed)}
+            row: dict[str, object] = {
+                "team_id": team,
+                "as_of": pd.Period(ordinal=t, freq="M"),
+                "headcount": len(employed),
+            }
             for p in plan:
                 row[p.name] = _reference_value(
-                    p, specs, tables, team, t, first, employed, events, rate_parts, teams,
+                    p,
+                    specs,
+                    tables,
+                    team,
+                    t,
+                    first,
+                    employed,
+                    events,
+                    rate_parts,
+                    teams,
                     monthly,
                 )
             rows.append(row)
@@ -249,8 +303,9 @@ def reference_panel(tables: Tables, specs: FeatureSpecs) -> pd.DataFrame:
     return out
 
 
-def _reference_value(p, specs, tables, team, t, first, employed, events, rate_parts, teams,
-                     monthly) -> float:
+def _reference_value(
+    p, specs, tables, team, t, first, employed, events, rate_parts, teams, monthly
+) -> float:
     tr = p.transform
     if p.source == "employees":
         if p.protected:
@@ -259,7 +314,8 @@ def _reference_value(p, specs, tables, team, t, first, employed, events, rate_pa
                 nums = [float(v) for v in values if not pd.isna(v) and str(v).strip() != ""]
                 return sum(nums) / len(nums) if nums else math.nan
             return sum(str(v).strip() == p.category for v in values if not pd.isna(v)) / len(
-                employed)
+                employed
+            )
         if tr.kind == "current":
             return float(len(employed))
         tenures = [t - s["a"] for s in employed]
@@ -270,8 +326,11 @@ def _reference_value(p, specs, tables, team, t, first, employed, events, rate_pa
         if tr.kind == "sum":
             return float(events(team, p.column, t - tr.window + 1, t))
         if tr.kind == "longrun_rate_shrunk":
-            kind = {"transfers_out": "transfer", "vol_leavers": "voluntary",
-                    "invol_leavers": "involuntary"}[p.column]
+            kind = {
+                "transfers_out": "transfer",
+                "vol_leavers": "voluntary",
+                "invol_leavers": "involuntary",
+            }[p.column]
             lv, ex = rate_parts([team], kind, t)
             org_lv, org_ex = rate_parts(teams, kind, t)
             org = org_lv / org_ex if org_ex > 0 else math.nan
@@ -326,13 +385,15 @@ def reference_targets(tables: Tables, horizon: int) -> pd.DataFrame:
     if tables.cx is not None:
         for _, r in tables.cx.iterrows():
             if not pd.isna(r["csat"]):
-                w = 1.0 if "responses" not in r.index or pd.isna(r["responses"]) else float(
-                    r["responses"])
+                w = (
+                    1.0
+                    if "responses" not in r.index or pd.isna(r["responses"])
+                    else float(r["responses"])
+                )
                 cx[(r["team_id"], r["month"].ordinal)] = (float(r["csat"]), w)
 
     def csat(team: str, lo: int, hi: int) -> tuple[float, float]:
-        pairs = [cx[(team, m)] for m in range(max(lo, first), min(hi, last) + 1)
-                 if (team, m) in cx]
+        pairs = [cx[(team, m)] for m in range(max(lo, first), min(hi, last) + 1) if (team, m) in cx]
         return _weighted_mean(pairs), sum(w for _, w in pairs)
 
     rows = []
@@ -342,18 +403,22 @@ def reference_targets(tables: Tables, horizon: int) -> pd.DataFrame:
             if not cohort:
                 continue
             labelled = t + horizon <= last
-            leavers = sum(1 for s in cohort if s["type"] == "voluntary"
-                          and t + 1 <= s["b"] <= t + horizon)
+            leavers = sum(
+                1 for s in cohort if s["type"] == "voluntary" and t + 1 <= s["b"] <= t + horizon
+            )
             after, weight = csat(team, t + 1, t + horizon)
             before, _ = csat(team, t - 2, t)
-            rows.append({
-                "team_id": team, "as_of": pd.Period(ordinal=t, freq="M"),
-                "headcount": len(cohort),
-                "leavers": float(leavers) if labelled else math.nan,
-                "csat_change": after - before if labelled else math.nan,
-                "csat_weight": weight if labelled else math.nan,
-                "labelled": labelled,
-            })
+            rows.append(
+                {
+                    "team_id": team,
+                    "as_of": pd.Period(ordinal=t, freq="M"),
+                    "headcount": len(cohort),
+                    "leavers": float(leavers) if labelled else math.nan,
+                    "csat_change": after - before if labelled else math.nan,
+                    "csat_weight": weight if labelled else math.nan,
+                    "labelled": labelled,
+                }
+            )
     out = pd.DataFrame(rows)
     out["team_id"] = out["team_id"].astype("string")
     out["as_of"] = out["as_of"].astype("period[M]")

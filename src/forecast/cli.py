@@ -112,7 +112,12 @@ def simulate(
     with progress() as bar:
         task = bar.add_task("simulating", total=months)
         done = run_simulate(
-            out_dir, teams=teams, months=months, seed=seed, truth=truth, fmt=fmt,
+            out_dir,
+            teams=teams,
+            months=months,
+            seed=seed,
+            truth=truth,
+            fmt=fmt,
             progress=lambda i, total: bar.update(task, completed=i, total=total),
         )
     say(
@@ -190,12 +195,18 @@ def backtest_command(
     ] = Path("backtest-output"),
     origins: Annotated[int, typer.Option("--origins", help="Number of origins.")] = 4,
     every_months: Annotated[
-        int | None, typer.Option("--every-months", help="Months between origins "
-                                 "(default: the horizon; 12 for annual as-of points).")
+        int | None,
+        typer.Option(
+            "--every-months",
+            help="Months between origins (default: the horizon; 12 for annual as-of points).",
+        ),
     ] = None,
     last_origin: Annotated[
-        str | None, typer.Option("--last-origin", help="YYYY-MM of the newest origin "
-                                 "(default: the latest labelled month).")
+        str | None,
+        typer.Option(
+            "--last-origin",
+            help="YYYY-MM of the newest origin (default: the latest labelled month).",
+        ),
     ] = None,
 ) -> None:
     """Rolling-origin backtest against simple baselines; registers nothing, no MLflow."""
@@ -205,8 +216,13 @@ def backtest_command(
     with progress() as bar:
         task = bar.add_task("backtest", total=None)
         done = run_real_backtest(
-            data, out_dir, horizon=horizon, n_origins=origins, every=every_months,
-            last_origin=last_origin, progress=lambda step: bar.update(task, description=step),
+            data,
+            out_dir,
+            horizon=horizon,
+            n_origins=origins,
+            every=every_months,
+            last_origin=last_origin,
+            progress=lambda step: bar.update(task, description=step),
         )
     out.print(backtest_table(done.result))
     for w in done.warnings:
@@ -273,7 +289,9 @@ def train(
     with progress() as bar:
         task = bar.add_task("training", total=len(STEPS))
         outcome = run_training(
-            data, horizon=horizon, validate_what_if=validate_what_if,
+            data,
+            horizon=horizon,
+            validate_what_if=validate_what_if,
             what_if_fit=not no_what_if_fit,
             # A step's sub-steps (e.g. one signal of the what-if fit) keep the bar where it is.
             progress=lambda step: bar.update(
@@ -282,15 +300,21 @@ def train(
         )
     out.print(backtest_table(outcome.backtest))
     ref = outcome.pair
-    out.print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment "
-              f"{outcome.experiment}); artifacts at {outcome.artifact_uri}")
-    out.print(f"Registered {ref.attrition_name} v{ref.attrition_version} and {ref.csat_name} "
-              f"v{ref.csat_version or '-'} as a pair; aliases: {', '.join(ref.aliases)}")
+    out.print(
+        f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment "
+        f"{outcome.experiment}); artifacts at {outcome.artifact_uri}"
+    )
+    out.print(
+        f"Registered {ref.attrition_name} v{ref.attrition_version} and {ref.csat_name} "
+        f"v{ref.csat_version or '-'} as a pair; aliases: {', '.join(ref.aliases)}"
+    )
     fits = outcome.record.what_if_fits if outcome.record is not None else None
     if fits:
         month = next(iter(fits.values())).as_of
-        say(f"What-if engine fitted as of {month} for {len(fits)} signal(s) "
-            f"({', '.join(sorted(fits))}), saved with the pair.")
+        say(
+            f"What-if engine fitted as of {month} for {len(fits)} signal(s) "
+            f"({', '.join(sorted(fits))}), saved with the pair."
+        )
 
 
 @app.command()
@@ -336,14 +360,23 @@ def score(
         from forecast.commands.score import run_catch_up
 
         done = run_catch_up(
-            data, out_root, since=since, model=model, min_group=min_group,
-            report=not no_report, horizon=horizon, say=say, warn=warn,
+            data,
+            out_root,
+            since=since,
+            model=model,
+            min_group=min_group,
+            report=not no_report,
+            horizon=horizon,
+            say=say,
+            warn=warn,
         )
         for month, why in done.skipped.items():
             say(f"{month}: {why}")
         out.print(
-            f"scored {', '.join(done.scored)} into {done.root}" if done.scored else
-            f"nothing to score: {done.root} is up to date (latest complete month {done.latest})"
+            f"scored {', '.join(done.scored)} into {done.root}"
+            if done.scored
+            else f"nothing to score: {done.root} is up to date "
+            f"(latest complete month {done.latest})"
         )
         return
     if out_dir is None or out_root is not None or since is not None:
@@ -354,8 +387,15 @@ def score(
         from forecast.commands.score import run_score
     extra = {"master": master} if engine == "spark" else {}
     result = run_score(
-        data, out_dir, as_of=as_of, model=model, min_group=min_group, report=not no_report,
-        horizon=horizon, warn=warn, **extra,
+        data,
+        out_dir,
+        as_of=as_of,
+        model=model,
+        min_group=min_group,
+        report=not no_report,
+        horizon=horizon,
+        warn=warn,
+        **extra,
     )
     m = result.manifest
     org = m["organisation"]
@@ -412,8 +452,10 @@ def promote(
     if outcome.note:
         out.print(outcome.note)
     elif outcome.promoted:
-        out.print(f"Promoted: champion is now {outcome.challenger.describe()} "
-                  f"({outcome.decision.reason}).")
+        out.print(
+            f"Promoted: champion is now {outcome.challenger.describe()} "
+            f"({outcome.decision.reason})."
+        )
     else:
         # A ForecastError with exit code 1: `main` turns it into one line and the exit code.
         raise PromotionRefused(
@@ -461,10 +503,20 @@ def what_if(
     if as_json:
         typer.echo(json.dumps(records))
         return
-    t = Table(title=f"what if {records[0]['signal']} = {records[0]['value']:g} "
-                    f"(as of {records[0]['as_of']})", header_style="bold")
-    for col in ("team", "leavers before", "leavers after", "80% interval", "CSAT before",
-                "CSAT after", "80% interval"):
+    t = Table(
+        title=f"what if {records[0]['signal']} = {records[0]['value']:g} "
+        f"(as of {records[0]['as_of']})",
+        header_style="bold",
+    )
+    for col in (
+        "team",
+        "leavers before",
+        "leavers after",
+        "80% interval",
+        "CSAT before",
+        "CSAT after",
+        "80% interval",
+    ):
         t.add_column(col, justify="left" if col == "team" else "right")
 
     def fmt(v: float | None, spec: str) -> str:
@@ -476,11 +528,15 @@ def what_if(
 
     for r, (_, row) in zip(records, result.iterrows(), strict=True):
         b, a = r["before"], r["after"]
-        t.add_row(r["team_id"], fmt(b["expected_leavers"], ".2f"),
-                  fmt(a["expected_leavers"], ".2f"),
-                  interval(row, "after_leavers_p10", "after_leavers_p90", ".2f"),
-                  fmt(b["csat_change"], "+.2f"), fmt(a["csat_change"], "+.2f"),
-                  interval(row, "after_csat_change_p10", "after_csat_change_p90", "+.2f"))
+        t.add_row(
+            r["team_id"],
+            fmt(b["expected_leavers"], ".2f"),
+            fmt(a["expected_leavers"], ".2f"),
+            interval(row, "after_leavers_p10", "after_leavers_p90", ".2f"),
+            fmt(b["csat_change"], "+.2f"),
+            fmt(a["csat_change"], "+.2f"),
+            interval(row, "after_csat_change_p10", "after_csat_change_p90", "+.2f"),
+        )
     out.print(t)
     say(NOTE)
 
@@ -505,12 +561,16 @@ def import_(
     path: Annotated[Path, typer.Argument(help="The exported CSV file.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Data directory to write.")],
     team_by: Annotated[
-        str | None, typer.Option("--team-by", help="mfg: store|store-department; "
-                                 "hrdataset: department|manager.")
+        str | None,
+        typer.Option(
+            "--team-by", help="mfg: store|store-department; hrdataset: department|manager."
+        ),
     ] = None,
     retirement_as: Annotated[
-        str, typer.Option("--retirement-as", help="mfg: exit_type of retirements "
-                          "(voluntary|involuntary).")
+        str,
+        typer.Option(
+            "--retirement-as", help="mfg: exit_type of retirements (voluntary|involuntary)."
+        ),
     ] = "voluntary",
     min_group: Annotated[
         int, typer.Option("--min-group", help="hrdataset: suppress survey cells under N.")
@@ -526,8 +586,17 @@ def import_(
 
     from forecast.data.importers import import_source
 
-    r = import_source(source, path, out_dir, team_by=team_by, retirement_as=retirement_as,
-                      min_group=min_group, data_start=data_start, fmt=fmt, force=force)
+    r = import_source(
+        source,
+        path,
+        out_dir,
+        team_by=team_by,
+        retirement_as=retirement_as,
+        min_group=min_group,
+        data_start=data_start,
+        fmt=fmt,
+        force=force,
+    )
     t = Table(title=f"{r.source}: {r.rows_in} source rows -> {r.out_dir} (valid)")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -540,12 +609,16 @@ def import_(
         out.print(t)
         check = r.stats.get("snapshot_check")
         if check:
-            out.print("December headcount vs source ACTIVE snapshots: " + ", ".join(
-                f"{c['year']} {c['ours']}/{c['source_active']}" for c in check))
+            out.print(
+                "December headcount vs source ACTIVE snapshots: "
+                + ", ".join(f"{c['year']} {c['ours']}/{c['source_active']}" for c in check)
+            )
         for note in r.notes:
             say(f"  {note}")
-    out.print(f"{r.teams} teams, {r.employees} employees"
-              + (f"; data_start {r.data_start}" if r.data_start else ""))
+    out.print(
+        f"{r.teams} teams, {r.employees} employees"
+        + (f"; data_start {r.data_start}" if r.data_start else "")
+    )
     for w in r.warnings:
         warn(w)
 
@@ -570,15 +643,22 @@ def individual(
 
     # Seeds reach scikit-learn and LightGBM (seed + fold), which take 0 .. 2**31 - 1.
     check_param("--seed", seed, 0 <= seed <= 10**9, "an integer between 0 and 1000000000")
-    r = run_individual(data, out_dir=out_dir, per_person=per_person, folds=folds, seed=seed,
-                       include_protected=include_protected)
+    r = run_individual(
+        data,
+        out_dir=out_dir,
+        per_person=per_person,
+        folds=folds,
+        seed=seed,
+        include_protected=include_protected,
+    )
     t = Table(title=f"{r.file}: {r.rows} rows, {r.leavers} leavers, {r.folds}-fold CV")
     t.add_column("model")
     t.add_column("ROC-AUC mean ± sd", justify="right")
     t.add_column("folds")
     for name, s in (("LightGBM", r.lightgbm), ("logistic regression", r.logistic)):
-        t.add_row(name, f"{s.auc_mean:.3f} ± {s.auc_sd:.3f}",
-                  " ".join(f"{a:.3f}" for a in s.auc_folds))
+        t.add_row(
+            name, f"{s.auc_mean:.3f} ± {s.auc_sd:.3f}", " ".join(f"{a:.3f}" for a in s.auc_folds)
+        )
     out.print(t)
     if not State.quiet:
         d = Table(title="LightGBM drivers: mean |SHAP| (log-odds)")
@@ -590,8 +670,10 @@ def individual(
         if r.protected_excluded:
             say(f"protected columns not used: {', '.join(r.protected_excluded)}")
         if r.proxies:
-            say("but these features carry them (normalised mutual information): " + "; ".join(
-                f"{p['feature']} ~ {p['protected']} {p['nmi']:.2f}" for p in r.proxies))
+            say(
+                "but these features carry them (normalised mutual information): "
+                + "; ".join(f"{p['feature']} ~ {p['protected']} {p['nmi']:.2f}" for p in r.proxies)
+            )
     for w in r.warnings:
         warn(w)
     for p in r.written:

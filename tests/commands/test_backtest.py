@@ -13,7 +13,13 @@ import pytest
 
 from forecast.cli import main
 
-MFG = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "MFG10YearTerminationData.csv"
+MFG = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "real"
+    / "MFG10YearTerminationData.csv"
+)
 BASELINES = {"lightgbm", "trailing_12", "org_rate", "long_run_shrunk"}
 
 
@@ -63,8 +69,9 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from forecast.simulate import SimConfig, simulate, write_simulation
 
     data = tmp_path_factory.mktemp("sim") / "data"
-    write_simulation(simulate(SimConfig(n_teams=30, n_months=32, seed=4, compute_truth=False)),
-                     data)
+    write_simulation(
+        simulate(SimConfig(n_teams=30, n_months=32, seed=4, compute_truth=False)), data
+    )
     return data
 
 
@@ -76,8 +83,20 @@ def test_mfg_backtest_uses_december_origins_and_writes_json_and_html(
     mfg_dirs: dict[str, Path], isolated: Path, variant: str
 ) -> None:
     out = isolated / "bt"
-    code = main(["-q", "backtest", "--data", str(mfg_dirs[variant]), "--horizon", "12",
-                 "--origins", "3", "--out", str(out)])
+    code = main(
+        [
+            "-q",
+            "backtest",
+            "--data",
+            str(mfg_dirs[variant]),
+            "--horizon",
+            "12",
+            "--origins",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     doc = _strict_json(out / "backtest.json")
     assert doc["horizon"] == 12 and doc["every_months"] == 12 and doc["registered"] is False
@@ -113,8 +132,22 @@ def test_mfg_retirements_are_most_of_the_voluntary_leavers(mfg_dirs: dict[str, P
 
 def test_simulated_org_backtest_runs_end_to_end(sim_dir: Path, isolated: Path, capsys) -> None:
     out = isolated / "bt"
-    assert main(["backtest", "--data", str(sim_dir), "--horizon", "3", "--origins", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                "--data",
+                str(sim_dir),
+                "--horizon",
+                "3",
+                "--origins",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = _strict_json(out / "backtest.json")
     assert doc["horizon"] == 3 and len(doc["origins"]) == 2
     csat = [m for m in doc["metrics"] if m["target"] == "csat"]
@@ -128,8 +161,24 @@ def test_origins_one_month_apart_warn_that_windows_overlap(
     sim_dir: Path, isolated: Path, capsys
 ) -> None:
     out = isolated / "bt"
-    assert main(["backtest", "--data", str(sim_dir), "--horizon", "3", "--origins", "2",
-                 "--every-months", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                "--data",
+                str(sim_dir),
+                "--horizon",
+                "3",
+                "--origins",
+                "2",
+                "--every-months",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = _strict_json(out / "backtest.json")
     first, second = (int(o[-2:]) + 12 * int(o[:4]) for o in doc["origins"])
     assert second - first == 1
@@ -152,8 +201,7 @@ def test_pooled_single_origins_equal_run_backtest(sim_dir: Path) -> None:
     config = load_model_config(horizon=3).replace(num_boost_round=30, early_stopping_rounds=5)
     panel, targets = build_panel(tables, load_specs()), build_targets(tables, 3)
     whole = run_backtest(panel, targets, config, n_origins=2)
-    parts = [run_backtest(panel, targets, config, n_origins=1, skip_last=skip)
-             for skip in (3, 0)]
+    parts = [run_backtest(panel, targets, config, n_origins=1, skip_last=skip) for skip in (3, 0)]
     pooled = pool_results(parts, config)
     assert pooled.origins == whole.origins
     pd.testing.assert_frame_equal(pooled.metrics, whole.metrics)
@@ -165,7 +213,8 @@ def test_bad_origins_option_is_one_line_and_exit_2(sim_dir: Path, isolated: Path
     assert main(["backtest", "--data", str(sim_dir), "--origins", "0"]) == 2
     err = capsys.readouterr().err
     assert "`--origins` must be an integer between 1 and 24. Got 0 instead." in " ".join(
-        err.split())
+        err.split()
+    )
     assert "Traceback" not in err
 
 

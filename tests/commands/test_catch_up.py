@@ -19,8 +19,11 @@ def test_empty_root_gets_only_the_latest_month() -> None:
 
 
 def test_months_after_the_latest_folder_are_due() -> None:
-    assert due_months(["2024-01", "2024-03"], P("2024-06")) == [P("2024-04"), P("2024-05"),
-                                                               P("2024-06")]
+    assert due_months(["2024-01", "2024-03"], P("2024-06")) == [
+        P("2024-04"),
+        P("2024-05"),
+        P("2024-06"),
+    ]
 
 
 def test_since_backfills_but_skips_existing_folders() -> None:
@@ -33,8 +36,10 @@ def test_up_to_date_root_has_nothing_due() -> None:
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def test_catch_up_scores_only_missing_months_and_never_rewrites(trained_org, tmp_path) -> None:
@@ -53,7 +58,8 @@ def test_catch_up_scores_only_missing_months_and_never_rewrites(trained_org, tmp
     assert back.skipped == {trained_org.latest: "already scored with this model version"}
     latest = root / trained_org.latest
     assert {k: v for k, v in _snapshot(root).items() if k.startswith(trained_org.latest)} == {
-        k: v for k, v in before.items() if k.startswith(trained_org.latest)}
+        k: v for k, v in before.items() if k.startswith(trained_org.latest)
+    }
     assert (latest / "scores.parquet").exists()
     for m in month_folders(root):
         assert (pd.read_parquet(root / m / "scores.parquet")["as_of"] == m).all()

@@ -79,8 +79,13 @@ def test_constant_columns_and_the_id_are_dropped(ibm: pd.DataFrame) -> None:
 
 def test_text_columns_become_categoricals_for_lightgbm(ibm: pd.DataFrame) -> None:
     prep = prepare(ibm)
-    assert set(prep.categorical) == {"BusinessTravel", "Department", "EducationField", "JobRole",
-                                     "OverTime"}
+    assert set(prep.categorical) == {
+        "BusinessTravel",
+        "Department",
+        "EducationField",
+        "JobRole",
+        "OverTime",
+    }
     assert all(isinstance(prep.X[c].dtype, pd.CategoricalDtype) for c in prep.categorical)
     others = [c for c in prep.X.columns if c not in prep.categorical]
     assert all(prep.X[c].dtype == "float64" for c in others)

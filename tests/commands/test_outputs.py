@@ -28,11 +28,19 @@ from forecast.scoring import output
 LINUX = sys.platform.startswith("linux")
 
 
-def _forecast(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def _forecast(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "forecast", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, cwd=cwd, timeout=300,
+        [*prefix, sys.executable, "-m", "forecast", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -67,19 +75,26 @@ def _earlier_output(folder: Path) -> Path:
 # --------------------------------------------------------------------------- unwritable outputs
 
 
-@pytest.mark.parametrize("command", [
-    ("score", "--out", "{file}/sub"),
-    ("score", "--out-root", "{file}/sub", "--catch-up"),
-    ("backtest", "--out", "{file}/sub"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("score", "--out", "{file}/sub"),
+        ("score", "--out-root", "{file}/sub", "--catch-up"),
+        ("backtest", "--out", "{file}/sub"),
+    ],
+)
 def test_output_under_a_file_is_refused_before_the_data_or_mlflow(command, tmp_path) -> None:
     # Neither the data nor the store exist: only a check made first can report the output.
     file = tmp_path / "FILE"
     file.write_text("not a folder")
     args = [a.format(file=file) for a in command]
     store = tmp_path / "no" / "store"
-    proc = _forecast(*args, "--data", str(tmp_path / "missing-data"),
-                     env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"})
+    proc = _forecast(
+        *args,
+        "--data",
+        str(tmp_path / "missing-data"),
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"},
+    )
     assert proc.returncode == 2
     line = _one_error_line(proc)
     assert f"`{args[1]}` {file}/sub" in line and f"{file} is a file" in line, line
@@ -97,8 +112,7 @@ def _read_only_dir(tmp_path: Path) -> tuple[Path, tuple[str, ...]]:
         return folder, ()
     if not LINUX or shutil.which("unshare") is None:
         pytest.skip("needs unshare to make a read-only directory as root")
-    mount = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && "
-             f'exec "$@"')
+    mount = f'mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec "$@"'
     prefix = ("unshare", "--mount", "sh", "-c", mount, "sh")
     probe = subprocess.run([*prefix, "touch", str(folder / "x")], capture_output=True, text=True)
     if "Read-only file system" not in probe.stderr:
@@ -111,8 +125,15 @@ def test_out_under_a_read_only_directory_is_refused_before_any_work(tmp_path) ->
     out = folder / "out"
     before = _snapshot(out)
     store = tmp_path / "no" / "store"
-    proc = _forecast("score", "--data", str(tmp_path / "missing-data"), "--out", str(out),
-                     env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"}, prefix=prefix)
+    proc = _forecast(
+        "score",
+        "--data",
+        str(tmp_path / "missing-data"),
+        "--out",
+        str(out),
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"},
+        prefix=prefix,
+    )
     assert proc.returncode == 2
     line = _one_error_line(proc)
     assert f"`--out` {out}: {folder} is read-only" in line, line
@@ -124,8 +145,14 @@ def test_out_under_a_read_only_directory_is_refused_before_any_work(tmp_path) ->
 def test_out_where_no_file_can_exist_fails_within_seconds(out, trained_org) -> None:
     # Before: ten minutes of retrying a lock file /proc can never hold, then "another run".
     started = time.monotonic()
-    proc = _forecast("score", "--data", str(trained_org.data), "--out", out,
-                     env={"MLFLOW_TRACKING_URI": trained_org.tracking_uri})
+    proc = _forecast(
+        "score",
+        "--data",
+        str(trained_org.data),
+        "--out",
+        out,
+        env={"MLFLOW_TRACKING_URI": trained_org.tracking_uri},
+    )
     assert time.monotonic() - started < 30
     assert proc.returncode == 2
     line = _one_error_line(proc)
@@ -134,8 +161,9 @@ def test_out_where_no_file_can_exist_fails_within_seconds(out, trained_org) -> N
 
 def test_a_lock_file_that_cannot_be_created_fails_at_once_not_at_the_timeout(tmp_path) -> None:
     started = time.monotonic()
-    with pytest.raises(OutputError, match="cannot create the lock file"), output_lock(
-        tmp_path / "missing" / ".out.lock", timeout=600, busy="another run holds it"
+    with (
+        pytest.raises(OutputError, match="cannot create the lock file"),
+        output_lock(tmp_path / "missing" / ".out.lock", timeout=600, busy="another run holds it"),
     ):
         pass
     assert time.monotonic() - started < 5
@@ -148,8 +176,9 @@ def test_a_lock_held_by_another_run_times_out_and_stays_with_its_holder(tmp_path
     holder = FileLock(str(path))
     holder.acquire()
     try:
-        with pytest.raises(OutputError, match="another run holds it"), output_lock(
-            path, timeout=0.3, busy="another run holds it"
+        with (
+            pytest.raises(OutputError, match="another run holds it"),
+            output_lock(path, timeout=0.3, busy="another run holds it"),
         ):
             pass
         assert path.exists()  # the waiter that gave up must not remove the holder's file
@@ -184,8 +213,11 @@ def test_unwritable_directory_is_named_with_its_option(tmp_path, monkeypatch) ->
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr(os, "mkdir", refused)
-    with pytest.raises(OutputError, match=rf"`--out-root` {tmp_path}/a/b: {tmp_path} is "
-                                          r"read-only \(read-only file system\)"):
+    with pytest.raises(
+        OutputError,
+        match=rf"`--out-root` {tmp_path}/a/b: {tmp_path} is "
+        r"read-only \(read-only file system\)",
+    ):
         check_writable_dir(tmp_path / "a" / "b", "--out-root")
 
 
@@ -199,8 +231,9 @@ def test_no_lock_file_is_left_after_a_successful_score(trained_org, tmp_path) ->
     assert _leftovers(out) == []
 
 
-def test_a_failed_score_leaves_no_lock_file_and_out_as_it_was(trained_org, tmp_path,
-                                                              monkeypatch) -> None:
+def test_a_failed_score_leaves_no_lock_file_and_out_as_it_was(
+    trained_org, tmp_path, monkeypatch
+) -> None:
     out = tmp_path / "out"
     score.run_score(trained_org.data, out, tracking_uri=trained_org.tracking_uri, report=False)
     before = _snapshot(out)
@@ -213,8 +246,7 @@ def test_a_failed_score_leaves_no_lock_file_and_out_as_it_was(trained_org, tmp_p
 
     monkeypatch.setattr(output, "write_parquet", dying)
     with pytest.raises(OSError, match="disk full"):
-        score.run_score(trained_org.data, out, tracking_uri=trained_org.tracking_uri,
-                        report=False)
+        score.run_score(trained_org.data, out, tracking_uri=trained_org.tracking_uri, report=False)
     assert _snapshot(out) == before
     assert _leftovers(out) == []
 
@@ -261,9 +293,22 @@ def test_ctrl_c_mid_write_says_one_line_exits_130_and_leaves_out_as_it_was(
     before = _earlier_score(trained_org, out)
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained_org.tracking_uri}
     proc = subprocess.Popen(
-        [sys.executable, "-c", STALLING, "--quiet", "score", "--data", str(trained_org.data),
-         "--out", str(out), "--no-report"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            STALLING,
+            "--quiet",
+            "score",
+            "--data",
+            str(trained_org.data),
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _interrupt_when(proc, lambda: any(tmp_path.glob(".out.tmp-*/drivers.parquet")))
     stdout, stderr = proc.communicate(timeout=60)
@@ -274,8 +319,9 @@ def test_ctrl_c_mid_write_says_one_line_exits_130_and_leaves_out_as_it_was(
     assert _leftovers(out) == []
 
 
-def test_ctrl_c_of_forecast_score_while_it_loads_leaves_out_as_it_was(trained_org,
-                                                                      tmp_path) -> None:
+def test_ctrl_c_of_forecast_score_while_it_loads_leaves_out_as_it_was(
+    trained_org, tmp_path
+) -> None:
     out = tmp_path / "out"
     before = _earlier_score(trained_org, out)
     # MLflow downloads the model into a temporary folder: once one appears, `score` is
@@ -284,8 +330,21 @@ def test_ctrl_c_of_forecast_score_while_it_loads_leaves_out_as_it_was(trained_or
     scratch.mkdir()
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained_org.tracking_uri, "TMPDIR": str(scratch)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "forecast", "--quiet", "score", "--data", str(trained_org.data),
-         "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "forecast",
+            "--quiet",
+            "score",
+            "--data",
+            str(trained_org.data),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _interrupt_when(proc, lambda: any(scratch.iterdir()))
     stdout, stderr = proc.communicate(timeout=60)
@@ -296,8 +355,9 @@ def test_ctrl_c_of_forecast_score_while_it_loads_leaves_out_as_it_was(trained_or
     assert _leftovers(out) == []
 
 
-def test_ctrl_c_during_catch_up_names_the_month_left_unwritten(trained_org, tmp_path,
-                                                              monkeypatch) -> None:
+def test_ctrl_c_during_catch_up_names_the_month_left_unwritten(
+    trained_org, tmp_path, monkeypatch
+) -> None:
     from forecast.commands.score import run_catch_up
     from forecast.errors import Interrupted
 
@@ -317,8 +377,9 @@ def test_ctrl_c_during_catch_up_names_the_month_left_unwritten(trained_org, tmp_
     monkeypatch.setattr(output, "write_parquet", interrupted)
     with pytest.raises(Interrupted) as caught:
         run_catch_up(trained_org.data, root, since=first, **kw)
-    assert str(caught.value) == (f"interrupted; {root / second} left as it was; {first} scored "
-                                 f"before it")
+    assert str(caught.value) == (
+        f"interrupted; {root / second} left as it was; {first} scored before it"
+    )
     assert sorted(p.name for p in root.iterdir()) == sorted([first, trained_org.latest])
     assert _snapshot(latest) == before
     assert _leftovers(root) == [] and not list(root.glob(".*"))
@@ -332,14 +393,18 @@ def _missing_store(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return db, {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
 
 
-@pytest.mark.parametrize("command", [
-    ("score", "--data", "{data}", "--out", "{tmp}/out"),
-    ("what-if", "--data", "{data}", "--team", "007", "--set", "after_hours_ratio=0.2"),
-    ("models",),
-    ("promote",),
-])
-def test_read_only_commands_say_there_is_no_store_and_create_none(command, trained_org,
-                                                                   tmp_path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("score", "--data", "{data}", "--out", "{tmp}/out"),
+        ("what-if", "--data", "{data}", "--team", "007", "--set", "after_hours_ratio=0.2"),
+        ("models",),
+        ("promote",),
+    ],
+)
+def test_read_only_commands_say_there_is_no_store_and_create_none(
+    command, trained_org, tmp_path
+) -> None:
     db, env = _missing_store(tmp_path)
     args = [a.format(data=trained_org.data, tmp=tmp_path) for a in command]
     proc = _forecast(*args, env=env, cwd=tmp_path)
@@ -354,14 +419,16 @@ def test_review_never_touches_the_tracking_store(trained_org, tmp_path) -> None:
     _, env = _missing_store(tmp_path)
     root = tmp_path / "root"
     root.mkdir()
-    proc = _forecast("review", "--data", str(trained_org.data), "--out-root", str(root),
-                     env=env, cwd=tmp_path)
+    proc = _forecast(
+        "review", "--data", str(trained_org.data), "--out-root", str(root), env=env, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "no").exists() and not (tmp_path / "mlruns").exists()
 
 
-def test_read_only_connect_does_not_even_construct_the_sqlalchemy_store(tmp_path,
-                                                                        monkeypatch) -> None:
+def test_read_only_connect_does_not_even_construct_the_sqlalchemy_store(
+    tmp_path, monkeypatch
+) -> None:
     from mlflow.store.tracking import sqlalchemy_store
 
     from forecast.mlops.tracking import connect

@@ -15,8 +15,11 @@ from forecast.mlops.tracking import ATTRITION_MODEL, CSAT_MODEL
 
 def _gate(champion: float, challenger: float, *, force: bool = False, horizons=(3, 3)):
     return gate(
-        champion_horizon=horizons[0], challenger_horizon=horizons[1],
-        champion_deviance=champion, challenger_deviance=challenger, force=force,
+        champion_horizon=horizons[0],
+        challenger_horizon=horizons[1],
+        champion_deviance=champion,
+        challenger_deviance=challenger,
+        force=force,
     )
 
 
@@ -45,8 +48,13 @@ def test_gate_refuses_different_horizons():
 
 
 def test_gate_force_switches_horizon_without_comparing():
-    decision = gate(champion_horizon=3, challenger_horizon=6, champion_deviance=None,
-                    challenger_deviance=None, force=True)
+    decision = gate(
+        champion_horizon=3,
+        challenger_horizon=6,
+        champion_deviance=None,
+        challenger_deviance=None,
+        force=True,
+    )
     assert decision.promote and decision.forced
 
 

@@ -16,8 +16,9 @@ def test_review_compares_due_forecasts_with_realised_values(trained_org, tmp_pat
     latest = pd.Period(trained_org.latest, "M")
     h = trained_org.horizon
     since = str(latest - h - 1)
-    run_catch_up(trained_org.data, root, since=since, tracking_uri=trained_org.tracking_uri,
-                 report=False)
+    run_catch_up(
+        trained_org.data, root, since=since, tracking_uri=trained_org.tracking_uri, report=False
+    )
     result = run_review(trained_org.data, root)
     due = [str(latest - h - 1), str(latest - h)]
     assert result.reviewed == due
@@ -26,14 +27,17 @@ def test_review_compares_due_forecasts_with_realised_values(trained_org, tmp_pat
 
     targets = build_targets(load_tables(trained_org.data), h)
     targets = targets[targets["as_of"].astype(str) == due[0]].set_index(
-        targets["team_id"].astype(str)[targets["as_of"].astype(str) == due[0]])
+        targets["team_id"].astype(str)[targets["as_of"].astype(str) == due[0]]
+    )
     teams = review[(review["level"] == "team") & (review["as_of"] == due[0])].set_index("team_id")
     np.testing.assert_allclose(teams["realised_leavers"], targets.loc[teams.index, "leavers"])
     scores = pd.read_parquet(root / due[0] / "scores.parquet").set_index("team_id")
-    np.testing.assert_allclose(teams["predicted_leavers"], scores.loc[teams.index,
-                                                                      "expected_leavers"])
+    np.testing.assert_allclose(
+        teams["predicted_leavers"], scores.loc[teams.index, "expected_leavers"]
+    )
     inside = (teams["realised_leavers"] >= teams["leavers_p10"]) & (
-        teams["realised_leavers"] <= teams["leavers_p90"])
+        teams["realised_leavers"] <= teams["leavers_p90"]
+    )
     assert (teams["leavers_covered"] == inside.astype(float)).all()
 
     org = review[(review["level"] == "organisation") & (review["as_of"] == due[0])].iloc[0]

@@ -20,8 +20,13 @@ from forecast.commands import score
 from forecast.errors import ConfigError, DataError, ModelError, OutputError, TrackingError
 from forecast.scoring import output
 
-PARQUETS = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet", "drift.parquet",
-            "history.parquet")
+PARQUETS = (
+    "scores.parquet",
+    "drivers.parquet",
+    "drivers_by_family.parquet",
+    "drift.parquet",
+    "history.parquet",
+)
 
 
 def _score(org, out: Path, data: Path | None = None, **kwargs) -> score.ScoreResult:
@@ -30,8 +35,11 @@ def _score(org, out: Path, data: Path | None = None, **kwargs) -> score.ScoreRes
 
 
 def _bytes(out: Path) -> dict[str, bytes]:
-    return {name: (out / name).read_bytes() for name in sorted(os.listdir(out))
-            if name != "manifest.json"}
+    return {
+        name: (out / name).read_bytes()
+        for name in sorted(os.listdir(out))
+        if name != "manifest.json"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +51,18 @@ def scored(trained_org, tmp_path_factory) -> Path:
 
 def test_scores_have_contract_columns_types_and_one_row_per_team(scored, trained_org) -> None:
     s = pd.read_parquet(scored / "scores.parquet")
-    assert list(s.columns[:7]) == ["team_id", "as_of", "headcount", "expected_leavers",
-                                   "attrition_rate", "csat_change", "reportable"]
-    assert {"leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90",
-            "risk_band"} <= set(s.columns)
+    assert list(s.columns[:7]) == [
+        "team_id",
+        "as_of",
+        "headcount",
+        "expected_leavers",
+        "attrition_rate",
+        "csat_change",
+        "reportable",
+    ]
+    assert {"leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90", "risk_band"} <= set(
+        s.columns
+    )
     assert s["team_id"].is_unique and (s["headcount"] >= 1).all()
     assert s["headcount"].dtype == np.int64 and s["reportable"].dtype == bool
     assert (s["as_of"] == trained_org.latest).all()
@@ -78,8 +94,10 @@ def test_drivers_add_up_to_the_model_output_for_both_targets(scored) -> None:
     ear = d[(d["target"] == "csat") & (d["feature"] == "expected_attrition_rate")]
     assert len(ear) == len(cs) and (ear["family"] == "attrition").all()
     fam = pd.read_parquet(scored / "drivers_by_family.parquet")
-    by = fam.groupby(["target", "team_id"])["shap_value"].sum() + fam.groupby(
-        ["target", "team_id"])["base_value"].first()
+    by = (
+        fam.groupby(["target", "team_id"])["shap_value"].sum()
+        + fam.groupby(["target", "team_id"])["base_value"].first()
+    )
     np.testing.assert_allclose(by.loc[raw.index], raw, atol=1e-9)
 
 
@@ -123,8 +141,12 @@ def test_future_rows_do_not_change_scores_as_of_t(trained_org, tmp_path) -> None
     _truncate(trained_org.data, past, month)
     _score(trained_org, tmp_path / "full", as_of=month)
     _score(trained_org, tmp_path / "trunc", data=past, as_of=month)
-    for name in ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet",
-                 "history.parquet"):
+    for name in (
+        "scores.parquet",
+        "drivers.parquet",
+        "drivers_by_family.parquet",
+        "history.parquet",
+    ):
         assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "trunc" / name).read_bytes()
 
 
@@ -202,8 +224,9 @@ def test_two_runs_at_once_leave_one_complete_output(trained_org, tmp_path) -> No
         t.join()
     assert not errors
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir()
-                                               if p.name != "manifest.json")
+    assert sorted(manifest["files"]) == sorted(
+        p.name for p in out.iterdir() if p.name != "manifest.json"
+    )
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(trained_org, tmp_path) -> None:
@@ -245,8 +268,9 @@ def test_manifest_records_lineage_and_the_model_is_tagged(scored, trained_org) -
     assert m["model"]["attrition"]["version"] == "1" and "champion" in m["model"]["aliases"]
     assert len(m["data"]["hash"]) == 64 and m["rows"]["scores"] > 0
     assert m["drift"]["features"] > 0 and "created_at" in m
-    client = MlflowClient(tracking_uri=trained_org.tracking_uri,
-                          registry_uri=trained_org.tracking_uri)
+    client = MlflowClient(
+        tracking_uri=trained_org.tracking_uri, registry_uri=trained_org.tracking_uri
+    )
     tags = client.get_model_version("forecast-attrition", "1").tags
     assert tags[f"scored.{trained_org.latest}"]
 

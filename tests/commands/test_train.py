@@ -52,9 +52,11 @@ def test_both_models_of_a_pair_come_from_one_run_and_name_each_other(registry_or
 
 
 def test_versions_record_what_is_needed_to_rerun_them(registry_org):
-    tags = _client(registry_org.tracking_uri).get_model_version(
-        ATTRITION_MODEL, registry_org.first.pair.attrition_version
-    ).tags
+    tags = (
+        _client(registry_org.tracking_uri)
+        .get_model_version(ATTRITION_MODEL, registry_org.first.pair.attrition_version)
+        .tags
+    )
     assert tags["horizon"] == "3"
     assert re.fullmatch(r"[0-9a-f]{64}", tags["spec_hash"])
     assert tags["data_hash"] == registry_org.first.data_hash
@@ -66,8 +68,14 @@ def test_run_logs_params_metrics_and_artifacts(registry_org):
     client = _client(registry_org.tracking_uri)
     run = client.get_run(registry_org.first.run_id)
     params, metrics = run.data.params, run.data.metrics
-    for key in ("horizon", "feature_spec_hash", "data_hash", "model_config_hash",
-                "attrition.learning_rate", "csat.num_leaves"):
+    for key in (
+        "horizon",
+        "feature_spec_hash",
+        "data_hash",
+        "model_config_hash",
+        "attrition.learning_rate",
+        "csat.num_leaves",
+    ):
         assert key in params
     assert params["num_boost_round"] == "15"
     assert metrics["attrition.lightgbm.deviance"] == pytest.approx(
@@ -75,10 +83,19 @@ def test_run_logs_params_metrics_and_artifacts(registry_org):
     )
     assert "attrition.org_rate.deviance" in metrics
     root = Path(urlparse(run.info.artifact_uri).path)
-    for rel in ("config/feature_spec.yaml", "config/model_config.yaml", "config/training.json",
-                "features/feature_list.txt", "features/feature_catalog.csv",
-                "features/importance.csv", "backtest/metrics.csv", "backtest/metrics.json",
-                "backtest/calibration.png", "lineage.json", "model_card.md"):
+    for rel in (
+        "config/feature_spec.yaml",
+        "config/model_config.yaml",
+        "config/training.json",
+        "features/feature_list.txt",
+        "features/feature_catalog.csv",
+        "features/importance.csv",
+        "backtest/metrics.csv",
+        "backtest/metrics.json",
+        "backtest/calibration.png",
+        "lineage.json",
+        "model_card.md",
+    ):
         assert (root / rel).is_file(), rel
 
 
@@ -106,9 +123,14 @@ def test_no_individual_identifier_in_any_logged_file(registry_org):
 def test_pair_resolves_the_same_by_alias_version_run_id_and_uri(registry_org):
     uri, ref = registry_org.tracking_uri, registry_org.first.pair
     panel = registry_org.first.record.panel.tail(40)
-    refs = ["champion", ref.attrition_version, ref.run_id,
-            f"models:/{ATTRITION_MODEL}/{ref.attrition_version}",
-            f"models:/{ATTRITION_MODEL}@champion", f"models:/{ATTRITION_MODEL}/@champion"]
+    refs = [
+        "champion",
+        ref.attrition_version,
+        ref.run_id,
+        f"models:/{ATTRITION_MODEL}/{ref.attrition_version}",
+        f"models:/{ATTRITION_MODEL}@champion",
+        f"models:/{ATTRITION_MODEL}/@champion",
+    ]
     outs = [resolve_pair(r, tracking_uri=uri) for r in refs]
     assert {(o.ref.attrition_version, o.ref.csat_version, o.ref.run_id) for o in outs} == {
         (ref.attrition_version, ref.csat_version, ref.run_id)
@@ -126,8 +148,11 @@ def test_challenger_resolves_to_the_second_pair(registry_org):
 
 def test_nothing_registered_is_a_clear_model_error(empty_store):
     uri = empty_store
-    with pytest.raises(ModelError, match=r"no model registered under alias champion in sqlite:"
-                                         r".*; run `forecast train --data DIR` first\."):
+    with pytest.raises(
+        ModelError,
+        match=r"no model registered under alias champion in sqlite:"
+        r".*; run `forecast train --data DIR` first\.",
+    ):
         resolve_pair("champion", tracking_uri=uri)
 
 

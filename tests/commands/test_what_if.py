@@ -42,14 +42,17 @@ def specs():
 # --------------------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize("signal, why", [
-    ("gender", "protected attribute"),
-    ("birth_year", "protected attribute"),
-    ("vol_leavers", "history"),
-    ("tenure", "history"),
-    ("csat", "history"),
-    ("no_such_signal", "must name a workload or engagement signal"),
-])
+@pytest.mark.parametrize(
+    "signal, why",
+    [
+        ("gender", "protected attribute"),
+        ("birth_year", "protected attribute"),
+        ("vol_leavers", "history"),
+        ("tenure", "history"),
+        ("csat", "history"),
+        ("no_such_signal", "must name a workload or engagement signal"),
+    ],
+)
 def test_refuses_signals_a_leader_cannot_set(org, specs, signal: str, why: str) -> None:
     _, tables, _ = org
     with pytest.raises(ConfigError, match=why) as info:
@@ -103,12 +106,25 @@ def test_report_whatifs_move_each_teams_top_actionable_driver_to_the_median(org,
     pair = resolved.pair
     batch = build_batch(tables, pair, specs, as_of=as_of, reference=(None, "none"))
     engine = make_engine(specs, stored=resolved.what_if_fits)
-    res = report_whatifs(tables, pair, specs, batch.scores, batch.drivers, as_of, n_teams=8,
-                         engine=engine)
+    res = report_whatifs(
+        tables, pair, specs, batch.scores, batch.drivers, as_of, n_teams=8, engine=engine
+    )
     assert set(res["team_id"]) <= set(batch.scores.loc[batch.scores["reportable"], "team_id"])
-    assert res["signal"].isin(["after_hours_ratio", "cases_per_head", "absence_rate",
-                               "system_uptime", "engagement", "manager_support",
-                               "canteen_rating"]).all()
+    assert (
+        res["signal"]
+        .isin(
+            [
+                "after_hours_ratio",
+                "cases_per_head",
+                "absence_rate",
+                "system_uptime",
+                "engagement",
+                "manager_support",
+                "canteen_rating",
+            ]
+        )
+        .all()
+    )
     assert np.isfinite(res["after_expected_leavers"]).all()
 
 
@@ -118,13 +134,23 @@ def test_report_whatifs_move_each_teams_top_actionable_driver_to_the_median(org,
 def test_what_if_json_is_one_list_with_before_and_after(org, tmp_path: Path) -> None:
     trained, tables, _ = org
     teams = current_teams(tables, pd.Period(trained.latest, freq="M"))[:2]
-    args = [sys.executable, "-m", "forecast", "what-if", "--data", str(trained.data),
-            "--set", "after_hours_ratio=0.05", "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "forecast",
+        "what-if",
+        "--data",
+        str(trained.data),
+        "--set",
+        "after_hours_ratio=0.05",
+        "--json",
+    ]
     for t in teams:
         args += ["--team", t]
     env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": trained.tracking_uri}
-    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout)
     assert isinstance(records, list) and [r["team_id"] for r in records] == teams
@@ -164,8 +190,9 @@ def test_what_if_with_a_pair_without_stored_fits_fits_the_engine(registry_org) -
 
     tables = load_tables(registry_org.data)
     teams = current_teams(tables, tables.workload["month"].max())[:2]
-    res = run_what_if(registry_org.data, teams, "after_hours_ratio=0.05",
-                      tracking_uri=registry_org.tracking_uri)
+    res = run_what_if(
+        registry_org.data, teams, "after_hours_ratio=0.05", tracking_uri=registry_org.tracking_uri
+    )
     assert res["team_id"].tolist() == teams
     assert np.isfinite(res["after_expected_leavers"]).all()
 
@@ -173,18 +200,40 @@ def test_what_if_with_a_pair_without_stored_fits_fits_the_engine(registry_org) -
 def test_what_if_refuses_a_protected_attribute_in_one_line(org, tmp_path: Path) -> None:
     trained, _, _ = org
     result = subprocess.run(
-        [sys.executable, "-m", "forecast", "what-if", "--data", str(trained.data), "--team",
-         "007", "--set", "gender=1"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "forecast",
+            "what-if",
+            "--data",
+            str(trained.data),
+            "--team",
+            "007",
+            "--set",
+            "gender=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "protected attribute" in lines[0]
 
 
 def test_json_records_turn_nan_into_null() -> None:
-    frame = pd.DataFrame({
-        "team_id": ["A"], "as_of": ["2024-01"], "signal": ["x"], "value": [1.0],
-        "before_expected_leavers": [1.0], "after_expected_leavers": [0.5],
-        "before_csat_change": [np.nan], "after_csat_change": [np.nan],
-    })
+    frame = pd.DataFrame(
+        {
+            "team_id": ["A"],
+            "as_of": ["2024-01"],
+            "signal": ["x"],
+            "value": [1.0],
+            "before_expected_leavers": [1.0],
+            "after_expected_leavers": [0.5],
+            "before_csat_change": [np.nan],
+            "after_csat_change": [np.nan],
+        }
+    )
     [rec] = as_json_records(frame)
     assert rec["before"]["csat_change"] is None and json.dumps(rec)

@@ -36,8 +36,19 @@ def run(monkeypatch, capsys, trained, *args: str) -> tuple[int, list[str], str]:
 
 def what_if(monkeypatch, capsys, org, value: str) -> tuple[int, list[str], str]:
     trained, _, _, _, _, teams = org
-    return run(monkeypatch, capsys, trained, "what-if", "--data", str(trained.data),
-               "--team", teams[0], "--set", f"{SIGNAL}={value}", "--json")
+    return run(
+        monkeypatch,
+        capsys,
+        trained,
+        "what-if",
+        "--data",
+        str(trained.data),
+        "--team",
+        teams[0],
+        "--set",
+        f"{SIGNAL}={value}",
+        "--json",
+    )
 
 
 def shown_range(line: str) -> tuple[float, float]:
@@ -139,8 +150,12 @@ def assert_on_scale(res: pd.DataFrame, tables, as_of: pd.Period, headcount: pd.S
             assert (v >= 0).all() and (v <= hc + 1e-9).all(), col
     level = np.array([recent_csat_loop(tables, t, as_of) for t in res["team_id"]])
     assert np.isfinite(level).sum() >= len(res) // 2
-    for col in ("before_csat_change", "after_csat_change", "after_csat_change_p10",
-                "after_csat_change_p90"):
+    for col in (
+        "before_csat_change",
+        "after_csat_change",
+        "after_csat_change_p10",
+        "after_csat_change_p90",
+    ):
         if col in res:
             v = level + res[col].to_numpy(float)
             ok = np.isfinite(v)
@@ -153,8 +168,7 @@ def test_a_value_at_the_edge_of_the_range_stays_on_the_scales(org, edge: str):
 
     trained, tables, as_of, lo, hi, teams = org
     value = lo if edge == "min" else hi
-    res = run_what_if(trained.data, teams, f"{SIGNAL}={value!r}",
-                      tracking_uri=trained.tracking_uri)
+    res = run_what_if(trained.data, teams, f"{SIGNAL}={value!r}", tracking_uri=trained.tracking_uri)
     assert len(res) == len(teams) and (res["value"] == value).all()
     assert_on_scale(res, tables, as_of, res.set_index("team_id")["headcount"])
 
@@ -170,9 +184,13 @@ class _OffScalePair:
         self.features = pair.features
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"team_id": rows["team_id"].astype(str).to_numpy(),
-                             "expected_leavers": 3.0 * rows["headcount"].to_numpy(float),
-                             "csat_change": -500.0})
+        return pd.DataFrame(
+            {
+                "team_id": rows["team_id"].astype(str).to_numpy(),
+                "expected_leavers": 3.0 * rows["headcount"].to_numpy(float),
+                "csat_change": -500.0,
+            }
+        )
 
 
 def test_off_scale_forecasts_are_bounded_by_the_causal_engine(org):
@@ -182,10 +200,10 @@ def test_off_scale_forecasts_are_bounded_by_the_causal_engine(org):
     trained, tables, as_of, lo, _, teams = org
     resolved = resolve_pair("champion", trained.tracking_uri)
     res = make_engine(stored=resolved.what_if_fits).estimate(
-        tables, _OffScalePair(resolved.pair), teams, SIGNAL, lo, as_of)
+        tables, _OffScalePair(resolved.pair), teams, SIGNAL, lo, as_of
+    )
     assert_on_scale(res, tables, as_of, res.set_index("team_id")["headcount"])
     assert (res["after_csat_change"].dropna() > -100).all()
-
 
 
 def test_the_reports_what_ifs_use_values_in_range(org):
@@ -202,8 +220,9 @@ def test_the_reports_what_ifs_use_values_in_range(org):
     pair = resolved.pair
     batch = build_batch(tables, pair, specs, as_of=as_of, reference=(None, "none"))
     engine = make_engine(specs, stored=resolved.what_if_fits)
-    res = report_whatifs(tables, pair, specs, batch.scores, batch.drivers, as_of, n_teams=8,
-                         engine=engine)
+    res = report_whatifs(
+        tables, pair, specs, batch.scores, batch.drivers, as_of, n_teams=8, engine=engine
+    )
     assert len(res)
     for signal, value in zip(res["signal"], res["value"], strict=True):
         setting = check_what_if_signal(tables, specs, signal)
@@ -213,9 +232,14 @@ def test_the_reports_what_ifs_use_values_in_range(org):
 # --------------------------------------------------------------------------- item 8: options
 
 
-@pytest.mark.parametrize("option, value, field", [
-    ("--teams", "-5", "n_teams"), ("--months", "0", "n_months"), ("--seed", "-1", "seed"),
-])
+@pytest.mark.parametrize(
+    "option, value, field",
+    [
+        ("--teams", "-5", "n_teams"),
+        ("--months", "0", "n_months"),
+        ("--seed", "-1", "seed"),
+    ],
+)
 def test_simulate_names_the_option_not_the_field(tmp_path, capsys, option, value, field):
     code = main(["simulate", "--out", str(tmp_path / "sim"), option, value])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -239,8 +263,9 @@ def test_simconfig_from_python_still_names_its_fields():
 
 
 def test_simulate_truth_with_too_few_months_names_the_option(tmp_path, capsys):
-    code = main(["simulate", "--out", str(tmp_path / "sim"), "--teams", "2", "--months", "5",
-                 "--truth"])
+    code = main(
+        ["simulate", "--out", str(tmp_path / "sim"), "--teams", "2", "--months", "5", "--truth"]
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "`--months` must be at least 6" in lines[0], lines
 

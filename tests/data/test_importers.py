@@ -57,12 +57,23 @@ def hrd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _mfg_rows(rows: list[dict[str, str]]) -> pd.DataFrame:
     """A tiny MFG-shaped frame: each row overrides the defaults of one snapshot."""
     base = {
-        "EmployeeID": "1", "recorddate_key": "12/31/2006 0:00", "birthdate_key": "1/3/1970",
-        "orighiredate_key": "8/28/2000", "terminationdate_key": "1/1/1900", "age": "36",
-        "length_of_service": "6", "city_name": "Vancouver", "department_name": "Dairy",
-        "job_title": "Dairy Person", "store_name": "35", "gender_short": "F",
-        "gender_full": "Female", "termreason_desc": "Not Applicable",
-        "termtype_desc": "Not Applicable", "STATUS_YEAR": "2006", "STATUS": "ACTIVE",
+        "EmployeeID": "1",
+        "recorddate_key": "12/31/2006 0:00",
+        "birthdate_key": "1/3/1970",
+        "orighiredate_key": "8/28/2000",
+        "terminationdate_key": "1/1/1900",
+        "age": "36",
+        "length_of_service": "6",
+        "city_name": "Vancouver",
+        "department_name": "Dairy",
+        "job_title": "Dairy Person",
+        "store_name": "35",
+        "gender_short": "F",
+        "gender_full": "Female",
+        "termreason_desc": "Not Applicable",
+        "termtype_desc": "Not Applicable",
+        "STATUS_YEAR": "2006",
+        "STATUS": "ACTIVE",
         "BUSINESS_UNIT": "STORES",
     }
     return pd.DataFrame([{**base, **r} for r in rows], dtype="string")
@@ -74,13 +85,21 @@ def _mfg_rows(rows: list[dict[str, str]]) -> pd.DataFrame:
 def test_exit_is_taken_only_from_the_terminated_row() -> None:
     # The ACTIVE 2006 snapshot already carries the 2007 termination date (the look-ahead trap);
     # an employee whose only rows are ACTIVE with a filled date must stay employed.
-    frame = _mfg_rows([
-        {"EmployeeID": "1", "terminationdate_key": "3/15/2007"},
-        {"EmployeeID": "1", "terminationdate_key": "3/15/2007", "STATUS": "TERMINATED",
-         "STATUS_YEAR": "2007", "recorddate_key": "3/1/2007 0:00",
-         "termreason_desc": "Resignaton", "termtype_desc": "Voluntary"},
-        {"EmployeeID": "2", "terminationdate_key": "6/30/2016"},
-    ])
+    frame = _mfg_rows(
+        [
+            {"EmployeeID": "1", "terminationdate_key": "3/15/2007"},
+            {
+                "EmployeeID": "1",
+                "terminationdate_key": "3/15/2007",
+                "STATUS": "TERMINATED",
+                "STATUS_YEAR": "2007",
+                "recorddate_key": "3/1/2007 0:00",
+                "termreason_desc": "Resignaton",
+                "termtype_desc": "Voluntary",
+            },
+            {"EmployeeID": "2", "terminationdate_key": "6/30/2016"},
+        ]
+    )
     emp = convert_mfg(frame).frames["employees"].set_index("employee_id")
     assert emp.loc["1", "exit_date"] == pd.Timestamp("2007-03-15")
     assert emp.loc["1", "exit_type"] == "voluntary"
@@ -89,12 +108,24 @@ def test_exit_is_taken_only_from_the_terminated_row() -> None:
 
 
 def test_retirement_as_involuntary_keeps_retirees_out_of_voluntary_leavers() -> None:
-    frame = _mfg_rows([
-        {"EmployeeID": "1", "STATUS": "TERMINATED", "terminationdate_key": "5/1/2006",
-         "termreason_desc": "Retirement", "termtype_desc": "Voluntary"},
-        {"EmployeeID": "2", "STATUS": "TERMINATED", "terminationdate_key": "5/1/2006",
-         "termreason_desc": "Resignaton", "termtype_desc": "Voluntary"},
-    ])
+    frame = _mfg_rows(
+        [
+            {
+                "EmployeeID": "1",
+                "STATUS": "TERMINATED",
+                "terminationdate_key": "5/1/2006",
+                "termreason_desc": "Retirement",
+                "termtype_desc": "Voluntary",
+            },
+            {
+                "EmployeeID": "2",
+                "STATUS": "TERMINATED",
+                "terminationdate_key": "5/1/2006",
+                "termreason_desc": "Resignaton",
+                "termtype_desc": "Voluntary",
+            },
+        ]
+    )
     default = convert_mfg(frame).frames["employees"].set_index("employee_id")["exit_type"]
     moved = convert_mfg(frame, retirement_as="involuntary").frames["employees"]
     moved = moved.set_index("employee_id")["exit_type"]
@@ -137,7 +168,9 @@ def test_mfg_converts_to_one_valid_spell_per_employee(mfg_dir: Path) -> None:
     assert (emp["exit_type"] == "voluntary").sum() == 1270
     assert (emp["exit_type"] == "involuntary").sum() == 215
     assert emp["exit_reason"].value_counts().to_dict() == {
-        "retirement": 885, "resignation": 385, "layoff": 215,
+        "retirement": 885,
+        "resignation": 385,
+        "layoff": 215,
     }
     assert {"gender", "birth_year"} <= set(tables.protected)
     assert {"city", "business_unit", "store_id"} <= set(emp.columns)
@@ -198,8 +231,7 @@ def test_yearly_differences_are_exactly_the_31_december_leavers(
         # People leaving on 12/31 have an ACTIVE 12/31 snapshot too (the 5 duplicated pairs);
         # the contract's whole months count them as gone by the end of December.
         dec31 = term.loc[term["terminationdate_key"] == f"12/31/{year}", "EmployeeID"]
-        both = active.loc[(active["STATUS_YEAR"] == str(year))
-                          & active["EmployeeID"].isin(dec31)]
+        both = active.loc[(active["STATUS_YEAR"] == str(year)) & active["EmployeeID"].isin(dec31)]
         assert _slow_headcount(emp, year) == theirs - len(both), year
 
 
@@ -238,7 +270,11 @@ def test_hrdataset_converts_with_stripped_departments(hrd_dir: Path) -> None:
     emp = tables.employees
     assert len(emp) == 311
     assert sorted(emp["team_id"].unique()) == [
-        "Admin Offices", "Executive Office", "IT/IS", "Production", "Sales",
+        "Admin Offices",
+        "Executive Office",
+        "IT/IS",
+        "Production",
+        "Sales",
         "Software Engineering",
     ]
     assert (emp["exit_type"] == "voluntary").sum() == 88
@@ -270,13 +306,15 @@ def test_hrdataset_engagement_suppresses_cells_under_five(hrd_dir: Path) -> None
 def test_hrdataset_engagement_cell_is_the_mean_of_its_answers(hrd_dir: Path) -> None:
     src = read_source_csv(_need(HRD))
     month = pd.to_datetime(src["LastPerformanceReview_Date"], format="%m/%d/%Y")
-    it = src.loc[(src["Department"].str.strip() == "IT/IS")
-                 & (month.dt.strftime("%Y-%m") == "2019-01")]
+    it = src.loc[
+        (src["Department"].str.strip() == "IT/IS") & (month.dt.strftime("%Y-%m") == "2019-01")
+    ]
     eng = load_tables(hrd_dir).engagement
     cell = eng.loc[(eng["team_id"] == "IT/IS") & (eng["month"] == pd.Period("2019-01", freq="M"))]
     assert cell["responses"].item() == len(it)
-    assert cell["engagement"].item() == pytest.approx(it["EngagementSurvey"].astype(float).mean(),
-                                                      abs=1e-3)
+    assert cell["engagement"].item() == pytest.approx(
+        it["EngagementSurvey"].astype(float).mean(), abs=1e-3
+    )
 
 
 def test_hrdataset_by_manager_fills_blank_ids_from_the_same_manager(tmp_path: Path) -> None:

@@ -50,8 +50,12 @@ def assert_same_columns(fast: pd.DataFrame, ref: pd.DataFrame) -> None:
     )
     for col in fast.columns[3:]:
         np.testing.assert_allclose(
-            fast[col].to_numpy(), ref[col].to_numpy(dtype=float), rtol=1e-9, atol=1e-9,
-            equal_nan=True, err_msg=col,
+            fast[col].to_numpy(),
+            ref[col].to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-9,
+            equal_nan=True,
+            err_msg=col,
         )
 
 
@@ -81,9 +85,13 @@ def test_every_family_produces_features_named_family_signal_transform(panel):
     features = panel.columns[3:]
     assert {c.split(FEATURE_SEP)[0] for c in features} == set(FAMILIES)
     assert all(len(c.split(FEATURE_SEP)) == 3 for c in features)
-    for name in ("workload__overtime_ratio__mean_3m", "engagement__engagement__age_months",
-                 "cx__csat__mean_3m", "tenure__tenure__share_lt_6m",
-                 "people_flow__vol_leavers__longrun_rate_shrunk"):
+    for name in (
+        "workload__overtime_ratio__mean_3m",
+        "engagement__engagement__age_months",
+        "cx__csat__mean_3m",
+        "tenure__tenure__share_lt_6m",
+        "people_flow__vol_leavers__longrun_rate_shrunk",
+    ):
         assert name in features
 
 
@@ -124,11 +132,14 @@ def test_future_rows_do_not_change_features_as_of_t(frames, specs):
     open_at_t = (emp["hire_date"].str[:7] <= t) & (emp["exit_date"] == "")
     first_open = emp.index[open_at_t][0]
     emp.loc[first_open, ["exit_date", "exit_type"]] = ["2022-02-14", "voluntary"]
-    new = emp.iloc[[0]].assign(employee_id="NEW1", team_id="T999", hire_date="2022-01-03",
-                               exit_date="", exit_type="")
+    new = emp.iloc[[0]].assign(
+        employee_id="NEW1", team_id="T999", hire_date="2022-01-03", exit_date="", exit_type=""
+    )
     future["employees"] = pd.concat([emp, new], ignore_index=True)
-    assert ((future["employees"]["hire_date"].str[:7] <= t)
-            & (future["employees"]["exit_date"].str[:7] > t)).any()
+    assert (
+        (future["employees"]["hire_date"].str[:7] <= t)
+        & (future["employees"]["exit_date"].str[:7] > t)
+    ).any()
     full = tables_from_frames(future)
 
     before = build_panel(past, specs)
@@ -137,7 +148,8 @@ def test_future_rows_do_not_change_features_as_of_t(frames, specs):
     pd.testing.assert_frame_equal(after, before, check_exact=True)
     scored = build_panel(full, specs, as_of=t)
     pd.testing.assert_frame_equal(
-        scored, before[before["as_of"] == pd.Period(t, freq="M")].reset_index(drop=True),
+        scored,
+        before[before["as_of"] == pd.Period(t, freq="M")].reset_index(drop=True),
         check_exact=True,
     )
 
@@ -157,12 +169,13 @@ def test_renamed_signal_columns_still_produce_features(frames, specs, panel):
     )
     renamed["engagement"] = frames["engagement"].rename(columns={"engagement": "pulse_score"})
     out = build_panel(tables_from_frames(renamed), specs)
-    for old, new in [("workload__overtime_ratio", "workload__after_hours_share"),
-                     ("workload__cases_per_head", "workload__tickets_per_fte"),
-                     ("engagement__engagement", "engagement__pulse_score")]:
+    for old, new in [
+        ("workload__overtime_ratio", "workload__after_hours_share"),
+        ("workload__cases_per_head", "workload__tickets_per_fte"),
+        ("engagement__engagement", "engagement__pulse_score"),
+    ]:
         for transform in ("mean_3m", "trend_12m") if old.startswith("workload") else ("last",):
-            np.testing.assert_array_equal(out[f"{new}__{transform}"],
-                                          panel[f"{old}__{transform}"])
+            np.testing.assert_array_equal(out[f"{new}__{transform}"], panel[f"{old}__{transform}"])
 
 
 def test_identifier_like_columns_are_not_signals(panel):
@@ -193,8 +206,11 @@ def test_protected_attribute_opted_in_becomes_feature_and_run_warns(tmp_path, ta
     specs = load_specs(_specs_with(tmp_path, "tenure.yaml", extra))
     with caplog.at_level(logging.WARNING, logger="forecast"):
         out = build_panel(tables, specs)
-    assert {"tenure__gender__share_f", "tenure__gender__share_m",
-            "tenure__birth_year__mean"} <= set(out.columns)
+    assert {
+        "tenure__gender__share_f",
+        "tenure__gender__share_m",
+        "tenure__birth_year__mean",
+    } <= set(out.columns)
     assert out["tenure__gender__share_f"].between(0, 1).all()
     assert out["tenure__birth_year__mean"].between(1960, 2000).all()
     warned = [r.getMessage() for r in caplog.records if "gender" in r.getMessage()]
@@ -230,17 +246,28 @@ def test_missing_optional_tables_yield_no_columns(frames, specs):
 
 
 def test_engagement_carries_last_survey_forward_with_its_age_never_interpolates(specs):
-    employees = pd.DataFrame({
-        "employee_id": ["E1"], "team_id": ["T1"], "hire_date": ["2020-01-01"],
-        "exit_date": [""], "exit_type": [""],
-    })
-    engagement = pd.DataFrame({"team_id": ["T1", "T1", "T1"],
-                               "month": ["2020-01", "2020-04", "2020-07"],
-                               "engagement": ["60", "", "90"]})
-    workload = pd.DataFrame({"team_id": "T1", "month": [f"2020-{m:02d}" for m in range(1, 9)],
-                             "load": "1.0"})
-    tables = tables_from_frames({"employees": employees, "engagement": engagement,
-                                 "workload": workload})
+    employees = pd.DataFrame(
+        {
+            "employee_id": ["E1"],
+            "team_id": ["T1"],
+            "hire_date": ["2020-01-01"],
+            "exit_date": [""],
+            "exit_type": [""],
+        }
+    )
+    engagement = pd.DataFrame(
+        {
+            "team_id": ["T1", "T1", "T1"],
+            "month": ["2020-01", "2020-04", "2020-07"],
+            "engagement": ["60", "", "90"],
+        }
+    )
+    workload = pd.DataFrame(
+        {"team_id": "T1", "month": [f"2020-{m:02d}" for m in range(1, 9)], "load": "1.0"}
+    )
+    tables = tables_from_frames(
+        {"employees": employees, "engagement": engagement, "workload": workload}
+    )
     out = build_panel(tables, specs).set_index("as_of")
     june = out.loc[pd.Period("2020-06", freq="M")]
     assert june["engagement__engagement__last"] == 60  # suppressed April: January carries
@@ -254,8 +281,15 @@ def test_engagement_carries_last_survey_forward_with_its_age_never_interpolates(
 
 def test_feature_catalog_describes_every_feature_in_plain_words(specs, panel):
     catalog = feature_catalog(specs, list(panel.columns))
-    assert list(catalog.columns) == ["feature", "family", "signal", "transform", "label",
-                                     "actionable", "source_table"]
+    assert list(catalog.columns) == [
+        "feature",
+        "family",
+        "signal",
+        "transform",
+        "label",
+        "actionable",
+        "source_table",
+    ]
     assert list(catalog["feature"]) == list(panel.columns[3:])
     row = catalog.set_index("feature").loc["workload__overtime_ratio__mean_3m"]
     assert row["label"] == "overtime, 3-month average"
@@ -274,8 +308,11 @@ def test_features_by_table_names_what_each_table_feeds(tables, specs, panel):
 def test_spec_error_names_file_and_key(tmp_path):
     directory = tmp_path / "features"
     shutil.copytree(default_spec_dir(), directory)
-    text = (directory / "workload.yaml").read_text().replace(
-        "{kind: trend, window: 12}", "{kind: trend, window: 0}")
+    text = (
+        (directory / "workload.yaml")
+        .read_text()
+        .replace("{kind: trend, window: 12}", "{kind: trend, window: 0}")
+    )
     (directory / "workload.yaml").write_text(text)
     with pytest.raises(SpecError) as err:
         load_specs(directory)
@@ -284,10 +321,13 @@ def test_spec_error_names_file_and_key(tmp_path):
     )
 
 
-@pytest.mark.parametrize("extra, key", [
-    ("bogus: 1\n", "`bogus`"),
-    ("opt_in_protected: [team_size]\n", "`opt_in_protected[0]`"),
-])
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ("bogus: 1\n", "`bogus`"),
+        ("opt_in_protected: [team_size]\n", "`opt_in_protected[0]`"),
+    ],
+)
 def test_spec_error_on_unknown_key_or_unprotected_opt_in(tmp_path, extra, key):
     with pytest.raises(SpecError, match=re.escape(key)):
         load_specs(_specs_with(tmp_path, "cx.yaml", extra))

@@ -18,20 +18,25 @@ T = pd.Period("2024-03", freq="M")
 ANCHOR = ("A0", "2023-01-10", "", "")  # an open spell that keeps the team in the panel
 
 
-def tiny(*spells: tuple[str, str, str, str], cx: list[tuple[str, str, str]] | None = None,
-         months: int = 12, data_start: str | None = None):
+def tiny(
+    *spells: tuple[str, str, str, str],
+    cx: list[tuple[str, str, str]] | None = None,
+    months: int = 12,
+    data_start: str | None = None,
+):
     """One team T1, monthly workload for 2024-01 .. 2024-12 (the latest complete month)."""
     rows = [ANCHOR, *spells]
-    employees = pd.DataFrame(rows, columns=["employee_id", "hire_date", "exit_date",
-                                            "exit_type"]).assign(team_id="T1")
+    employees = pd.DataFrame(
+        rows, columns=["employee_id", "hire_date", "exit_date", "exit_type"]
+    ).assign(team_id="T1")
     frames = {
         "employees": employees,
-        "workload": pd.DataFrame({"team_id": "T1", "load": "1",
-                                  "month": [f"2024-{m:02d}" for m in range(1, months + 1)]}),
+        "workload": pd.DataFrame(
+            {"team_id": "T1", "load": "1", "month": [f"2024-{m:02d}" for m in range(1, months + 1)]}
+        ),
     }
     if cx is not None:
-        frames["cx"] = pd.DataFrame(cx, columns=["month", "csat", "responses"]).assign(
-            team_id="T1")
+        frames["cx"] = pd.DataFrame(cx, columns=["month", "csat", "responses"]).assign(team_id="T1")
     return tables_from_frames(frames, data_start=data_start)
 
 
@@ -45,8 +50,10 @@ def test_voluntary_leaver_in_month_t_plus_1_counts():
 
 
 def test_voluntary_leaver_in_month_t_plus_h_counts_and_t_plus_h_plus_1_does_not():
-    tables = tiny(("E1", "2023-05-01", "2024-06-30", "voluntary"),
-                  ("E2", "2023-05-01", "2024-07-01", "voluntary"))
+    tables = tiny(
+        ("E1", "2023-05-01", "2024-06-30", "voluntary"),
+        ("E2", "2023-05-01", "2024-07-01", "voluntary"),
+    )
     assert at(build_targets(tables, 3), T)["leavers"] == 1
 
 
@@ -87,8 +94,14 @@ def test_rows_whose_horizon_runs_past_the_data_are_unlabelled_not_zero():
 
 
 def test_csat_change_is_response_weighted_and_rows_without_responses_weigh_one():
-    cx = [("2024-01", "80", "10"), ("2024-02", "70", "30"), ("2024-03", "90", ""),  # before
-          ("2024-04", "60", "1"), ("2024-05", "", "50"), ("2024-06", "75", "3")]  # after
+    cx = [
+        ("2024-01", "80", "10"),
+        ("2024-02", "70", "30"),
+        ("2024-03", "90", ""),  # before
+        ("2024-04", "60", "1"),
+        ("2024-05", "", "50"),
+        ("2024-06", "75", "3"),
+    ]  # after
     row = at(build_targets(tiny(cx=cx), 3), T)
     before = (80 * 10 + 70 * 30 + 90 * 1) / 41
     after = (60 * 1 + 75 * 3) / 4
@@ -105,11 +118,18 @@ def test_csat_change_is_undefined_when_a_window_has_no_csat():
 
 
 def test_data_start_feeds_no_target_or_headcount():
-    tables = tiny(("E1", "2023-05-01", "2024-02-10", "voluntary"),
-                  ("E2", "2023-05-01", "2024-05-10", "voluntary"),
-                  cx=[("2024-01", "10", "5"), ("2024-03", "80", "5"), ("2024-04", "70", "5"),
-                      ("2024-05", "", ""), ("2024-06", "", "")],
-                  data_start="2024-03")
+    tables = tiny(
+        ("E1", "2023-05-01", "2024-02-10", "voluntary"),
+        ("E2", "2023-05-01", "2024-05-10", "voluntary"),
+        cx=[
+            ("2024-01", "10", "5"),
+            ("2024-03", "80", "5"),
+            ("2024-04", "70", "5"),
+            ("2024-05", "", ""),
+            ("2024-06", "", ""),
+        ],
+        data_start="2024-03",
+    )
     targets = build_targets(tables, 3)
     assert targets["as_of"].min() == pd.Period("2024-03", freq="M")
     row = at(targets, T)
@@ -120,9 +140,13 @@ def test_data_start_feeds_no_target_or_headcount():
 def test_targets_match_reference_on_random_data():
     tables = tables_from_frames(random_frames(n_teams=6, n_months=22, seed=5))
     for horizon in (1, 3):
-        pd.testing.assert_frame_equal(build_targets(tables, horizon),
-                                      reference_targets(tables, horizon),
-                                      check_exact=False, rtol=1e-9, atol=1e-9)
+        pd.testing.assert_frame_equal(
+            build_targets(tables, horizon),
+            reference_targets(tables, horizon),
+            check_exact=False,
+            rtol=1e-9,
+            atol=1e-9,
+        )
 
 
 def test_targets_match_reference_on_simulated_organisation():
@@ -130,16 +154,22 @@ def test_targets_match_reference_on_simulated_organisation():
 
     sim = simulate(SimConfig(n_teams=6, n_months=18, seed=8, compute_truth=False))
     tables = tables_from_frames(sim.frames, data_start=sim.config.start)
-    pd.testing.assert_frame_equal(build_targets(tables, 3), reference_targets(tables, 3),
-                                  check_exact=False, rtol=1e-9, atol=1e-9)
+    pd.testing.assert_frame_equal(
+        build_targets(tables, 3),
+        reference_targets(tables, 3),
+        check_exact=False,
+        rtol=1e-9,
+        atol=1e-9,
+    )
 
 
 def test_targets_share_the_panel_rows():
     tables = tables_from_frames(random_frames(n_teams=5, n_months=18, seed=2))
     panel = build_panel(tables, load_specs())
     targets = build_targets(tables, 3)
-    pd.testing.assert_frame_equal(panel[["team_id", "as_of", "headcount"]],
-                                  targets[["team_id", "as_of", "headcount"]])
+    pd.testing.assert_frame_equal(
+        panel[["team_id", "as_of", "headcount"]], targets[["team_id", "as_of", "headcount"]]
+    )
 
 
 @pytest.mark.parametrize("horizon", [0, 25, 2.5])

@@ -49,7 +49,11 @@ def test_origins_are_horizon_apart_and_skip_last_moves_them_earlier(modelled_org
 def test_metrics_table_has_the_model_and_every_baseline(modelled_org):
     m = modelled_org.backtest.metrics
     assert set(m.loc[m["target"] == "attrition", "model"]) == {
-        "lightgbm", "org_rate", "trailing_12", "long_run_shrunk"}
+        "lightgbm",
+        "org_rate",
+        "trailing_12",
+        "long_run_shrunk",
+    }
     assert set(m.loc[m["target"] == "csat", "model"]) == {"lightgbm", "zero_change", "team_mean"}
     assert modelled_org.backtest.metric("org_rate", "d2_vs_null") == 0.0
 

@@ -9,8 +9,9 @@ from forecast.models import drift
 
 
 def _panel(values: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"team_id": [f"T{i}" for i in range(len(values))], "workload__x__mean_3m":
-                         values})
+    return pd.DataFrame(
+        {"team_id": [f"T{i}" for i in range(len(values))], "workload__x__mean_3m": values}
+    )
 
 
 def test_same_distribution_has_small_psi_and_a_shift_has_large() -> None:

@@ -15,19 +15,29 @@ def poisson_model() -> tuple[lgb.Booster, pd.DataFrame, np.ndarray]:
     """A small Poisson model with log(headcount) as init_score, like the attrition model."""
     rng = np.random.default_rng(5)
     n = 400
-    X = pd.DataFrame({
-        "workload__overtime__mean_3m": rng.normal(0.1, 0.05, n),
-        "engagement__engagement__last": rng.normal(3.5, 0.5, n),
-        "tenure__tenure__median": rng.gamma(3, 10, n),
-    })
+    X = pd.DataFrame(
+        {
+            "workload__overtime__mean_3m": rng.normal(0.1, 0.05, n),
+            "engagement__engagement__last": rng.normal(3.5, 0.5, n),
+            "tenure__tenure__median": rng.gamma(3, 10, n),
+        }
+    )
     X.loc[rng.random(n) < 0.1, "engagement__engagement__last"] = np.nan
     hc = rng.integers(3, 30, n).astype(float)
-    rate = np.exp(-3 + 4 * X["workload__overtime__mean_3m"]
-                  - 0.2 * X["tenure__tenure__median"] / 30)
+    rate = np.exp(
+        -3 + 4 * X["workload__overtime__mean_3m"] - 0.2 * X["tenure__tenure__median"] / 30
+    )
     y = rng.poisson(rate * hc)
     data = lgb.Dataset(X, y, init_score=np.log(hc), free_raw_data=False)
-    params = {"objective": "poisson", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1,
-              "seed": 1, "deterministic": True, "num_threads": 1}
+    params = {
+        "objective": "poisson",
+        "num_leaves": 7,
+        "min_data_in_leaf": 10,
+        "verbose": -1,
+        "seed": 1,
+        "deterministic": True,
+        "num_threads": 1,
+    }
     return lgb.train(params, data, num_boost_round=20), X, hc
 
 
@@ -57,12 +67,15 @@ def test_long_form_matches_a_slow_loop(poisson_model) -> None:
     for i in range(5):
         for j, name in enumerate(X.columns):
             rows.append((teams[i], name, X.iloc[i, j], e.contrib[i, j], e.contrib[i, -1]))
-    slow = pd.DataFrame(rows, columns=["team_id", "feature", "feature_value", "shap_value",
-                                       "base_value"])
+    slow = pd.DataFrame(
+        rows, columns=["team_id", "feature", "feature_value", "shap_value", "base_value"]
+    )
     got = long[["team_id", "feature", "feature_value", "shap_value", "base_value"]].astype(
-        {"team_id": object, "feature": object})
-    pd.testing.assert_frame_equal(got, slow.astype({"team_id": object, "feature": object}),
-                                  check_dtype=False)
+        {"team_id": object, "feature": object}
+    )
+    pd.testing.assert_frame_equal(
+        got, slow.astype({"team_id": object, "feature": object}), check_dtype=False
+    )
     assert set(long["family"]) == {"workload", "engagement", "tenure"}
     assert (long["target"] == "attrition").all() and (long["as_of"] == "2024-04").all()
 

@@ -41,8 +41,11 @@ def test_repository_model_yaml_loads_and_validates():
 
 
 def test_horizon_zero_is_rejected_in_the_house_format():
-    with pytest.raises(ConfigError, match=r"`horizon` must be an integer between 1 and 24\. "
-                                          r"Got 0 instead\."):
+    with pytest.raises(
+        ConfigError,
+        match=r"`horizon` must be an integer between 1 and 24\. "
+        r"Got 0 instead\.",
+    ):
         load_model_config(horizon=0)
 
 
@@ -64,9 +67,11 @@ def test_what_if_section_defaults_to_auto_and_is_validated(tmp_path):
     good = tmp_path / "model.yaml"
     good.write_text("what_if: {signals: [after_hours_ratio]}\n", encoding="utf-8")
     assert load_model_config(good).what_if == {"signals": ["after_hours_ratio"]}
-    for bad, words in (("what_if: {signals: 5}", "`what_if.signals` must be"),
-                       ("what_if: {signal: auto}", "`what_if.signal` must be"),
-                       ("what_if: auto", "`what_if` must be a mapping")):
+    for bad, words in (
+        ("what_if: {signals: 5}", "`what_if.signals` must be"),
+        ("what_if: {signal: auto}", "`what_if.signal` must be"),
+        ("what_if: auto", "`what_if` must be a mapping"),
+    ):
         good.write_text(bad + "\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=words):
             load_model_config(good)
@@ -96,8 +101,17 @@ def test_design_matrix_casts_text_to_categories_and_fills_absent_features():
 def test_predictions_have_the_contract_columns_and_are_consistent(modelled_org):
     pred = modelled_org.pair.predict(_latest(modelled_org.panel))
     assert list(pred.columns) == [
-        "team_id", "as_of", "headcount", "expected_leavers", "attrition_rate", "csat_change",
-        "leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90", "risk_band",
+        "team_id",
+        "as_of",
+        "headcount",
+        "expected_leavers",
+        "attrition_rate",
+        "csat_change",
+        "leavers_p10",
+        "leavers_p90",
+        "csat_change_p10",
+        "csat_change_p90",
+        "risk_band",
         "expected_attrition_rate",
     ]
     np.testing.assert_allclose(pred["expected_leavers"], pred["attrition_rate"] * pred["headcount"])
@@ -176,8 +190,12 @@ def test_distractors_rank_below_every_real_driver(modelled_org):
 def test_a_team_whose_after_hours_load_doubles_gets_more_expected_leavers(modelled_org):
     pair, panel = modelled_org.pair, _latest(modelled_org.panel)
     heavier = panel.copy()
-    level = [c for c in panel.columns if c.startswith("workload__after_hours_ratio__")
-             and c.rsplit("__", 1)[1] in ("current", "mean_3m", "mean_6m")]
+    level = [
+        c
+        for c in panel.columns
+        if c.startswith("workload__after_hours_ratio__")
+        and c.rsplit("__", 1)[1] in ("current", "mean_3m", "mean_6m")
+    ]
     heavier[level] = heavier[level] * 2
     before = pair.predict(panel)["expected_leavers"]
     after = pair.predict(heavier)["expected_leavers"]

@@ -22,8 +22,14 @@ from tests.report_outputs import make_outputs
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--hide-scrollbars",
 )
 
@@ -40,8 +46,10 @@ def find_browser() -> str | None:
 def browser() -> str:
     path = find_browser()
     if path is None:
-        reason = ("no headless browser found (looked for " + ", ".join(BROWSERS) + "); install "
-                  "the Debian package `chromium` (scripts/install-system-deps.sh does)")
+        reason = (
+            "no headless browser found (looked for " + ", ".join(BROWSERS) + "); install "
+            "the Debian package `chromium` (scripts/install-system-deps.sh does)"
+        )
         if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
             pytest.fail(f"CI is set but {reason}")
         pytest.skip(reason)
@@ -57,7 +65,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_browser(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [browser, *FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -65,8 +75,14 @@ def test_page_scripts_run_without_errors(browser: str, report: Path, tmp_path: P
     # The page's first script records any error (window.onerror, console.error) into
     # #report-errors and its last one marks the root element ready; --dump-dom prints the DOM
     # after the scripts ran, and Chromium's own log catches anything thrown before that.
-    result = run_browser(browser, tmp_path / "profile", "--enable-logging=stderr", "--v=0",
-                         "--dump-dom", report.as_uri())
+    result = run_browser(
+        browser,
+        tmp_path / "profile",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        report.as_uri(),
+    )
     dom = result.stdout
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'data-report-ready="ok"' in dom, result.stderr[-2000:]
@@ -82,8 +98,13 @@ def test_screenshot_is_not_blank(browser: str, report: Path, tmp_path: Path) -> 
     import matplotlib.image as mpimg
 
     png = tmp_path / "report.png"
-    result = run_browser(browser, tmp_path / "profile", f"--screenshot={png}",
-                         "--window-size=1280,2000", report.as_uri())
+    result = run_browser(
+        browser,
+        tmp_path / "profile",
+        f"--screenshot={png}",
+        "--window-size=1280,2000",
+        report.as_uri(),
+    )
     assert png.exists(), result.stderr[-2000:]
     pixels = mpimg.imread(png)
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000

@@ -29,8 +29,12 @@ from tests.report_outputs import AS_OF, make_outputs, synthetic_employees
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, str]:
     root = tmp_path_factory.mktemp("report")
-    scores_stub = pd.DataFrame({"team_id": [f"T{i:03d}" for i in range(40)],
-                                "headcount": np.random.default_rng(0).integers(6, 40, 40)})
+    scores_stub = pd.DataFrame(
+        {
+            "team_id": [f"T{i:03d}" for i in range(40)],
+            "headcount": np.random.default_rng(0).integers(6, 40, 40),
+        }
+    )
     scores_stub.loc[[3, 7], "headcount"] = [2, 4]
     emp = synthetic_employees(scores_stub, 0)
     prev = make_outputs(root / "2024-05", seed=1, as_of="2024-05", employees=emp)
@@ -57,9 +61,14 @@ def scan_for_people(text: str, employees: pd.DataFrame) -> list[str]:
 def external_urls(html: str) -> list[str]:
     refs = re.findall(r"""(?:src|href|xlink:href)\s*=\s*["']([^"']*)["']""", html, re.IGNORECASE)
     refs += re.findall(r"""url\(\s*["']?([^)"']*)""", html)
-    return [r for r in refs if re.match(r"^(?:[a-z][a-z0-9+.-]*:)?//", r, re.IGNORECASE)
-            or (re.match(r"^[a-z][a-z0-9+.-]*:", r, re.IGNORECASE)
-                and not r.lower().startswith("data:"))]
+    return [
+        r
+        for r in refs
+        if re.match(r"^(?:[a-z][a-z0-9+.-]*:)?//", r, re.IGNORECASE)
+        or (
+            re.match(r"^[a-z][a-z0-9+.-]*:", r, re.IGNORECASE) and not r.lower().startswith("data:")
+        )
+    ]
 
 
 def test_report_names_no_employee_and_no_manager_id(sample) -> None:
@@ -146,9 +155,13 @@ def test_waterfall_adds_up_to_the_forecast(sample) -> None:
 
 def test_driver_sentence_for_vs_longrun_says_usual_level() -> None:
     s = words.describe_driver(
-        "workload__after_hours_ratio__vs_longrun", family="workload",
-        feature_label="after-hours work, vs. own long-run level", value=0.09, shap_value=0.2,
-        target="attrition", spread=0.03,
+        "workload__after_hours_ratio__vs_longrun",
+        family="workload",
+        feature_label="after-hours work, vs. own long-run level",
+        value=0.09,
+        shap_value=0.2,
+        target="attrition",
+        spread=0.03,
     )
     assert s.startswith("After-hours work is well above this team's usual level")
     assert "raises the expected leaving rate by about 22%" in s
@@ -156,15 +169,28 @@ def test_driver_sentence_for_vs_longrun_says_usual_level() -> None:
 
 def test_driver_sentence_for_a_level_compares_with_the_organisation() -> None:
     s = words.describe_driver(
-        "engagement__engagement__last", family="engagement", feature_label=None, value=55.0,
-        shap_value=0.1, target="attrition", percentile=0.05, org_median=70.0,
+        "engagement__engagement__last",
+        family="engagement",
+        feature_label=None,
+        value=55.0,
+        shap_value=0.1,
+        target="attrition",
+        percentile=0.05,
+        org_median=70.0,
     )
     assert "well below the organisation's typical level (55 against a typical 70)" in s
 
 
 def test_csat_driver_sentence_is_in_points() -> None:
-    s = words.describe_driver("tenure__tenure__share_lt_6m", family="tenure", feature_label=None,
-                              value=0.4, shap_value=-0.8, target="csat", percentile=0.95)
+    s = words.describe_driver(
+        "tenure__tenure__share_lt_6m",
+        family="tenure",
+        feature_label=None,
+        value=0.4,
+        shap_value=-0.8,
+        target="csat",
+        percentile=0.95,
+    )
     assert s.startswith("40% of the team have under 6 months' tenure")
     assert "takes about 0.8 CSAT points off" in s
 
@@ -189,11 +215,16 @@ def test_team_attributes_keep_team_level_columns_only() -> None:
 
 
 def test_rollup_suppresses_groups_below_the_minimum_or_of_small_teams_only() -> None:
-    scores = pd.DataFrame({
-        "team_id": ["A", "B", "C", "D"], "headcount": [10, 3, 3, 3],
-        "expected_leavers": [1.0, 0.5, 0.5, 0.2], "csat_change": [-1.0, 0.0, 0.0, 0.0],
-        "risk_band": ["high", "low", "low", "low"], "reportable": [True, False, False, False],
-    })
+    scores = pd.DataFrame(
+        {
+            "team_id": ["A", "B", "C", "D"],
+            "headcount": [10, 3, 3, 3],
+            "expected_leavers": [1.0, 0.5, 0.5, 0.2],
+            "csat_change": [-1.0, 0.0, 0.0, 0.0],
+            "risk_band": ["high", "low", "low", "low"],
+            "reportable": [True, False, False, False],
+        }
+    )
     attrs = pd.DataFrame({"team_id": ["A", "B", "C", "D"], "site": ["X", "Y", "Y", "Z"]})
     [site] = rollups(scores, attrs, 5)
     assert [g["value"] for g in site["groups"]] == ["X"]
@@ -208,16 +239,24 @@ def test_fairness_bands_by_majority_and_median_age() -> None:
     emp = synthetic_employees(scores, 3)
     bands = composition_bands(emp, AS_OF)
     assert set(bands["attribute"]) == {"gender", "median age"}
-    assert bands.loc[bands["attribute"] == "gender", "band"].str.startswith(
-        ("majority", "no majority")).all()
+    assert (
+        bands.loc[bands["attribute"] == "gender", "band"]
+        .str.startswith(("majority", "no majority"))
+        .all()
+    )
 
 
 def test_fairness_audit_suppresses_small_bands_and_flags_a_miscalibrated_one() -> None:
-    frame = pd.DataFrame({
-        "team_id": [f"T{i}" for i in range(14)], "as_of": "2024-01", "attribute": "gender",
-        "band": ["majority women"] * 10 + ["majority men"] * 4,
-        "predicted": [2.0] * 10 + [1.0] * 4, "realised": [1.5] * 10 + [1.0] * 4,
-    })
+    frame = pd.DataFrame(
+        {
+            "team_id": [f"T{i}" for i in range(14)],
+            "as_of": "2024-01",
+            "attribute": "gender",
+            "band": ["majority women"] * 10 + ["majority men"] * 4,
+            "predicted": [2.0] * 10 + [1.0] * 4,
+            "realised": [1.5] * 10 + [1.0] * 4,
+        }
+    )
     audit = fairness_audit(frame)
     men = audit.loc[audit["band"] == "majority men"].iloc[0]
     assert men["suppressed"] and np.isnan(men["predicted"])
@@ -235,19 +274,29 @@ def test_forecast_report_rebuilds_the_html_and_its_manifest_entry(tmp_path: Path
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"] = {"scores.parquet": "kept as it was", "report.html": "stale"}
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "forecast", "report", str(out)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "forecast", "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     html = (out / "report.html").read_bytes()
     assert len(html) > 10_000
     files = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]
-    assert files == {"scores.parquet": "kept as it was",
-                     "report.html": hashlib.sha256(html).hexdigest()}
+    assert files == {
+        "scores.parquet": "kept as it was",
+        "report.html": hashlib.sha256(html).hexdigest(),
+    }
 
 
 def test_forecast_report_without_scores_is_a_one_line_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "forecast", "report", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "forecast", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "scores.parquet" in result.stderr and "Traceback" not in result.stderr
 
@@ -283,8 +332,22 @@ def test_real_score_outputs_report_and_mlflow_artifacts_name_no_one(
     out = tmp_path / "scores" / trained_org.latest
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained_org.tracking_uri}
     result = subprocess.run(
-        [sys.executable, "-m", "forecast", "--verbose", "score", "--data", str(data), "--out",
-         str(out)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "forecast",
+            "--verbose",
+            "score",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     html = (out / "report.html").read_text(encoding="utf-8")

@@ -22,8 +22,14 @@ from forecast.scoring.batch import build_batch
 from forecast.scoring.output import write_batch_files
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "scoring_golden"
-FILES = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet", "drift.parquet",
-         "history.parquet", "scores.csv")
+FILES = (
+    "scores.parquet",
+    "drivers.parquet",
+    "drivers_by_family.parquet",
+    "drift.parquet",
+    "history.parquet",
+    "scores.csv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +38,9 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pair = ModelPair.from_dir(GOLDEN / "pair")
     month = latest_complete_month(tables)
     assert month == pd.Period("2024-06", freq="M")
-    batch = build_batch(tables, pair, load_specs(), as_of=month,
-                        reference=(pair.drift_reference, "model"))
+    batch = build_batch(
+        tables, pair, load_specs(), as_of=month, reference=(pair.drift_reference, "model")
+    )
     out = tmp_path_factory.mktemp("golden")
     write_batch_files(out, batch)
     return out

@@ -17,8 +17,13 @@ import pytest
 
 from forecast.cli import main
 
-SAME_FILES = ("scores.parquet", "drivers.parquet", "drivers_by_family.parquet",
-              "history.parquet", "drift.parquet")
+SAME_FILES = (
+    "scores.parquet",
+    "drivers.parquet",
+    "drivers_by_family.parquet",
+    "history.parquet",
+    "drift.parquet",
+)
 
 
 def _spark_missing() -> str | None:

@@ -58,17 +58,23 @@ def _person_months(res: SimResult) -> pd.DataFrame:
     row = np.repeat(np.arange(len(e)), n)
     month = first[row] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
     vol = (e["exit_type"].to_numpy() == "voluntary")[row] & (exit_[row] == month)
-    return pd.DataFrame({
-        "team_id": e["team_id"].to_numpy()[row], "m": month, "tenure": month - hire[row],
-        "gender": e["gender"].to_numpy()[row], "vol": vol,
-    })
+    return pd.DataFrame(
+        {
+            "team_id": e["team_id"].to_numpy()[row],
+            "m": month,
+            "tenure": month - hire[row],
+            "gender": e["gender"].to_numpy()[row],
+            "vol": vol,
+        }
+    )
 
 
 def _team_month_rates(res: SimResult, signal: str) -> pd.DataFrame:
     """Voluntary exits and people at risk per team-month, with the month's workload signal."""
     pm = _person_months(res)
-    tm = pm.groupby(["team_id", "m"], as_index=False).agg(at_risk=("vol", "size"),
-                                                          vol=("vol", "sum"))
+    tm = pm.groupby(["team_id", "m"], as_index=False).agg(
+        at_risk=("vol", "size"), vol=("vol", "sum")
+    )
     w = res.frames["workload"].copy()
     w["m"] = _month_index(w["month"] + "-01", res.config.start)
     return tm.merge(w[["team_id", "m", signal]], on=["team_id", "m"])
@@ -121,13 +127,31 @@ def test_interventions_do_not_change_the_data(result: SimResult, config: SimConf
 
 def test_tables_have_the_contract_columns_and_string_ids(result: SimResult) -> None:
     f = result.frames
-    assert {"employee_id", "team_id", "hire_date", "exit_date", "exit_type", "exit_reason",
-            "gender", "birth_year", "role", "department", "site", "manager_id"} <= set(
-        f["employees"].columns)
+    assert {
+        "employee_id",
+        "team_id",
+        "hire_date",
+        "exit_date",
+        "exit_type",
+        "exit_reason",
+        "gender",
+        "birth_year",
+        "role",
+        "department",
+        "site",
+        "manager_id",
+    } <= set(f["employees"].columns)
     assert {"team_id", "month", "responses", "engagement", "manager_support"} <= set(
-        f["engagement"].columns)
-    assert {"team_id", "month", "cases_per_head", "after_hours_ratio", "absence_rate",
-            "system_uptime"} <= set(f["workload"].columns)
+        f["engagement"].columns
+    )
+    assert {
+        "team_id",
+        "month",
+        "cases_per_head",
+        "after_hours_ratio",
+        "absence_rate",
+        "system_uptime",
+    } <= set(f["workload"].columns)
     assert {"team_id", "month", "csat", "responses"} <= set(f["cx"].columns)
     assert f["employees"]["employee_id"].str.fullmatch(r"E\d{7}").all()
     assert f["employees"]["hire_date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
@@ -251,10 +275,12 @@ def test_teams_with_more_after_hours_lose_more_people(big: SimResult) -> None:
 
 def test_without_after_hours_effects_the_gradient_disappears() -> None:
     # after_hours also follows the caseload (a cause of exits), so that link goes too.
-    eff = replace(Effects(), after_hours_on_exit=0.0, after_hours_on_engagement=0.0,
-                  cases_on_after_hours=0.0)
-    res = simulate(SimConfig(n_teams=1000, n_months=30, seed=SEED, effects=eff,
-                             compute_truth=False))
+    eff = replace(
+        Effects(), after_hours_on_exit=0.0, after_hours_on_engagement=0.0, cases_on_after_hours=0.0
+    )
+    res = simulate(
+        SimConfig(n_teams=1000, n_months=30, seed=SEED, effects=eff, compute_truth=False)
+    )
     assert 0.85 < _tercile_ratio(res, "after_hours_ratio") < 1.15
 
 
@@ -326,7 +352,8 @@ def test_truth_rates_are_expected_leavers_per_head(result: SimResult) -> None:
 
 
 def test_holding_after_hours_at_the_median_cuts_leavers_of_the_most_loaded(
-        result: SimResult) -> None:
+    result: SimResult,
+) -> None:
     iv = result.interventions
     sel = iv[(iv.team_set == "most_after_hours") & (iv.signal == "after_hours_ratio")]
     ratio = sel.intervened_expected_leavers.sum() / sel.baseline_expected_leavers.sum()

@@ -37,8 +37,14 @@ def org(seed: int, scale: float) -> Org:
 
 def _what_if(o: Org, signal: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     truth = o.truth.loc[o.truth["signal"] == signal]
-    res = o.engine.estimate(o.tables, None, list(truth["team_id"]), signal,
-                            float(truth["value"].iloc[0]), truth["as_of"].iloc[0])
+    res = o.engine.estimate(
+        o.tables,
+        None,
+        list(truth["team_id"]),
+        signal,
+        float(truth["value"].iloc[0]),
+        truth["as_of"].iloc[0],
+    )
     return truth.set_index("team_id"), res.set_index("team_id").loc[truth["team_id"]]
 
 
@@ -58,13 +64,20 @@ def _errors_and_directions() -> pd.DataFrame:
     rows = []
     for seed, scale in FRESH:
         truth, est = _what_if(org(seed, scale), "after_hours_ratio")
-        true_ratio = _ratio(truth["intervened_expected_leavers"],
-                            truth["baseline_expected_leavers"])
+        true_ratio = _ratio(
+            truth["intervened_expected_leavers"], truth["baseline_expected_leavers"]
+        )
         ratio = _ratio(est["after_expected_leavers"], est["before_expected_leavers"])
         d_true = truth["intervened_csat_change"] - truth["baseline_csat_change"]
         d_est = est["after_csat_change"] - est["before_csat_change"]
-        rows.append({"seed": seed, "scale": scale, "error": ratio - true_ratio,
-                     "csat_direction": float(np.mean(np.sign(d_true) == np.sign(d_est)))})
+        rows.append(
+            {
+                "seed": seed,
+                "scale": scale,
+                "error": ratio - true_ratio,
+                "csat_direction": float(np.mean(np.sign(d_true) == np.sign(d_est))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -106,14 +119,17 @@ def test_loaded_teams_lose_fewer_people_when_after_hours_falls():
     assert (est["after_expected_leavers"] < est["before_expected_leavers"]).mean() >= 0.9
 
 
-@pytest.mark.parametrize("signal, words", [
-    ("birth_year", "is a protected attribute"),
-    ("gender", "is a protected attribute"),
-    ("vol_leavers", "(history) signal"),
-    ("people_flow__vol_leavers__longrun_rate_shrunk", "(history) signal"),
-    ("tenure", "(history) signal"),
-    ("no_such_signal", "is not a signal in these data"),
-])
+@pytest.mark.parametrize(
+    "signal, words",
+    [
+        ("birth_year", "is a protected attribute"),
+        ("gender", "is a protected attribute"),
+        ("vol_leavers", "(history) signal"),
+        ("people_flow__vol_leavers__longrun_rate_shrunk", "(history) signal"),
+        ("tenure", "(history) signal"),
+        ("no_such_signal", "is not a signal in these data"),
+    ],
+)
 def test_protected_or_history_signal_is_refused_with_one_line(signal: str, words: str):
     from forecast.features.specs import load_specs
 
@@ -128,8 +144,9 @@ def test_protected_or_history_signal_is_refused_with_one_line(signal: str, words
 
 def test_engine_refuses_before_fitting():
     with pytest.raises(ConfigError, match="protected attribute"):
-        make_engine(settings=FAST).estimate(org(*MAIN).tables, None, ["T0001"],
-                                            "birth_year", 1980.0, None)
+        make_engine(settings=FAST).estimate(
+            org(*MAIN).tables, None, ["T0001"], "birth_year", 1980.0, None
+        )
 
 
 class _StubPair:
@@ -139,19 +156,32 @@ class _StubPair:
         horizon = 3
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"team_id": rows["team_id"].astype(str).to_numpy(),
-                             "expected_leavers": 2.0, "csat_change": -1.0})
+        return pd.DataFrame(
+            {
+                "team_id": rows["team_id"].astype(str).to_numpy(),
+                "expected_leavers": 2.0,
+                "csat_change": -1.0,
+            }
+        )
 
 
 def test_estimate_keeps_the_pairs_forecast_as_before():
     o = org(*MAIN)
     truth = o.truth.loc[o.truth["signal"] == "after_hours_ratio"]
     teams = list(truth["team_id"])[:5]
-    res = o.engine.estimate(o.tables, _StubPair(), teams, "after_hours_ratio", 0.08,
-                            truth["as_of"].iloc[0])
+    res = o.engine.estimate(
+        o.tables, _StubPair(), teams, "after_hours_ratio", 0.08, truth["as_of"].iloc[0]
+    )
     assert list(res.columns[:8]) == [
-        "team_id", "as_of", "signal", "value", "before_expected_leavers",
-        "after_expected_leavers", "before_csat_change", "after_csat_change"]
+        "team_id",
+        "as_of",
+        "signal",
+        "value",
+        "before_expected_leavers",
+        "after_expected_leavers",
+        "before_csat_change",
+        "after_csat_change",
+    ]
     assert (res["before_expected_leavers"] == 2.0).all()
     assert (res["before_csat_change"] == -1.0).all()
     assert res["team_id"].tolist() == teams

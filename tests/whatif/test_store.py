@@ -107,12 +107,12 @@ def test_an_as_of_before_the_stored_month_refits(small, monkeypatch, caplog):
     month = small.latest - 2
     engine = CausalEngine(specs=small.specs, settings=FAST, stored=small.fits)
     with caplog.at_level(logging.INFO, logger="forecast"):
-        got = engine.estimate(small.tables, None, teams_at(small.tables, month), SIGNAL, 0.05,
-                              month)
+        got = engine.estimate(
+            small.tables, None, teams_at(small.tables, month), SIGNAL, 0.05, month
+        )
     assert fitted == [SIGNAL]
     assert (got["as_of"] == month_str(month)).all()
-    assert any("refitting" in r.getMessage() and "leak" in r.getMessage()
-               for r in caplog.records)
+    assert any("refitting" in r.getMessage() and "leak" in r.getMessage() for r in caplog.records)
 
 
 def test_refusal_says_why_a_stored_fit_cannot_answer(small):
@@ -176,8 +176,11 @@ def test_mlflow_metrics_are_the_fits_own_metrics(small):
     metrics = fit_metrics(small.fits)
     own = small.fits[SIGNAL].fit.metrics()
     assert metrics == {f"whatif.{k}.{SIGNAL}": float(v) for k, v in own.items()}
-    assert {"whatif.theta.after_hours_ratio", "whatif.theta_p10.after_hours_ratio",
-            "whatif.theta_p90.after_hours_ratio"} <= set(metrics)
+    assert {
+        "whatif.theta.after_hours_ratio",
+        "whatif.theta_p10.after_hours_ratio",
+        "whatif.theta_p90.after_hours_ratio",
+    } <= set(metrics)
 
 
 def test_a_registered_pair_saves_its_fits_again_byte_for_byte(trained_org, tmp_path):
@@ -225,8 +228,10 @@ def test_a_failure_while_fits_run_ends_the_worker_processes(small):
     import multiprocessing
 
     signals = [SIGNAL, "cases_per_head"]
-    with (pytest.raises(RuntimeError, match="backtest failed"),
-          FitJob(small.tables, small.specs, signals, 3, settings=FAST, workers=3) as job):
+    with (
+        pytest.raises(RuntimeError, match="backtest failed"),
+        FitJob(small.tables, small.specs, signals, 3, settings=FAST, workers=3) as job,
+    ):
         assert len(multiprocessing.active_children()) == 2
         folder = job._folder  # the data the workers read, in a private folder
         assert folder is not None and folder.is_dir()
@@ -280,12 +285,15 @@ def _run_script(tmp_path: Path, body: str, timeout: float = 120):
 
     script = tmp_path / "script.py"
     script.write_text(_SCRIPT_HEAD + textwrap.dedent(body), encoding="utf-8")
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=timeout, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, cwd=tmp_path
+    )
 
 
 def test_a_worker_killed_mid_fit_is_a_model_error_not_a_hang(tmp_path):
-    result = _run_script(tmp_path, """
+    result = _run_script(
+        tmp_path,
+        """
         if __name__ == "__main__":
             tables, specs = data()
             with FitJob(tables, specs, SIGNALS, 3, settings=FAST, workers=2) as job:
@@ -298,17 +306,22 @@ def test_a_worker_killed_mid_fit_is_a_model_error_not_a_hang(tmp_path):
                 print("claims:", job.claims())
             print("children left:", len(multiprocessing.active_children()))
             print("folder left:", job._folder)
-        """)
+        """,
+    )
     assert result.returncode == 0, result.stderr
-    assert ("ModelError: the process fitting the what-if engine for after_hours_ratio ended "
-            "before it finished (exit code -9") in result.stdout
+    assert (
+        "ModelError: the process fitting the what-if engine for after_hours_ratio ended "
+        "before it finished (exit code -9"
+    ) in result.stdout
     # This process fitted the other signal meanwhile, then found the worker gone.
     assert "claims: {'after_hours_ratio': 'worker 1', 'cases_per_head': 'main'}" in result.stdout
     assert "children left: 0" in result.stdout and "folder left: None" in result.stdout
 
 
 def test_a_worker_that_ends_after_handing_back_its_fit_loses_nothing(tmp_path):
-    result = _run_script(tmp_path, """
+    result = _run_script(
+        tmp_path,
+        """
         if __name__ == "__main__":
             from forecast.whatif.store import _result_path
             tables, specs = data()
@@ -319,7 +332,8 @@ def test_a_worker_that_ends_after_handing_back_its_fit_loses_nothing(tmp_path):
                 fits, skipped = job.wait()
             print("fitted:", sorted(fits), "by", job.claims())
             print("children left:", len(multiprocessing.active_children()))
-        """)
+        """,
+    )
     assert result.returncode == 0, result.stderr
     assert "fitted: ['after_hours_ratio'] by {'after_hours_ratio': 'worker 1'}" in result.stdout
     assert "children left: 0" in result.stdout
@@ -327,7 +341,9 @@ def test_a_worker_that_ends_after_handing_back_its_fit_loses_nothing(tmp_path):
 
 def test_a_script_without_a_main_guard_is_fitted_here_with_a_warning(tmp_path):
     # Spawned workers import the script again; without the guard they cannot start.
-    result = _run_script(tmp_path, """
+    result = _run_script(
+        tmp_path,
+        """
         def when_the_worker_is_gone(*_progress):  # so its exit is seen, however slow it was
             wait_for(lambda: not multiprocessing.active_children())
 
@@ -335,7 +351,8 @@ def test_a_script_without_a_main_guard_is_fitted_here_with_a_warning(tmp_path):
         fits, skipped = FitJob(tables, specs, SIGNALS, 3, settings=FAST, workers=2).wait(
             when_the_worker_is_gone)
         print("fitted:", sorted(fits), skipped)
-        """)
+        """,
+    )
     assert result.returncode == 0, result.stderr
     assert "fitted: ['after_hours_ratio', 'cases_per_head'] {}" in result.stdout
     assert "what-if worker process 1 ended before it started" in result.stderr
@@ -348,7 +365,8 @@ class Unpicklable(Exception):
 
 
 def test_a_failure_in_a_worker_comes_back_as_text_and_stops_the_claims(
-        small, monkeypatch, tmp_path):
+    small, monkeypatch, tmp_path
+):
     import multiprocessing
     import os
     import pickle

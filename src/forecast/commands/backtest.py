@@ -74,7 +74,11 @@ class RealBacktest:
 
 
 def pick_origins(
-    frame: pd.DataFrame, horizon: int, valid_months: int, n_origins: int, every: int,
+    frame: pd.DataFrame,
+    horizon: int,
+    valid_months: int,
+    n_origins: int,
+    every: int,
     last: int | None = None,
 ) -> list[int]:
     """Up to `n_origins` labelled as-of months `every` months apart, newest first in the search,
@@ -98,7 +102,10 @@ def pick_origins(
 
 
 def backtest_at(
-    panel: pd.DataFrame, targets: pd.DataFrame, config: ModelConfig, origins: list[int],
+    panel: pd.DataFrame,
+    targets: pd.DataFrame,
+    config: ModelConfig,
+    origins: list[int],
     progress: Progress | None = None,
 ) -> BacktestResult:
     """The backtest of backtest.py at exactly these origins.
@@ -112,8 +119,14 @@ def backtest_at(
     newest = int(np.unique(months_of(attrition_rows(frame)))[-1])
     spaced = all(b - a == config.horizon for a, b in itertools.pairwise(origins))
     if spaced:
-        result = run_backtest(panel, targets, config, n_origins=len(origins),
-                              skip_last=newest - origins[-1], progress=progress)
+        result = run_backtest(
+            panel,
+            targets,
+            config,
+            n_origins=len(origins),
+            skip_last=newest - origins[-1],
+            progress=progress,
+        )
         if result.origins == [month_str(o) for o in origins]:
             return result
     # One origin at a time (threaded LightGBM fits crashed; see models.fit.fit_models).
@@ -130,28 +143,41 @@ def pool_results(parts: list[BacktestResult], config: ModelConfig) -> BacktestRe
     origin-out coverage recomputed on the pooled rows, exactly as backtest.py computes them."""
 
     drop = ["leavers_p10", "leavers_p90"]
-    pred = pd.concat([p.predictions.drop(columns=drop, errors="ignore") for p in parts],
-                     ignore_index=True)
+    pred = pd.concat(
+        [p.predictions.drop(columns=drop, errors="ignore") for p in parts], ignore_index=True
+    )
     has_truth = bool(pred.get("true_leavers", pd.Series(dtype=float)).notna().any())
     level = config.interval_level
     mu, y = pred["pred_model"].to_numpy(), pred["leavers"].to_numpy()
     dispersion = intervals.estimate_dispersion(y, mu)
-    q = intervals.conformal_halfwidth((pred["csat_change"] - pred["csat_pred_model"]).to_numpy(),
-                                      level)
+    q = intervals.conformal_halfwidth(
+        (pred["csat_change"] - pred["csat_pred_model"]).to_numpy(), level
+    )
     by_origin = pred.assign(v=intervals.nb_variance(mu, dispersion)).groupby("origin")
-    sd = intervals.org_model_sd(by_origin["pred_model"].sum().to_numpy(),
-                                by_origin["leavers"].sum().to_numpy(),
-                                by_origin["v"].sum().to_numpy())
+    sd = intervals.org_model_sd(
+        by_origin["pred_model"].sum().to_numpy(),
+        by_origin["leavers"].sum().to_numpy(),
+        by_origin["v"].sum().to_numpy(),
+    )
     coverage, org = honest_coverage(pred, level)
     pred["leavers_p10"], pred["leavers_p90"] = intervals.nb_interval(mu, dispersion, level)
     cuts = np.quantile(pred["rate_model"].to_numpy(), config.risk_quantiles)
-    metrics = pd.concat([attrition_metrics(pred, has_truth), csat_metrics(pred, has_truth)],
-                        ignore_index=True)
+    metrics = pd.concat(
+        [attrition_metrics(pred, has_truth), csat_metrics(pred, has_truth)], ignore_index=True
+    )
     return BacktestResult(
-        horizon=config.horizon, origins=[o for p in parts for o in p.origins], metrics=metrics,
-        predictions=pred, calibration=decile_table(pred), coverage=coverage, org_totals=org,
-        dispersion=dispersion, csat_residual_q80=q, org_total_model_sd=sd,
-        risk_cuts=(float(cuts[0]), float(cuts[1])), config_hash=config.hash(),
+        horizon=config.horizon,
+        origins=[o for p in parts for o in p.origins],
+        metrics=metrics,
+        predictions=pred,
+        calibration=decile_table(pred),
+        coverage=coverage,
+        org_totals=org,
+        dispersion=dispersion,
+        csat_residual_q80=q,
+        org_total_model_sd=sd,
+        risk_cuts=(float(cuts[0]), float(cuts[1])),
+        config_hash=config.hash(),
         folds=[f for p in parts for f in p.folds],
     )
 
@@ -163,11 +189,19 @@ def check_options(horizon: int | None, n_origins: int, every: int | None) -> Non
 
     if horizon is not None:
         check_horizon(horizon)
-    check_param("--origins", n_origins, _int(n_origins) and 1 <= n_origins <= MAX_ORIGINS,
-                f"an integer between 1 and {MAX_ORIGINS}")
+    check_param(
+        "--origins",
+        n_origins,
+        _int(n_origins) and 1 <= n_origins <= MAX_ORIGINS,
+        f"an integer between 1 and {MAX_ORIGINS}",
+    )
     if every is not None:
-        check_param("--every-months", every, _int(every) and 1 <= every <= MAX_EVERY,
-                    f"an integer between 1 and {MAX_EVERY}")
+        check_param(
+            "--every-months",
+            every,
+            _int(every) and 1 <= every <= MAX_EVERY,
+            f"an integer between 1 and {MAX_EVERY}",
+        )
 
 
 def _int(value: object) -> bool:
@@ -175,9 +209,15 @@ def _int(value: object) -> bool:
 
 
 def run_real_backtest(
-    data_dir: Path | str, out_dir: Path | str, *, horizon: int | None = None,
-    n_origins: int = 4, every: int | None = None, last_origin: str | None = None,
-    config_path: Path | None = None, progress: Callable[[str], None] | None = None,
+    data_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    horizon: int | None = None,
+    n_origins: int = 4,
+    every: int | None = None,
+    last_origin: str | None = None,
+    config_path: Path | None = None,
+    progress: Callable[[str], None] | None = None,
     origin_progress: Progress | None = None,
 ) -> RealBacktest:
     """Read, build, backtest, write OUT/backtest.json and OUT/backtest.html."""
@@ -197,8 +237,14 @@ def run_real_backtest(
     panel = build_panel(tables, specs)
     targets = build_targets(tables, config.horizon)
     frame = join_targets(panel, targets, config.horizon)
-    origins = pick_origins(frame, config.horizon, config.valid_months, n_origins, every,
-                           None if last is None else int(last.ordinal))
+    origins = pick_origins(
+        frame,
+        config.horizon,
+        config.valid_months,
+        n_origins,
+        every,
+        None if last is None else int(last.ordinal),
+    )
     if not origins:
         need = config.valid_months + config.horizon + MIN_HISTORY_MONTHS
         raise ModelError(
@@ -216,7 +262,11 @@ def run_real_backtest(
             f"coverage is optimistic."
         )
     document = backtest_document(
-        result, every=every, requested=n_origins, config=config, spec_hash=specs.hash(),
+        result,
+        every=every,
+        requested=n_origins,
+        config=config,
+        spec_hash=specs.hash(),
         data={"path": str(data_dir), "hash": data_hash(data_dir), **data_summary(tables)},
         warnings=warnings,
     )
@@ -236,8 +286,14 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def backtest_document(
-    result: BacktestResult, *, every: int, requested: int, config: ModelConfig, spec_hash: str,
-    data: dict[str, Any], warnings: list[str],
+    result: BacktestResult,
+    *,
+    every: int,
+    requested: int,
+    config: ModelConfig,
+    spec_hash: str,
+    data: dict[str, Any],
+    warnings: list[str],
 ) -> dict[str, Any]:
     """Plain JSON values: metrics against the baselines, per origin, calibration, coverage."""
 
@@ -253,7 +309,8 @@ def backtest_document(
             "worst_decile": att.at[name, "worst_decile"],
             "corr": att.at[name, "corr"],
         }
-        for name in NAMES if name in att.index
+        for name in NAMES
+        if name in att.index
     }
     doc = {
         "producer": "forecast backtest",
@@ -278,9 +335,16 @@ def backtest_document(
         "csat_residual_q80": result.csat_residual_q80,
         "org_total_model_sd": result.org_total_model_sd,
         "risk_cuts": list(result.risk_cuts),
-        "folds": [{"origin": f.origin, "train_rows": len(f.train_rows),
-                   "test_rows": len(f.test_rows), "attrition_trees": f.attrition_rounds,
-                   "csat_trees": f.csat_rounds} for f in result.folds],
+        "folds": [
+            {
+                "origin": f.origin,
+                "train_rows": len(f.train_rows),
+                "test_rows": len(f.test_rows),
+                "attrition_trees": f.attrition_rounds,
+                "csat_trees": f.csat_rounds,
+            }
+            for f in result.folds
+        ],
         "model_config": config.to_dict(),
         "model_config_hash": config.hash(),
         "feature_spec_hash": spec_hash,
@@ -294,9 +358,12 @@ def by_origin(pred: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for origin, part in pred.groupby("origin", sort=True):
         y = part["leavers"].to_numpy()
-        row: dict[str, Any] = {"origin": origin, "teams": len(part),
-                               "headcount": float(part["headcount"].sum()),
-                               "realised_leavers": float(y.sum())}
+        row: dict[str, Any] = {
+            "origin": origin,
+            "teams": len(part),
+            "headcount": float(part["headcount"].sum()),
+            "realised_leavers": float(y.sum()),
+        }
         for name in NAMES:
             col = "pred_" + {"lightgbm": "model", "long_run_shrunk": "long_run"}.get(name, name)
             row[f"{name}_predicted"] = float(part[col].sum())
@@ -313,8 +380,10 @@ def zero_predictions(pred: pd.DataFrame) -> dict[str, dict[str, int]]:
     for name in NAMES:
         col = "pred_" + {"lightgbm": "model", "long_run_shrunk": "long_run"}.get(name, name)
         zero = pred[col].to_numpy() <= 0
-        out[name] = {"rows": int(zero.sum()),
-                     "with_leavers": int((zero & (pred["leavers"].to_numpy() > 0)).sum())}
+        out[name] = {
+            "rows": int(zero.sum()),
+            "with_leavers": int((zero & (pred["leavers"].to_numpy() > 0)).sum()),
+        }
     return out
 
 
@@ -348,8 +417,9 @@ def _f(value: Any, spec: str = ".3f") -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -359,17 +429,23 @@ def _calibration_svg(cal: list[dict[str, Any]]) -> str:
         return ""
     top = max(max(r["predicted"] or 0, r["realised"] or 0) for r in cal) or 1.0
     w, h, pad, bar = 520, 200, 30, 18
-    parts = [f'<svg width="{w}" height="{h + 40}" role="img" '
-             f'aria-label="predicted and realised leavers by decile">']
+    parts = [
+        f'<svg width="{w}" height="{h + 40}" role="img" '
+        f'aria-label="predicted and realised leavers by decile">'
+    ]
     for i, r in enumerate(cal):
         x = pad + i * (bar * 2 + 10)
         for j, (key, colour) in enumerate((("predicted", "#4a78b5"), ("realised", "#d9822b"))):
             height = (r[key] or 0) / top * h
-            parts.append(f'<rect x="{x + j * bar}" y="{h - height + 10:.1f}" width="{bar - 2}" '
-                         f'height="{height:.1f}" fill="{colour}"><title>decile {r["decile"]} '
-                         f'{key} {r[key] or 0:.1f}</title></rect>')
-        parts.append(f'<text x="{x + bar}" y="{h + 26}" font-size="11" '
-                     f'text-anchor="middle">{r["decile"]}</text>')
+            parts.append(
+                f'<rect x="{x + j * bar}" y="{h - height + 10:.1f}" width="{bar - 2}" '
+                f'height="{height:.1f}" fill="{colour}"><title>decile {r["decile"]} '
+                f"{key} {r[key] or 0:.1f}</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x + bar}" y="{h + 26}" font-size="11" '
+            f'text-anchor="middle">{r["decile"]}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -378,24 +454,66 @@ def render_html(doc: dict[str, Any]) -> str:
     """A one-page summary a person can open offline: headline, per origin, calibration."""
     d = doc["data"]
     head = _table(
-        ["forecast", "Poisson deviance", "D² vs company rate", "D² vs trailing rate",
-         "predicted / realised", "corr"],
-        [[v["label"], _f(v["deviance"]), _f(v["d2_vs_company_rate"]),
-          _f(v["d2_vs_trailing_rate"]), _f(v["calibration"]), _f(v["corr"])]
-         for v in doc["headline"].values()],
+        [
+            "forecast",
+            "Poisson deviance",
+            "D² vs company rate",
+            "D² vs trailing rate",
+            "predicted / realised",
+            "corr",
+        ],
+        [
+            [
+                v["label"],
+                _f(v["deviance"]),
+                _f(v["d2_vs_company_rate"]),
+                _f(v["d2_vs_trailing_rate"]),
+                _f(v["calibration"]),
+                _f(v["corr"]),
+            ]
+            for v in doc["headline"].values()
+        ],
     )
     origins = _table(
-        ["origin", "teams", "realised", "model", "trailing", "company", "model dev.",
-         "trailing dev.", "company dev."],
-        [[r["origin"], str(r["teams"]), _f(r["realised_leavers"], ".0f"),
-          _f(r["lightgbm_predicted"], ".1f"), _f(r["trailing_12_predicted"], ".1f"),
-          _f(r["org_rate_predicted"], ".1f"), _f(r["lightgbm_deviance"]),
-          _f(r["trailing_12_deviance"]), _f(r["org_rate_deviance"])] for r in doc["by_origin"]],
+        [
+            "origin",
+            "teams",
+            "realised",
+            "model",
+            "trailing",
+            "company",
+            "model dev.",
+            "trailing dev.",
+            "company dev.",
+        ],
+        [
+            [
+                r["origin"],
+                str(r["teams"]),
+                _f(r["realised_leavers"], ".0f"),
+                _f(r["lightgbm_predicted"], ".1f"),
+                _f(r["trailing_12_predicted"], ".1f"),
+                _f(r["org_rate_predicted"], ".1f"),
+                _f(r["lightgbm_deviance"]),
+                _f(r["trailing_12_deviance"]),
+                _f(r["org_rate_deviance"]),
+            ]
+            for r in doc["by_origin"]
+        ],
     )
     cal = _table(
         ["decile", "teams", "mean rate", "predicted", "realised", "ratio"],
-        [[str(r["decile"]), str(r["rows"]), _f(r["mean_rate"], ".4f"), _f(r["predicted"], ".1f"),
-          _f(r["realised"], ".0f"), _f(r["ratio"], ".2f")] for r in doc["calibration"]],
+        [
+            [
+                str(r["decile"]),
+                str(r["rows"]),
+                _f(r["mean_rate"], ".4f"),
+                _f(r["predicted"], ".1f"),
+                _f(r["realised"], ".0f"),
+                _f(r["ratio"], ".2f"),
+            ]
+            for r in doc["calibration"]
+        ],
     )
     cov = doc["coverage"]
     zero = doc["zero_predictions"].get("trailing_12", {})
@@ -403,7 +521,7 @@ def render_html(doc: dict[str, Any]) -> str:
     best = doc["headline"][doc["best_attrition_model"]]["label"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Backtest: {html.escape(Path(d['path']).name)}</title>
+<title>Backtest: {html.escape(Path(d["path"]).name)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
@@ -411,36 +529,41 @@ th, td {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: righ
 th:first-child, td:first-child {{ text-align: left; }}
 .muted {{ color: #666; font-size: 0.9em; }}
 </style></head><body>
-<h1>Backtest of {html.escape(Path(d['path']).name)}</h1>
-<p>{d['teams']} teams, {d['employee_spells']} employee spells, months {d['first_month']} to
-{d['last_month']} (data_start {d['data_start'] or 'not set'}). Horizon {doc['horizon']} months;
-origins every {doc['every_months']} months: {', '.join(doc['origins'])} ({doc['rows']} team
+<h1>Backtest of {html.escape(Path(d["path"]).name)}</h1>
+<p>{d["teams"]} teams, {d["employee_spells"]} employee spells, months {d["first_month"]} to
+{d["last_month"]} (data_start {d["data_start"] or "not set"}). Horizon {doc["horizon"]} months;
+origins every {doc["every_months"]} months: {", ".join(doc["origins"])} ({doc["rows"]} team
 forecasts, all out of sample). Nothing was registered.</p>
 <h2>Voluntary leavers: model against simple forecasts</h2>
 <p>Lowest deviance: <strong>{html.escape(best)}</strong>. Lower deviance is better; D² is the
 share of the comparison's deviance removed (negative: worse than it).</p>
 {head}
-<p class="muted">The trailing rate predicted no leaver at all for {zero.get('rows', 0)} team
-forecasts, {zero.get('with_leavers', 0)} of which did lose someone.</p>
+<p class="muted">The trailing rate predicted no leaver at all for {zero.get("rows", 0)} team
+forecasts, {zero.get("with_leavers", 0)} of which did lose someone.</p>
 <h2>Per origin</h2>
 {origins}
 <h2>Calibration of the model by decile of predicted rate (pooled origins)</h2>
-{_calibration_svg(doc['calibration'])}
+{_calibration_svg(doc["calibration"])}
 <p class="muted">Blue: predicted leavers; orange: realised.</p>
 {cal}
-<h2>Interval coverage (nominal {_f(cov.get('level'), '.0%')})</h2>
-<p>Team leavers {_f(cov.get('leavers'), '.2f')}; organisation total
-{_f(cov.get('org_total'), '.2f')} over {_f(cov.get('org_total_origins'), '.0f')} origins; CSAT
-change {_f(cov.get('csat_change'), '.2f')}. Each origin is calibrated on the other origins only.</p>
-{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}
-<p class="muted">forecast {html.escape(doc['forecast_version'])}, model config
-{html.escape(doc['model_config_hash'])}, feature specs {html.escape(doc['feature_spec_hash'][:12])},
-data sha256 {html.escape(d['hash'][:12])}.</p>
+<h2>Interval coverage (nominal {_f(cov.get("level"), ".0%")})</h2>
+<p>Team leavers {_f(cov.get("leavers"), ".2f")}; organisation total
+{_f(cov.get("org_total"), ".2f")} over {_f(cov.get("org_total_origins"), ".0f")} origins; CSAT
+change {_f(cov.get("csat_change"), ".2f")}. Each origin is calibrated on the other origins only.</p>
+{"<h2>Notes</h2><ul>" + notes + "</ul>" if notes else ""}
+<p class="muted">forecast {html.escape(doc["forecast_version"])}, model config
+{html.escape(doc["model_config_hash"])}, feature specs {html.escape(doc["feature_spec_hash"][:12])},
+data sha256 {html.escape(d["hash"][:12])}.</p>
 </body></html>
 """
 
 
 __all__ = [
-    "RealBacktest", "backtest_at", "backtest_document", "pick_origins", "pool_results",
-    "render_html", "run_real_backtest",
+    "RealBacktest",
+    "backtest_at",
+    "backtest_document",
+    "pick_origins",
+    "pool_results",
+    "render_html",
+    "run_real_backtest",
 ]

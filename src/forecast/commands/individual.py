@@ -1,4 +1,5 @@
-""""forecast individual": the individual-level check on the IBM HR snapshot (aggregate results only)."""
+"""`forecast individual`: the individual-level check on the IBM HR snapshot (aggregate results
+only)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ def run_individual(
 ) -> IndividualResult:
     """Edge: read the file, evaluate, and write the aggregate summary (and, if asked, scores)."""
     if per_person and out_dir is None:
-        raise ConfigError("`--per-person` needs `--out DIR`: per-person scores are only ever "
-                          "written to a directory you choose.")
+        raise ConfigError(
+            "`--per-person` needs `--out DIR`: per-person scores are only ever "
+            "written to a directory you choose."
+        )
     if out_dir is not None:
         check_writable_dir(Path(out_dir), "--out")
     data = Path(data)
     frame = read_ibm(data)
-    result = evaluate(frame, file=data.name, folds=folds, seed=seed,
-                      include_protected=include_protected)
+    result = evaluate(
+        frame, file=data.name, folds=folds, seed=seed, include_protected=include_protected
+    )
     result.sha256 = hashlib.sha256(data.read_bytes()).hexdigest()
     if out_dir is not None:
         out_dir = Path(out_dir)

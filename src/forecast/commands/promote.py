@@ -1,4 +1,5 @@
-""""forecast promote": re-run the backtest of champion and challenger on the same data and move `champion` when the gate allows."""
+"""`forecast promote`: re-run the backtest of champion and challenger on the same data and move
+`champion` when the gate allows."""
 
 from __future__ import annotations
 
@@ -50,17 +51,24 @@ def run_promotion(
     if champion is None:
         set_pair_alias(tracking, CHAMPION, challenger)
         return PromotionOutcome(
-            champion=None, decision=GateDecision(True, "no champion yet"), **base,
+            champion=None,
+            decision=GateDecision(True, "no champion yet"),
+            **base,
         )
     if champion.attrition_version == challenger.attrition_version:
         return PromotionOutcome(
-            champion=champion, decision=GateDecision(False, "already champion"), **base,
+            champion=champion,
+            decision=GateDecision(False, "already champion"),
+            **base,
             note=f"the challenger ({challenger.describe()}) is already the champion.",
         )
     if champion.horizon != challenger.horizon:
         decision = gate(
-            champion_horizon=champion.horizon, challenger_horizon=challenger.horizon,
-            champion_deviance=None, challenger_deviance=None, force=force,
+            champion_horizon=champion.horizon,
+            challenger_horizon=challenger.horizon,
+            champion_deviance=None,
+            challenger_deviance=None,
+            force=force,
         )
         set_pair_alias(tracking, CHAMPION, challenger)
         return PromotionOutcome(champion=champion, decision=decision, **base)
@@ -69,14 +77,22 @@ def run_promotion(
     folder = _data_dir(data_dir, challenger)
     origins = _evaluate(folder, evals, step)
     decision = gate(
-        champion_horizon=champion.horizon, challenger_horizon=challenger.horizon,
-        champion_deviance=evals[0].deviance, challenger_deviance=evals[1].deviance, force=force,
+        champion_horizon=champion.horizon,
+        challenger_horizon=challenger.horizon,
+        champion_deviance=evals[0].deviance,
+        challenger_deviance=evals[1].deviance,
+        force=force,
     )
     if decision.promote:
         set_pair_alias(tracking, CHAMPION, challenger)
     return PromotionOutcome(
-        champion=champion, challenger=challenger, decision=decision, data_dir=folder,
-        tracking_uri=tracking.uri, origins=origins, comparison=comparison_table(evals),
+        champion=champion,
+        challenger=challenger,
+        decision=decision,
+        data_dir=folder,
+        tracking_uri=tracking.uri,
+        origins=origins,
+        comparison=comparison_table(evals),
     )
 
 

@@ -1,4 +1,5 @@
-""""forecast review": compare past forecasts under ROOT whose horizon has passed with what happened."""
+"""`forecast review`: compare past forecasts under ROOT whose horizon has passed with what
+happened."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ def run_review(data: Path, root: Path) -> ReviewResult:
     """Review every due forecast under ROOT and write ROOT/review.parquet."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
-        raise OutputError(f"{root} is not a directory of scored months; run `forecast score "
-                          f"--out-root {root} --catch-up` first.")
+        raise OutputError(
+            f"{root} is not a directory of scored months; run `forecast score "
+            f"--out-root {root} --catch-up` first."
+        )
     check_writable_dir(root, "--out-root")  # review.parquet goes there; known before reading
     tables = load_tables(data)
     latest = latest_complete_month(tables)
@@ -56,14 +59,24 @@ def run_review(data: Path, root: Path) -> ReviewResult:
         month = pd.concat([org_frame, teams], ignore_index=True)
         frames.append(month.assign(horizon=horizon, model_version=version))
         reviewed.append(name)
-    review = (pd.concat(frames, ignore_index=True) if frames else
-              pd.DataFrame({c: [] for c in REVIEW_COLUMNS}))
+    review = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({c: [] for c in REVIEW_COLUMNS})
+    )
     review = review.reindex(columns=list(REVIEW_COLUMNS))
-    review = review.astype({
-        "level": "string", "as_of": "string", "team_id": "string", "model_version": "string",
-        "horizon": "int64", "teams": "int64", "headcount": "int64",
-        **{c: "float64" for c in REVIEW_COLUMNS[7:]},
-    })
+    review = review.astype(
+        {
+            "level": "string",
+            "as_of": "string",
+            "team_id": "string",
+            "model_version": "string",
+            "horizon": "int64",
+            "teams": "int64",
+            "headcount": "int64",
+            **{c: "float64" for c in REVIEW_COLUMNS[7:]},
+        }
+    )
     path = root / REVIEW_FILE
     write_atomic(path, lambda tmp: write_parquet(review, tmp))
     return ReviewResult(path=path, review=review, reviewed=reviewed, pending=pending)

@@ -59,13 +59,19 @@ def report_extras(scorer: Scorer, batch: ScoreBatch, as_of: pd.Period) -> dict[s
     roll-ups, what-ifs, the fairness audit). Only with the report: not cheap for a very large
     organisation."""
     extras = score_extras(
-        scorer.tables, scorer.pair, scorer.specs, batch.scores, batch.drivers, as_of,
+        scorer.tables,
+        scorer.pair,
+        scorer.specs,
+        batch.scores,
+        batch.drivers,
+        as_of,
         what_if_fits=scorer.resolved.what_if_fits,
         backtest_predictions=backtest_predictions(scorer.resolved),
     )
     return {
         name: frame.sort_values("team_id", kind="stable").reset_index(drop=True)
-        if "team_id" in frame else frame
+        if "team_id" in frame
+        else frame
         for name, frame in extras.items()
     }
 
@@ -106,8 +112,12 @@ def parse_as_of(text: str | None, option: str = "--as-of") -> pd.Period | None:
 
 
 def prepare(
-    data: Path, *, model: str = "champion", horizon: int | None = None,
-    tracking_uri: str | None = None, warn: Say = _quiet,
+    data: Path,
+    *,
+    model: str = "champion",
+    horizon: int | None = None,
+    tracking_uri: str | None = None,
+    warn: Say = _quiet,
 ) -> Scorer:
     """Resolve the pair (fails within seconds when MLflow is unreachable), then read the data."""
 
@@ -120,8 +130,9 @@ def prepare(
         )
     tables = load_tables(data)
     specs = load_specs()
-    scorer = Scorer(data=Path(data), tables=tables, specs=specs, resolved=resolved,
-                    data_hash=data_hash(data))
+    scorer = Scorer(
+        data=Path(data), tables=tables, specs=specs, resolved=resolved, data_hash=data_hash(data)
+    )
     if pair.spec_hash and pair.spec_hash != specs.hash():
         scorer.warnings.append(
             f"the feature specs under features/ changed since the model was trained (spec hash "
@@ -155,8 +166,9 @@ def backtest_predictions(resolved: ResolvedPair) -> pd.DataFrame | None:
     return _run_artifact(resolved, "backtest/predictions.parquet")
 
 
-def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, str],
-                 min_group: int) -> dict[str, Any]:
+def manifest_for(
+    scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, str], min_group: int
+) -> dict[str, Any]:
 
     ref = scorer.resolved.ref
     scores = batch.scores
@@ -170,14 +182,21 @@ def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, 
             "tracking_uri": scorer.resolved.tracking_uri,
             "run_id": ref.run_id,
             "aliases": list(ref.aliases),
-            "attrition": {"name": ref.attrition_name, "version": ref.attrition_version,
-                          "run_id": ref.run_id},
-            "csat": {"name": ref.csat_name, "version": ref.csat_version,
-                     "run_id": ref.run_id if ref.csat_version else None},
+            "attrition": {
+                "name": ref.attrition_name,
+                "version": ref.attrition_version,
+                "run_id": ref.run_id,
+            },
+            "csat": {
+                "name": ref.csat_name,
+                "version": ref.csat_version,
+                "run_id": ref.run_id if ref.csat_version else None,
+            },
             "trained_until": scorer.pair.trained_until,
             "trained_at": (
                 scorer.resolved.ref.created.isoformat(timespec="seconds")
-                if scorer.resolved.ref.created else None
+                if scorer.resolved.ref.created
+                else None
             ),
         },
         "data": {"path": str(Path(os.path.abspath(scorer.data))), "hash": scorer.data_hash},
@@ -190,10 +209,12 @@ def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, 
             "history": len(batch.history),
             "drift": len(batch.drift),
         },
-        "organisation": {"expected_leavers": batch.organisation.get("expected"),
-                         "leavers_p10": batch.organisation.get("p10"),
-                         "leavers_p90": batch.organisation.get("p90"),
-                         "headcount": int(scores["headcount"].sum())},
+        "organisation": {
+            "expected_leavers": batch.organisation.get("expected"),
+            "leavers_p10": batch.organisation.get("p10"),
+            "leavers_p90": batch.organisation.get("p90"),
+            "headcount": int(scores["headcount"].sum()),
+        },
         "additivity_max_error": batch.additivity,
         "drift": batch.drift_summary,
         "warnings": [*scorer.warnings, *batch.warnings],
@@ -207,9 +228,16 @@ def manifest_for(scorer: Scorer, batch: ScoreBatch, out: Path, files: dict[str, 
 
 
 def score_month(
-    scorer: Scorer, as_of: pd.Period, out: Path, *, min_group: int = MIN_GROUP,
-    report: bool = True, lock: bool = True, warn: Say = _quiet,
-    batch: ScoreBatch | None = None, engine: dict[str, Any] | None = None,
+    scorer: Scorer,
+    as_of: pd.Period,
+    out: Path,
+    *,
+    min_group: int = MIN_GROUP,
+    report: bool = True,
+    lock: bool = True,
+    warn: Say = _quiet,
+    batch: ScoreBatch | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> ScoreResult:
     """Score one month into `out` (atomically) and tag the model version with it. Another
     engine (Spark) passes the `batch` it built; writing and publishing stay the same. Ctrl-C
@@ -230,9 +258,15 @@ def score_month(
     try:
         check_replaceable(out)  # fail before the expensive part; re-checked under the lock
         if batch is None:
-            batch = build_batch(scorer.tables, scorer.pair, scorer.specs, as_of=as_of,
-                                min_group=min_group, reference=scorer.reference(),
-                                calibration=scorer.calibration)
+            batch = build_batch(
+                scorer.tables,
+                scorer.pair,
+                scorer.specs,
+                as_of=as_of,
+                min_group=min_group,
+                reference=scorer.reference(),
+                calibration=scorer.calibration,
+            )
         for w in batch.warnings:
             warn(w)
         if report:
@@ -262,8 +296,7 @@ def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> N
     ref = scorer.resolved.ref
     key, value = f"scored.{as_of}", str(out)
     try:
-        tracking = connect(scorer.resolved.tracking_uri, create_experiment=False,
-                           read_only=True)
+        tracking = connect(scorer.resolved.tracking_uri, create_experiment=False, read_only=True)
         with tracking_errors(tracking.uri):
             tracking.client.set_model_version_tag(
                 ATTRITION_MODEL, ref.attrition_version, key, value
@@ -274,13 +307,21 @@ def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> N
 
 
 def run_score(
-    data: Path, out: Path, *, as_of: str | None = None, model: str = "champion",
-    min_group: int = MIN_GROUP, report: bool = True, horizon: int | None = None,
-    tracking_uri: str | None = None, warn: Say = _quiet,
+    data: Path,
+    out: Path,
+    *,
+    as_of: str | None = None,
+    model: str = "champion",
+    min_group: int = MIN_GROUP,
+    report: bool = True,
+    horizon: int | None = None,
+    tracking_uri: str | None = None,
+    warn: Say = _quiet,
 ) -> ScoreResult:
     """`forecast score --data DIR --out OUT`: one month (default: the latest complete one)."""
-    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
-                "an integer >= 1")
+    check_param(
+        "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
+    )
     month = parse_as_of(as_of)
     out = Path(os.path.abspath(out))
     try:
@@ -288,8 +329,7 @@ def run_score(
         # must not cost a whole scoring run.
         check_writable_parent(out, "--out")
         check_replaceable(out)
-        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri,
-                         warn=warn)
+        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
         month = month if month is not None else latest_complete_month(scorer.tables)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} left as it was") from None
@@ -297,17 +337,26 @@ def run_score(
 
 
 def run_score_spark(
-    data: Path, out: Path, *, as_of: str | None = None, model: str = "champion",
-    min_group: int = 5, report: bool = True, horizon: int | None = None,
-    tracking_uri: str | None = None, warn: Any = None, master: str = DEFAULT_MASTER,
+    data: Path,
+    out: Path,
+    *,
+    as_of: str | None = None,
+    model: str = "champion",
+    min_group: int = 5,
+    report: bool = True,
+    horizon: int | None = None,
+    tracking_uri: str | None = None,
+    warn: Any = None,
+    master: str = DEFAULT_MASTER,
     spark: Any = None,
 ) -> Any:
     """`forecast score --engine spark`: score.run_score with the batch built on Spark, written
     by score.py's own writer and published the same atomic way."""
 
     say = warn or (lambda _m: None)
-    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
-                "an integer >= 1")
+    check_param(
+        "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
+    )
     month = parse_as_of(as_of)
     out = Path(os.path.abspath(out))
     check_writable_parent(out, "--out")  # before the Spark session, MLflow or the data
@@ -316,17 +365,28 @@ def run_score_spark(
     month = month if month is not None else latest_complete_month(scorer.tables)
     own = spark is None
     session = spark_session(master) if own else spark
-    engine = {"name": "spark", "master": master,
-              "buckets": n_buckets_for(session, int(scorer.tables.employees["team_id"].nunique()))}
+    engine = {
+        "name": "spark",
+        "master": master,
+        "buckets": n_buckets_for(session, int(scorer.tables.employees["team_id"].nunique())),
+    }
     try:
-        batch = build_batch_spark(session, scorer.tables, scorer.pair, scorer.specs, as_of=month,
-                                  min_group=min_group, reference=scorer.reference(),
-                                  calibration=scorer.calibration)
+        batch = build_batch_spark(
+            session,
+            scorer.tables,
+            scorer.pair,
+            scorer.specs,
+            as_of=month,
+            min_group=min_group,
+            reference=scorer.reference(),
+            calibration=scorer.calibration,
+        )
     finally:
         if own:
             session.stop()
-    return score_month(scorer, month, out, min_group=min_group, report=report, warn=say,
-                       batch=batch, engine=engine)
+    return score_month(
+        scorer, month, out, min_group=min_group, report=report, warn=say, batch=batch, engine=engine
+    )
 
 
 def _root_lock_path(root: Path) -> Path:
@@ -335,13 +395,22 @@ def _root_lock_path(root: Path) -> Path:
 
 
 def run_catch_up(
-    data: Path, root: Path, *, since: str | None = None, model: str = "champion",
-    min_group: int = 5, report: bool = True, horizon: int | None = None,
-    tracking_uri: str | None = None, say: Say = _quiet, warn: Say = _quiet,
+    data: Path,
+    root: Path,
+    *,
+    since: str | None = None,
+    model: str = "champion",
+    min_group: int = 5,
+    report: bool = True,
+    horizon: int | None = None,
+    tracking_uri: str | None = None,
+    say: Say = _quiet,
+    warn: Say = _quiet,
 ) -> CatchUpResult:
     """Score every due month into ROOT/YYYY-MM/ with one loaded pair and one read of the data."""
-    check_param("--min-group", min_group, isinstance(min_group, int) and min_group >= 1,
-                "an integer >= 1")
+    check_param(
+        "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
+    )
     since_month = parse_as_of(since, "--since")
     root = Path(os.path.abspath(root))
     if root.exists() and not root.is_dir():
@@ -349,8 +418,7 @@ def run_catch_up(
     try:
         # The lock goes beside ROOT, and ROOT may have to be created: both checked up front.
         check_writable_parent(root, "--out-root")
-        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri,
-                         warn=warn)
+        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {root} left as it was") from None
     latest = latest_complete_month(scorer.tables)
@@ -363,15 +431,26 @@ def run_catch_up(
     root.parent.mkdir(parents=True, exist_ok=True)
     busy = f"another catch-up has held {root} for over {LOCK_TIMEOUT_S:.0f} s; try again later."
     try:
-        with output_lock(_root_lock_path(root), timeout=LOCK_TIMEOUT_S, busy=busy,
-                         option="--out-root"):
-            _score_due(scorer, root, result, latest, since_month, min_group=min_group,
-                       report=report, say=say, warn=warn)
+        with output_lock(
+            _root_lock_path(root), timeout=LOCK_TIMEOUT_S, busy=busy, option="--out-root"
+        ):
+            _score_due(
+                scorer,
+                root,
+                result,
+                latest,
+                since_month,
+                min_group=min_group,
+                report=report,
+                say=say,
+                warn=warn,
+            )
     except KeyboardInterrupt:
         if not result.scored:
             raise Interrupted(f"interrupted; {root} left as it was") from None
-        raise Interrupted(f"interrupted; scored {', '.join(result.scored)} into {root}, no "
-                          f"other month written") from None
+        raise Interrupted(
+            f"interrupted; scored {', '.join(result.scored)} into {root}, no other month written"
+        ) from None
     except Interrupted as exc:  # from the month being scored, which says what it left
         if not result.scored:
             raise
@@ -380,8 +459,16 @@ def run_catch_up(
 
 
 def _score_due(
-    scorer: Scorer, root: Path, result: CatchUpResult, latest: pd.Period,
-    since_month: pd.Period | None, *, min_group: int, report: bool, say: Say, warn: Say,
+    scorer: Scorer,
+    root: Path,
+    result: CatchUpResult,
+    latest: pd.Period,
+    since_month: pd.Period | None,
+    *,
+    min_group: int,
+    report: bool,
+    say: Say,
+    warn: Say,
 ) -> None:
     """Decided under the lock: a run that waited sees what the other one wrote."""
     existing = month_folders(root)
@@ -392,8 +479,9 @@ def _score_due(
                 previous = read_manifest(root / name) or {}
                 by = previous.get("model", {}).get("attrition", {}).get("version")
                 result.skipped[name] = (
-                    "already scored with this model version" if by == version else
-                    f"already scored (model version {by or 'unknown'}); never rewritten"
+                    "already scored with this model version"
+                    if by == version
+                    else f"already scored (model version {by or 'unknown'}); never rewritten"
                 )
     months = due_months(existing, latest, since_month)
     if not months:
@@ -404,8 +492,9 @@ def _score_due(
         name = month_str(month)
         say(f"scoring {name} into {root / name}")
         # The root lock already serialises writers; a per-month lock file would litter ROOT.
-        score_month(scorer, month, root / name, min_group=min_group, report=report,
-                    lock=False, warn=warn)
+        score_month(
+            scorer, month, root / name, min_group=min_group, report=report, lock=False, warn=warn
+        )
         result.scored.append(name)
 
 

@@ -18,8 +18,14 @@ class Simulated:
 
 
 def run_simulate(
-    out_dir: Path, *, teams: int, months: int, seed: int, truth: bool = False,
-    fmt: str = "csv", progress: Callable[[int, int], None] | None = None,
+    out_dir: Path,
+    *,
+    teams: int,
+    months: int,
+    seed: int,
+    truth: bool = False,
+    fmt: str = "csv",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Simulated:
     """Simulate and write; options are checked by their command-line names."""
     check_param("--format", fmt, fmt in ("csv", "parquet"), "one of csv, parquet")

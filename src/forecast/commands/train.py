@@ -46,8 +46,13 @@ N_ORIGINS = 4
 PRIMARY_METRIC = "attrition.lightgbm.deviance"
 
 STEPS = (
-    "reading data", "building features", "backtesting", "training",
-    "fitting the what-if engine", "validating the what-if engine", "logging to MLflow",
+    "reading data",
+    "building features",
+    "backtesting",
+    "training",
+    "fitting the what-if engine",
+    "validating the what-if engine",
+    "logging to MLflow",
 )
 
 Progress = Callable[[str], None]
@@ -70,8 +75,12 @@ class TrainingOutcome:
 
 def check_horizon(horizon: object) -> None:
     ok = isinstance(horizon, int) and not isinstance(horizon, bool)
-    check_param("--horizon", horizon, ok and 1 <= horizon <= MAX_HORIZON,  # type: ignore[operator]
-                f"an integer between 1 and {MAX_HORIZON}")
+    check_param(
+        "--horizon",
+        horizon,
+        ok and 1 <= horizon <= MAX_HORIZON,  # type: ignore[operator]
+        f"an integer between 1 and {MAX_HORIZON}",
+    )
 
 
 def warn_protected(specs: FeatureSpecs) -> list[str]:
@@ -140,7 +149,8 @@ def run_training(
             step("fitting the what-if engine")
             what_if_fits, skipped = job.wait(
                 progress=lambda signal, i, n: step(
-                    f"fitting the what-if engine: {signal} ({i + 1}/{n})"),
+                    f"fitting the what-if engine: {signal} ({i + 1}/{n})"
+                ),
             )
     for signal, why in skipped.items():
         message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
@@ -150,20 +160,40 @@ def run_training(
     step("logging to MLflow")
     whatif = None
     if validate_what_if:
-
         step("validating the what-if engine")
-        whatif = validation.validate_engine(known_effect_orgs(
-            validation.VALIDATION_SEEDS, validation.VALIDATION_SCALES,
-            validation.VALIDATION_TEAMS, validation.VALIDATION_MONTHS))
+        whatif = validation.validate_engine(
+            known_effect_orgs(
+                validation.VALIDATION_SEEDS,
+                validation.VALIDATION_SCALES,
+                validation.VALIDATION_TEAMS,
+                validation.VALIDATION_MONTHS,
+            )
+        )
     record = TrainingRecord(
-        data_dir=data_dir, data_hash=digest, specs=specs, config=config, pair=pair,
-        panel=panel, tables=tables, backtest=backtest, protected=opted, warnings=warnings,
-        whatif_validation=whatif, whatif_skipped=skipped, what_if_fits=what_if_fits,
+        data_dir=data_dir,
+        data_hash=digest,
+        specs=specs,
+        config=config,
+        pair=pair,
+        panel=panel,
+        tables=tables,
+        backtest=backtest,
+        protected=opted,
+        warnings=warnings,
+        whatif_validation=whatif,
+        whatif_skipped=skipped,
+        what_if_fits=what_if_fits,
     )
     run_id, artifact_uri, ref = log_and_register(tracking, record)
     return TrainingOutcome(
-        run_id=run_id, tracking_uri=tracking.uri, experiment=EXPERIMENT, pair=ref,
-        backtest=backtest, data_hash=digest, warnings=warnings, artifact_uri=artifact_uri,
+        run_id=run_id,
+        tracking_uri=tracking.uri,
+        experiment=EXPERIMENT,
+        pair=ref,
+        backtest=backtest,
+        data_hash=digest,
+        warnings=warnings,
+        artifact_uri=artifact_uri,
         record=record,
     )
 
@@ -243,8 +273,11 @@ def backtest_table(backtest: BacktestResult) -> Any:
     from rich.table import Table
 
     columns = [
-        ("deviance", "Poisson deviance"), ("d2_vs_null", "D² vs org rate"),
-        ("calibration", "pred/real"), ("weighted_mae", "CSAT wMAE"), ("corr", "corr"),
+        ("deviance", "Poisson deviance"),
+        ("d2_vs_null", "D² vs org rate"),
+        ("calibration", "pred/real"),
+        ("weighted_mae", "CSAT wMAE"),
+        ("corr", "corr"),
     ]
     table = Table(
         title=f"Backtest, horizon {backtest.horizon} months, origins "
@@ -254,9 +287,7 @@ def backtest_table(backtest: BacktestResult) -> Any:
     for name in ("target", "model", "rows", *(label for _, label in columns)):
         table.add_column(name, justify="left" if name in ("target", "model") else "right")
     for _, row in backtest.metrics.iterrows():
-        cells = [
-            "" if pd.isna(row.get(col)) else f"{row[col]:.3f}" for col, _ in columns
-        ]
+        cells = ["" if pd.isna(row.get(col)) else f"{row[col]:.3f}" for col, _ in columns]
         style = "bold" if row["model"] == "lightgbm" else None
         table.add_row(row["target"], row["model"], str(int(row["rows"])), *cells, style=style)
     cov = backtest.coverage
@@ -278,18 +309,21 @@ def backtest_metrics(backtest: BacktestResult) -> dict[str, float]:
 def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, str, PairRef]:
     import mlflow
 
-
     with tracking_errors(tracking.uri):
-        with mlflow.start_run(experiment_id=tracking.experiment_id) as run, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            mlflow.start_run(experiment_id=tracking.experiment_id) as run,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             run_id = run.info.run_id
-            mlflow.set_tags({
-                "forecast.command": "train",
-                "horizon": str(record.config.horizon),
-                "data_hash": record.data_hash,
-                "spec_hash": record.specs.hash(),
-                "protected_opt_in": ",".join(record.protected) or "none",
-            })
+            mlflow.set_tags(
+                {
+                    "forecast.command": "train",
+                    "horizon": str(record.config.horizon),
+                    "data_hash": record.data_hash,
+                    "spec_hash": record.specs.hash(),
+                    "protected_opt_in": ",".join(record.protected) or "none",
+                }
+            )
             mlflow.log_params(record.params())
             mlflow.log_metrics(backtest_metrics(record.backtest))
             mlflow.set_tag("whatif_engine", "causal-dml")
@@ -305,7 +339,10 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
             uris = log_pair_models(record.pair, str(pair_dir), record.panel)
             artifact_uri = run.info.artifact_uri
         ref = register_pair(
-            tracking, run_id=run_id, attrition_uri=uris["attrition"], csat_uri=uris["csat"],
+            tracking,
+            run_id=run_id,
+            attrition_uri=uris["attrition"],
+            csat_uri=uris["csat"],
             tags=record.version_tags(),
         )
     return run_id, artifact_uri, ref
@@ -318,7 +355,6 @@ def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
     import math
 
     import mlflow
-
 
     fits = record.what_if_fits
     if fits is None:
@@ -357,16 +393,19 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
     feature_importance(record.pair).to_csv(root / "features/importance.csv", index=False)
 
     bt.metrics.to_csv(root / "backtest/metrics.csv", index=False)
-    _json(root / "backtest/metrics.json", {
-        "horizon": bt.horizon,
-        "origins": list(bt.origins),
-        "metrics": json.loads(bt.metrics.to_json(orient="records")),
-        "coverage": bt.coverage,
-        "dispersion": bt.dispersion,
-        "csat_residual_q80": bt.csat_residual_q80,
-        "org_total_model_sd": bt.org_total_model_sd,
-        "risk_cuts": list(bt.risk_cuts),
-    })
+    _json(
+        root / "backtest/metrics.json",
+        {
+            "horizon": bt.horizon,
+            "origins": list(bt.origins),
+            "metrics": json.loads(bt.metrics.to_json(orient="records")),
+            "coverage": bt.coverage,
+            "dispersion": bt.dispersion,
+            "csat_residual_q80": bt.csat_residual_q80,
+            "org_total_model_sd": bt.org_total_model_sd,
+            "risk_cuts": list(bt.risk_cuts),
+        },
+    )
     bt.calibration.to_csv(root / "backtest/calibration.csv", index=False)
     # Team-level out-of-sample predictions (no person-level value): the report's fairness audit
     # checks calibration by team composition from these.
@@ -378,11 +417,14 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
     (root / "backtest/report.txt").write_text(bt.format_table() + "\n")
 
     summary = data_summary(record.tables)
-    _json(root / "lineage.json", {
-        "data": {"hash": record.data_hash, **summary},
-        "panel_rows": len(record.panel),
-        "packages": packages,
-    })
+    _json(
+        root / "lineage.json",
+        {
+            "data": {"hash": record.data_hash, **summary},
+            "panel_rows": len(record.panel),
+            "packages": packages,
+        },
+    )
     (root / "model_card.md").write_text(model_card(record, summary))
 
 
@@ -393,12 +435,16 @@ def feature_importance(pair: ModelPair) -> pd.DataFrame:
     for target, booster in (("attrition", pair.attrition_booster), ("csat", pair.csat_booster)):
         if booster is None:
             continue
-        frames.append(pd.DataFrame({
-            "target": target,
-            "feature": booster.feature_name(),
-            "gain": booster.feature_importance("gain"),
-            "splits": booster.feature_importance("split"),
-        }).sort_values("gain", ascending=False))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "target": target,
+                    "feature": booster.feature_name(),
+                    "gain": booster.feature_importance("gain"),
+                    "splits": booster.feature_importance("split"),
+                }
+            ).sort_values("gain", ascending=False)
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -422,7 +468,8 @@ def model_card(record: TrainingRecord, summary: dict[str, Any]) -> str:
     protected = (
         f"**Protected attributes opted in by a feature spec: {', '.join(record.protected)}.** "
         "Review this choice before using the forecasts."
-        if record.protected else "No protected attribute is used as a feature."
+        if record.protected
+        else "No protected attribute is used as a feature."
     )
     horizon = record.config.horizon
     return f"""# Model card: forecast-attrition / forecast-csat (horizon {horizon} months)
@@ -440,8 +487,8 @@ group size are not reported.
 
 ## Data
 - Data hash (sha256 of the input files): `{record.data_hash}`
-- Rows: {rows}; teams: {summary['teams']}; months: {summary['first_month']} to
-  {summary['last_month']}; data_start: {summary['data_start'] or 'not set'}
+- Rows: {rows}; teams: {summary["teams"]}; months: {summary["first_month"]} to
+  {summary["last_month"]}; data_start: {summary["data_start"] or "not set"}
 - Trained on as-of months up to {record.pair.trained_until}; team-months in the panel:
   {len(record.panel)}
 - No individual identifiers are stored in this run or its models.
@@ -452,7 +499,7 @@ group size are not reported.
   `config/feature_spec.yaml`, `features/feature_catalog.csv`)
 - Model config hash `{record.config.hash()}` (see `config/model_config.yaml`)
 
-## Backtest (rolling origins {', '.join(bt.origins)}; out of sample)
+## Backtest (rolling origins {", ".join(bt.origins)}; out of sample)
 Attrition (Poisson deviance per team-month, lower is better; D² vs the organisation-wide rate):
 
 | model | deviance | D² vs org rate | predicted / realised |
@@ -465,9 +512,9 @@ CSAT change (mean absolute error in CSAT points):
 |---|---|---|
 {csat_rows}
 
-Interval coverage (nominal {bt.coverage.get('level', 0.8):.0%}): leavers
-{bt.coverage.get('leavers', float('nan')):.2f}, CSAT change
-{bt.coverage.get('csat_change', float('nan')):.2f}. Calibration by decile:
+Interval coverage (nominal {bt.coverage.get("level", 0.8):.0%}): leavers
+{bt.coverage.get("leavers", float("nan")):.2f}, CSAT change
+{bt.coverage.get("csat_change", float("nan")):.2f}. Calibration by decile:
 `backtest/calibration.csv`, `backtest/calibration.png`.
 
 ## Limitations

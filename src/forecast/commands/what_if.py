@@ -19,8 +19,13 @@ from forecast.whatif.signals import check_value, split_assignment
 
 
 def run_what_if(
-    data: Path | str, teams: list[str], assignment: str, *, as_of: str | None = None,
-    model: str = "champion", tracking_uri: str | None = None,
+    data: Path | str,
+    teams: list[str],
+    assignment: str,
+    *,
+    as_of: str | None = None,
+    model: str = "champion",
+    tracking_uri: str | None = None,
 ) -> pd.DataFrame:
     """`forecast what-if`: read the data, resolve the pair, estimate. The CLI renders it."""
     signal, raw = split_assignment(assignment)
@@ -34,8 +39,10 @@ def run_what_if(
     latest = latest_complete_month(tables)
     month = latest if month is None else month
     if month > latest:
-        raise ConfigError(f"`--as-of` must be a month up to the data's latest complete month "
-                          f"{month_str(latest)}. Got {as_of!r} instead.")
+        raise ConfigError(
+            f"`--as-of` must be a month up to the data's latest complete month "
+            f"{month_str(latest)}. Got {as_of!r} instead."
+        )
     value = check_value(tables, setting, raw, month)
     resolved = resolve_pair(model, tracking_uri)
     # The causal engine: re-scoring would let history features absorb the effect

@@ -39,12 +39,19 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def json_text(value: object, *, sort_keys: bool = True, allow_nan: bool = True,
-              default: Callable[[object], object] | None = None) -> str:
+def json_text(
+    value: object,
+    *,
+    sort_keys: bool = True,
+    allow_nan: bool = True,
+    default: Callable[[object], object] | None = None,
+) -> str:
     """The one JSON form of the files the project writes: indented by two, keys sorted (the
     same value gives the same bytes), a final newline."""
-    return json.dumps(value, indent=2, sort_keys=sort_keys, allow_nan=allow_nan,
-                      default=default) + "\n"
+    return (
+        json.dumps(value, indent=2, sort_keys=sort_keys, allow_nan=allow_nan, default=default)
+        + "\n"
+    )
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -76,8 +83,9 @@ def check_writable_dir(
     try:
         _probe(probe)
     except OSError as exc:
-        raise OutputError(f"{shown}: {existing} {_why_unwritable(exc)}; choose another "
-                          f"{option}.") from None
+        raise OutputError(
+            f"{shown}: {existing} {_why_unwritable(exc)}; choose another {option}."
+        ) from None
 
 
 def check_writable_parent(path: Path, option: str = "--out") -> None:

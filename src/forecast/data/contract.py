@@ -123,8 +123,10 @@ def read_csv_text(path: Path, *, name: str | None = None) -> pd.DataFrame:
     DataError for a missing, empty, non-UTF-8 or unparseable file, or a header with no rows."""
     name = name or path.name
     if not path.is_file():
-        raise DataError("the file does not exist." if not path.exists() else "this is not a file.",
-                        file=str(path))
+        raise DataError(
+            "the file does not exist." if not path.exists() else "this is not a file.",
+            file=str(path),
+        )
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError("the file is empty.", file=name)

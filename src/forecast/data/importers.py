@@ -40,18 +40,45 @@ MFG_NOT_TERMINATED = "1/1/1900"  # the export's placeholder for "still employed"
 SOURCE_DATE_FORMAT = "%m/%d/%Y"
 
 MFG_COLUMNS = (
-    "EmployeeID", "recorddate_key", "birthdate_key", "orighiredate_key", "terminationdate_key",
-    "city_name", "department_name", "job_title", "store_name", "gender_short",
-    "termreason_desc", "termtype_desc", "STATUS_YEAR", "STATUS", "BUSINESS_UNIT",
+    "EmployeeID",
+    "recorddate_key",
+    "birthdate_key",
+    "orighiredate_key",
+    "terminationdate_key",
+    "city_name",
+    "department_name",
+    "job_title",
+    "store_name",
+    "gender_short",
+    "termreason_desc",
+    "termtype_desc",
+    "STATUS_YEAR",
+    "STATUS",
+    "BUSINESS_UNIT",
 )
 # The source misspells "Resignaton"; the reason is normalised so reports read cleanly.
-MFG_REASONS = {"resignaton": "resignation", "resignation": "resignation",
-               "retirement": "retirement", "layoff": "layoff"}
+MFG_REASONS = {
+    "resignaton": "resignation",
+    "resignation": "resignation",
+    "retirement": "retirement",
+    "layoff": "layoff",
+}
 MFG_TYPES = {"voluntary": "voluntary", "involuntary": "involuntary"}
 
 HRD_COLUMNS = (
-    "EmpID", "DateofHire", "DateofTermination", "EmploymentStatus", "TermReason", "Department",
-    "ManagerName", "ManagerID", "Position", "Sex", "DOB", "EngagementSurvey", "EmpSatisfaction",
+    "EmpID",
+    "DateofHire",
+    "DateofTermination",
+    "EmploymentStatus",
+    "TermReason",
+    "Department",
+    "ManagerName",
+    "ManagerID",
+    "Position",
+    "Sex",
+    "DOB",
+    "EngagementSurvey",
+    "EmpSatisfaction",
     "LastPerformanceReview_Date",
 )
 HRD_STATUS = {
@@ -100,7 +127,8 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], file: str) -
         raise DataError(
             f"required column {missing[0]} is missing; is this the right export? "
             f"(expected {', '.join(columns)}).",
-            file=file, column=missing[0],
+            file=file,
+            column=missing[0],
         )
 
 
@@ -127,7 +155,10 @@ def _parse_source_dates(
         value = frame[column].iloc[i]
         what = "is empty" if pd.isna(text.iloc[i]) else f"{value!r} is not a date M/D/YYYY"
         raise DataError(
-            f"{column} {what}.", file=file, column=column, row=i + 1,
+            f"{column} {what}.",
+            file=file,
+            column=column,
+            row=i + 1,
             key=f"{key}={frame[key].iloc[i]}",
         )
     return parsed.astype("datetime64[ns]")
@@ -136,8 +167,9 @@ def _parse_source_dates(
 def _row_error(
     frame: pd.DataFrame, i: int, column: str, key: str, message: str, file: str
 ) -> DataError:
-    return DataError(message, file=file, column=column, row=int(i) + 1,
-                     key=f"{key}={frame[key].iloc[int(i)]}")
+    return DataError(
+        message, file=file, column=column, row=int(i) + 1, key=f"{key}={frame[key].iloc[int(i)]}"
+    )
 
 
 def _first(mask: pd.Series | np.ndarray) -> int | None:
@@ -171,8 +203,12 @@ def convert_mfg(
     future into any as-of view built from those rows.
     """
     check_param("--team-by", team_by, team_by in TEAM_BY["mfg"], "one of store, store-department")
-    check_param("--retirement-as", retirement_as, retirement_as in RETIREMENT_AS,
-                "one of voluntary, involuntary")
+    check_param(
+        "--retirement-as",
+        retirement_as,
+        retirement_as in RETIREMENT_AS,
+        "one of voluntary, involuntary",
+    )
     _require_columns(frame, MFG_COLUMNS, file)
     f = frame.reset_index(drop=True)
     key = "EmployeeID"
@@ -180,13 +216,25 @@ def convert_mfg(
     status = _text(f["STATUS"]).str.upper()
     idx = _first(~status.isin(["ACTIVE", "TERMINATED"]).fillna(False))
     if idx is not None:
-        raise _row_error(f, idx, "STATUS", key,
-                         f"STATUS {f['STATUS'].iloc[idx]!r} is not ACTIVE or TERMINATED.", file)
+        raise _row_error(
+            f,
+            idx,
+            "STATUS",
+            key,
+            f"STATUS {f['STATUS'].iloc[idx]!r} is not ACTIVE or TERMINATED.",
+            file,
+        )
     years = pd.to_numeric(_text(f["STATUS_YEAR"]), errors="coerce")
     idx = _first(years.isna())
     if idx is not None:
-        raise _row_error(f, idx, "STATUS_YEAR", key,
-                         f"STATUS_YEAR {f['STATUS_YEAR'].iloc[idx]!r} is not a year.", file)
+        raise _row_error(
+            f,
+            idx,
+            "STATUS_YEAR",
+            key,
+            f"STATUS_YEAR {f['STATUS_YEAR'].iloc[idx]!r} is not a year.",
+            file,
+        )
     hire = _parse_source_dates(f, "orighiredate_key", file=file, key=key)
     birth = _parse_source_dates(f, "birthdate_key", file=file, key=key)
     store = _text(f["store_name"])
@@ -198,8 +246,14 @@ def convert_mfg(
     n_hire = hire.groupby(ids.to_numpy()).transform("nunique")
     idx = _first(n_hire > 1)
     if idx is not None:
-        raise _row_error(f, idx, "orighiredate_key", key,
-                         "this employee has different hire dates in different snapshots.", file)
+        raise _row_error(
+            f,
+            idx,
+            "orighiredate_key",
+            key,
+            "this employee has different hire dates in different snapshots.",
+            file,
+        )
 
     terminated = (status == "TERMINATED").to_numpy()
     term_rows = f.loc[terminated]
@@ -209,23 +263,32 @@ def convert_mfg(
         i = int(np.flatnonzero(terminated)[idx])
         raise _row_error(f, i, "STATUS", key, "this employee has a second TERMINATED row.", file)
     term_pos = np.flatnonzero(terminated)
-    exit_date = _parse_source_dates(term_rows.reset_index(drop=True), "terminationdate_key",
-                                    file=file, key=key)
+    exit_date = _parse_source_dates(
+        term_rows.reset_index(drop=True), "terminationdate_key", file=file, key=key
+    )
     ttype = _text(term_rows["termtype_desc"]).str.lower().map(MFG_TYPES)
     idx = _first(ttype.isna())
     if idx is not None:
         i = int(term_pos[idx])
-        raise _row_error(f, i, "termtype_desc", key,
-                         f"termtype_desc {f['termtype_desc'].iloc[i]!r} on a TERMINATED row is "
-                         f"not Voluntary or Involuntary.", file)
+        raise _row_error(
+            f,
+            i,
+            "termtype_desc",
+            key,
+            f"termtype_desc {f['termtype_desc'].iloc[i]!r} on a TERMINATED row is "
+            f"not Voluntary or Involuntary.",
+            file,
+        )
     reason_raw = _text(term_rows["termreason_desc"]).str.lower()
     reason = reason_raw.map(MFG_REASONS).fillna(reason_raw)
-    exits = pd.DataFrame({
-        "employee_id": ids[terminated].to_numpy(),
-        "exit_date": exit_date.to_numpy(),
-        "exit_type": ttype.to_numpy(),
-        "exit_reason": reason.to_numpy(),
-    })
+    exits = pd.DataFrame(
+        {
+            "employee_id": ids[terminated].to_numpy(),
+            "exit_date": exit_date.to_numpy(),
+            "exit_type": ttype.to_numpy(),
+            "exit_reason": reason.to_numpy(),
+        }
+    )
     retire = exits["exit_reason"] == "retirement"
     # Retirement is voluntary in the source, but 70% of its voluntary exits are retirements at
     # exactly 60 or 65; `involuntary` keeps them out of the voluntary leavers (they still leave
@@ -239,11 +302,13 @@ def convert_mfg(
     dept = _text(last["department_name"])
     store_last = _text(last["store_name"])
     team = store_last if team_by == "store" else store_last + "/" + dept.fillna("")
-    emp = pd.DataFrame({
-        "employee_id": last["_id"].to_numpy(),
-        "team_id": team.to_numpy(),
-        "hire_date": hire.loc[last.index].to_numpy(),
-    })
+    emp = pd.DataFrame(
+        {
+            "employee_id": last["_id"].to_numpy(),
+            "team_id": team.to_numpy(),
+            "hire_date": hire.loc[last.index].to_numpy(),
+        }
+    )
     emp = emp.merge(exits, on="employee_id", how="left")
     emp["store_id"] = store_last.to_numpy()
     emp["city"] = _text(last["city_name"]).to_numpy()
@@ -258,8 +323,12 @@ def convert_mfg(
     first_year = int(years.min())
     dup_pairs = pd.DataFrame({"id": ids, "y": years}).duplicated().sum()
     active = ~terminated
-    lookahead = int((active & (_text(f["terminationdate_key"]) != MFG_NOT_TERMINATED)
-                     .fillna(False).to_numpy()).sum())
+    lookahead = int(
+        (
+            active
+            & (_text(f["terminationdate_key"]) != MFG_NOT_TERMINATED).fillna(False).to_numpy()
+        ).sum()
+    )
     stats: dict[str, Any] = {
         "source_rows": len(f),
         "snapshot_years": f"{first_year}..{int(years.max())}",
@@ -352,23 +421,37 @@ def convert_hrdataset(
         raise _row_error(f, idx, key, key, "EmpID appears twice; one row per employee.", file)
     hire = _parse_source_dates(f, "DateofHire", file=file, key=key)
     exit_ = _parse_source_dates(f, "DateofTermination", file=file, key=key, allow_empty=True)
-    review = _parse_source_dates(f, "LastPerformanceReview_Date", file=file, key=key,
-                                 allow_empty=True)
+    review = _parse_source_dates(
+        f, "LastPerformanceReview_Date", file=file, key=key, allow_empty=True
+    )
     status = _text(f["EmploymentStatus"]).str.lower()
     etype = status.map(HRD_STATUS)
     idx = _first(~status.isin(list(HRD_STATUS)).fillna(True))
     if idx is not None:
-        raise _row_error(f, idx, "EmploymentStatus", key,
-                         f"EmploymentStatus {f['EmploymentStatus'].iloc[idx]!r} is not Active, "
-                         f"Voluntarily Terminated or Terminated for Cause.", file)
+        raise _row_error(
+            f,
+            idx,
+            "EmploymentStatus",
+            key,
+            f"EmploymentStatus {f['EmploymentStatus'].iloc[idx]!r} is not Active, "
+            f"Voluntarily Terminated or Terminated for Cause.",
+            file,
+        )
     idx = _first(etype.notna() & exit_.isna())
     if idx is not None:
-        raise _row_error(f, idx, "DateofTermination", key,
-                         "a terminated employee has no DateofTermination.", file)
+        raise _row_error(
+            f,
+            idx,
+            "DateofTermination",
+            key,
+            "a terminated employee has no DateofTermination.",
+            file,
+        )
     idx = _first(etype.isna() & exit_.notna())
     if idx is not None:
-        raise _row_error(f, idx, "EmploymentStatus", key,
-                         "an Active employee has a DateofTermination.", file)
+        raise _row_error(
+            f, idx, "EmploymentStatus", key, "an Active employee has a DateofTermination.", file
+        )
 
     dept = _text(f["Department"])  # values carry trailing spaces in the source
     idx = _first(dept.isna())
@@ -376,21 +459,23 @@ def convert_hrdataset(
         raise _row_error(f, idx, "Department", key, "Department is empty.", file)
     manager = _fill_manager_ids(f, file)
     team = dept if team_by == "department" else manager
-    emp = pd.DataFrame({
-        "employee_id": ids,
-        "team_id": team,
-        "hire_date": hire,
-        "exit_date": exit_,
-        "exit_type": etype.astype("string"),
-        "exit_reason": _text(f["TermReason"]).where(etype.notna()),
-        "department": dept,
-        "manager_id": manager,
-        "position": _text(f["Position"]),
-        # Protected: carried for fairness audits only, never features. Name, race, marital
-        # status, citizenship, ethnicity, state and zip are deliberately not carried.
-        "gender": _text(f["Sex"]),
-        "birth_year": _birth_year(_text(f["DOB"]), hire),
-    })
+    emp = pd.DataFrame(
+        {
+            "employee_id": ids,
+            "team_id": team,
+            "hire_date": hire,
+            "exit_date": exit_,
+            "exit_type": etype.astype("string"),
+            "exit_reason": _text(f["TermReason"]).where(etype.notna()),
+            "department": dept,
+            "manager_id": manager,
+            "position": _text(f["Position"]),
+            # Protected: carried for fairness audits only, never features. Name, race, marital
+            # status, citizenship, ethnicity, state and zip are deliberately not carried.
+            "gender": _text(f["Sex"]),
+            "birth_year": _birth_year(_text(f["DOB"]), hire),
+        }
+    )
     idx = _first(emp["birth_year"].isna())
     if idx is not None:
         raise _row_error(f, idx, "DOB", key, f"DOB {f['DOB'].iloc[idx]!r} is not M/D/YY.", file)
@@ -433,9 +518,15 @@ def _fill_manager_ids(f: pd.DataFrame, file: str) -> pd.Series:
     filled = ids.fillna(names.map(unique))
     idx = _first(filled.isna())
     if idx is not None:
-        raise _row_error(f, idx, "ManagerID", "EmpID",
-                         f"ManagerID is empty and ManagerName {names.iloc[idx]!r} has no single "
-                         f"ID elsewhere in the file to fill it from.", file)
+        raise _row_error(
+            f,
+            idx,
+            "ManagerID",
+            "EmpID",
+            f"ManagerID is empty and ManagerName {names.iloc[idx]!r} has no single "
+            f"ID elsewhere in the file to fill it from.",
+            file,
+        )
     return filled.astype("string")
 
 
@@ -454,21 +545,30 @@ def _hrd_engagement(
         num = pd.to_numeric(text, errors="coerce")
         idx = _first(text.notna() & num.isna())
         if idx is not None:
-            raise _row_error(f, idx, src, "EmpID", f"{src} {f[src].iloc[idx]!r} is not a number.",
-                             file)
+            raise _row_error(
+                f, idx, src, "EmpID", f"{src} {f[src].iloc[idx]!r} is not a number.", file
+            )
         values[name] = num
     # A survey answer dated outside the person's employment cannot have been given to the
     # vendor as an employee of that team; the source has a few such rows.
     employed = (review >= hire) & ~(review > exit_).fillna(False)
     usable = review.notna() & employed
-    answers = pd.DataFrame({
-        "team_id": team, "month": review.dt.to_period("M"), **values,
-    }).loc[usable.to_numpy(dtype=bool)]
-    cells = answers.groupby(["team_id", "month"], sort=True).agg(
-        responses=("engagement", "size"),
-        engagement=("engagement", "mean"),
-        satisfaction=("satisfaction", "mean"),
-    ).reset_index()
+    answers = pd.DataFrame(
+        {
+            "team_id": team,
+            "month": review.dt.to_period("M"),
+            **values,
+        }
+    ).loc[usable.to_numpy(dtype=bool)]
+    cells = (
+        answers.groupby(["team_id", "month"], sort=True)
+        .agg(
+            responses=("engagement", "size"),
+            engagement=("engagement", "mean"),
+            satisfaction=("satisfaction", "mean"),
+        )
+        .reset_index()
+    )
     small = cells["responses"] < min_group
     cells.loc[small, ["engagement", "satisfaction"]] = np.nan
     cells[["engagement", "satisfaction"]] = cells[["engagement", "satisfaction"]].round(3)
@@ -505,17 +605,24 @@ def read_source_csv(path: Path) -> pd.DataFrame:
     return read_csv_text(path)
 
 
-def convert(source: str, frame: pd.DataFrame, *, file: str, team_by: str | None = None,
-            retirement_as: str = "voluntary", min_group: int = 5) -> Converted:
+def convert(
+    source: str,
+    frame: pd.DataFrame,
+    *,
+    file: str,
+    team_by: str | None = None,
+    retirement_as: str = "voluntary",
+    min_group: int = 5,
+) -> Converted:
     """Dispatch to the source's converter (pure: frame in, frames out)."""
     check_param("SOURCE", source, source in SOURCES, f"one of {', '.join(SOURCES)}")
     if source == "mfg":
-        return convert_mfg(frame, file=file, team_by=team_by or "store",
-                           retirement_as=retirement_as)
+        return convert_mfg(
+            frame, file=file, team_by=team_by or "store", retirement_as=retirement_as
+        )
     if retirement_as != "voluntary":
         raise ConfigError("`--retirement-as` applies to the mfg source only.")
-    return convert_hrdataset(frame, file=file, team_by=team_by or "department",
-                             min_group=min_group)
+    return convert_hrdataset(frame, file=file, team_by=team_by or "department", min_group=min_group)
 
 
 def _write_frames(converted: Converted, directory: Path, fmt: str) -> None:
@@ -583,13 +690,21 @@ def import_source(
     _check_out_dir(out_dir, force)
     check_writable_parent(out_dir, "--out")
     frame = read_source_csv(path)
-    converted = convert(source, frame, file=path.name, team_by=team_by,
-                        retirement_as=retirement_as, min_group=min_group)
+    converted = convert(
+        source,
+        frame,
+        file=path.name,
+        team_by=team_by,
+        retirement_as=retirement_as,
+        min_group=min_group,
+    )
     if data_start is not None:
         converted.meta["data_start"] = data_start
     if converted.meta:
         converted.meta["source"] = {
-            "adapter": source, "file": path.name, "sha256": file_sha256(path),
+            "adapter": source,
+            "file": path.name,
+            "sha256": file_sha256(path),
             "team_by": team_by or TEAM_BY[source][0],
             **({"retirement_as": retirement_as} if source == "mfg" else {}),
         }
@@ -627,6 +742,7 @@ def import_source(
         stats=converted.stats,
         notes=converted.notes,
         warnings=list(tables.warnings),
-        data_start=str(converted.meta.get("data_start")) if converted.meta.get("data_start")
+        data_start=str(converted.meta.get("data_start"))
+        if converted.meta.get("data_start")
         else None,
     )

@@ -17,7 +17,14 @@ from forecast.data.contract import find_table_files
 from forecast.data.tables import MONTHLY_TABLES, Tables
 
 PACKAGES = (
-    "forecast", "mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "scipy", "shap",
+    "forecast",
+    "mlflow",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "shap",
     "pyarrow",
 )
 

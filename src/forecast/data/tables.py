@@ -20,8 +20,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 PROTECTED = (
-    "gender", "sex", "age", "birth_year", "date_of_birth", "ethnicity", "race", "religion",
-    "disability", "marital_status", "nationality",
+    "gender",
+    "sex",
+    "age",
+    "birth_year",
+    "date_of_birth",
+    "ethnicity",
+    "race",
+    "religion",
+    "disability",
+    "marital_status",
+    "nationality",
 )
 TABLE_NAMES = ("employees", "engagement", "workload", "cx")
 MONTHLY_TABLES = ("engagement", "workload", "cx")

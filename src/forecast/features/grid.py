@@ -115,7 +115,10 @@ def make_spells(employees: pd.DataFrame, grid: Grid) -> Spells:
 
 
 def interval_counts(
-    row: np.ndarray, start: np.ndarray, stop: np.ndarray, shape: tuple[int, int],
+    row: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    shape: tuple[int, int],
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sum over intervals: out[row, j] = sum of weights of intervals with start <= j < stop
@@ -171,7 +174,9 @@ def table_positions(table: pd.DataFrame, grid: Grid) -> tuple[np.ndarray, np.nda
 
 
 def monthly_grid(
-    table: pd.DataFrame, column: str, grid: Grid,
+    table: pd.DataFrame,
+    column: str,
+    grid: Grid,
     positions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(values, present): the column on the grid (NaN where absent or suppressed), and whether a
@@ -189,7 +194,9 @@ def monthly_grid(
 
 
 def weight_grid(
-    table: pd.DataFrame, weight: str | None, grid: Grid,
+    table: pd.DataFrame,
+    weight: str | None,
+    grid: Grid,
     positions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Row weights on the grid: the weight column, 1 where a row has none, 0 where no row."""

@@ -88,10 +88,17 @@ def feature_catalog(specs: FeatureSpecs, panel_columns: list[str]) -> pd.DataFra
             continue
         default = "team size" if signal == "headcount" else signal.replace("_", " ")
         label = f"{spec.labels.get(signal, default)}, {transform_label(transform)}"
-        rows.append({
-            "feature": col, "family": family, "signal": signal, "transform": transform,
-            "label": label, "actionable": spec.actionable, "source_table": spec.source,
-        })
+        rows.append(
+            {
+                "feature": col,
+                "family": family,
+                "signal": signal,
+                "transform": transform,
+                "label": label,
+                "actionable": spec.actionable,
+                "source_table": spec.source,
+            }
+        )
     columns = ["feature", "family", "signal", "transform", "label", "actionable", "source_table"]
     out = pd.DataFrame(rows, columns=columns)
     return out.astype({"actionable": bool})

@@ -76,9 +76,13 @@ def _discover_signals(table: pd.DataFrame) -> list[str]:
     """Numeric, non-key, non-identifier, non-protected columns (used when Tables.signals lacks
     the table, e.g. a Tables built by hand)."""
     return [
-        c for c in table.columns
-        if c not in NON_SIGNAL and not is_identifier_like(c) and not is_protected(c)
-        and pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+        c
+        for c in table.columns
+        if c not in NON_SIGNAL
+        and not is_identifier_like(c)
+        and not is_protected(c)
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
     ]
 
 
@@ -139,25 +143,52 @@ def _plan_employees(
         for t in spec.transforms:
             if signal in EMPLOYEE_KINDS[t.kind][1] and (t.signals is None or signal in t.signals):
                 name = spec.rename.get(signal, signal)
-                out.append(PlannedFeature(feature_name(spec.family, name, t.name), spec.family,
-                                          spec.source, signal, name, t))
+                out.append(
+                    PlannedFeature(
+                        feature_name(spec.family, name, t.name),
+                        spec.family,
+                        spec.source,
+                        signal,
+                        name,
+                        t,
+                    )
+                )
     for col in spec.opt_in_protected:
         if col not in table.columns:
-            warnings.append(f"{spec.file}: opted-in protected attribute `{col}` is not in "
-                            f"employees; nothing to add.")
+            warnings.append(
+                f"{spec.file}: opted-in protected attribute `{col}` is not in "
+                f"employees; nothing to add."
+            )
             continue
         warnings.append(_protected_warning(spec, col))
         name = spec.rename.get(col, col)
         if _protected_numeric(table[col]) is not None:
-            out.append(PlannedFeature(feature_name(spec.family, name, "mean"), spec.family, spec.source,
-                                      col, name, Transform("mean"), protected=True))
+            out.append(
+                PlannedFeature(
+                    feature_name(spec.family, name, "mean"),
+                    spec.family,
+                    spec.source,
+                    col,
+                    name,
+                    Transform("mean"),
+                    protected=True,
+                )
+            )
         else:
             values = table[col].dropna().astype("string").str.strip()
             for v in sorted(set(values[values != ""].tolist())):
-                out.append(PlannedFeature(
-                    feature_name(spec.family, name, f"share_{_slug(v)}"), spec.family, spec.source,
-                    col, name, Transform("share"), protected=True, category=v,
-                ))
+                out.append(
+                    PlannedFeature(
+                        feature_name(spec.family, name, f"share_{_slug(v)}"),
+                        spec.family,
+                        spec.source,
+                        col,
+                        name,
+                        Transform("share"),
+                        protected=True,
+                        category=v,
+                    )
+                )
     return out
 
 
@@ -171,11 +202,14 @@ def _plan_monthly(
         signals = []
         for col in spec.signals:
             if col not in table.columns:
-                warnings.append(f"{spec.file}: signal `{col}` is not in table {spec.source}; "
-                                f"skipped.")
+                warnings.append(
+                    f"{spec.file}: signal `{col}` is not in table {spec.source}; skipped."
+                )
             elif is_protected(col) and col not in spec.opt_in_protected:
-                warnings.append(f"{spec.file}: `{col}` is a protected attribute and is not taken "
-                                f"unless listed in `opt_in_protected`.")
+                warnings.append(
+                    f"{spec.file}: `{col}` is a protected attribute and is not taken "
+                    f"unless listed in `opt_in_protected`."
+                )
             else:
                 signals.append(col)
     signals = [s for s in signals if s not in spec.exclude]
@@ -194,9 +228,17 @@ def _plan_monthly(
         for t in spec.transforms:
             applies = (col in t.signals) if t.signals is not None else col in signals
             if applies:
-                out.append(PlannedFeature(feature_name(spec.family, name, t.name), spec.family,
-                                          spec.source, col, name, t,
-                                          protected=is_protected(col)))
+                out.append(
+                    PlannedFeature(
+                        feature_name(spec.family, name, t.name),
+                        spec.family,
+                        spec.source,
+                        col,
+                        name,
+                        t,
+                        protected=is_protected(col),
+                    )
+                )
     return out
 
 
@@ -210,17 +252,22 @@ def _plan_monthly(
 
 
 def _employee_features(
-    plan: list[PlannedFeature], employees: pd.DataFrame, spells: Spells, hc: np.ndarray,
+    plan: list[PlannedFeature],
+    employees: pd.DataFrame,
+    spells: Spells,
+    hc: np.ndarray,
     grid: Grid,
 ) -> dict[str, np.ndarray]:
     shape = grid.shape
     n_months = grid.n_months
     in_grid_start = (spells.a >= 0) & (spells.a < n_months)
     events = {
-        "hires": event_counts(spells.team, np.where(in_grid_start & ~spells.transfer_in,
-                                                    spells.a, -1), shape),
-        "transfers_in": event_counts(spells.team, np.where(in_grid_start & spells.transfer_in,
-                                                           spells.a, -1), shape),
+        "hires": event_counts(
+            spells.team, np.where(in_grid_start & ~spells.transfer_in, spells.a, -1), shape
+        ),
+        "transfers_in": event_counts(
+            spells.team, np.where(in_grid_start & spells.transfer_in, spells.a, -1), shape
+        ),
     }
     for signal, kind in EXIT_KIND.items():
         events[signal] = event_counts(
@@ -236,8 +283,9 @@ def _employee_features(
             out[p.name] = hc.astype(np.float64)
         elif t.kind == "share_lt":
             assert t.window is not None
-            n = interval_counts(spells.team, spells.a, np.minimum(spells.b, spells.a + t.window),
-                                shape)
+            n = interval_counts(
+                spells.team, spells.a, np.minimum(spells.b, spells.a + t.window), shape
+            )
             out[p.name] = divide(n.astype(np.float64), hc)
         elif t.kind == "median":
             median = median_tenure(spells, hc, shape) if median is None else median
@@ -298,13 +346,17 @@ def longrun_rate_shrunk(
     cum_leavers = np.cumsum(leavers, axis=1)
     exposure = np.zeros_like(hc)
     exposure[:, 1:] = np.cumsum(hc, axis=1)[:, :-1]
-    org_rate = divide(cum_leavers.sum(axis=0).astype(np.float64),
-                       exposure.sum(axis=0).astype(np.float64))
+    org_rate = divide(
+        cum_leavers.sum(axis=0).astype(np.float64), exposure.sum(axis=0).astype(np.float64)
+    )
     return (cum_leavers + prior * org_rate) / (exposure + prior)
 
 
 def _protected_share(
-    p: PlannedFeature, employees: pd.DataFrame, spells: Spells, hc: np.ndarray,
+    p: PlannedFeature,
+    employees: pd.DataFrame,
+    spells: Spells,
+    hc: np.ndarray,
     shape: tuple[int, int],
 ) -> np.ndarray:
     """An opted-in protected attribute as a team aggregate over those employed: the mean of a
@@ -315,8 +367,9 @@ def _protected_share(
         assert num is not None
         x = num.to_numpy()
         has = ~np.isnan(x)
-        total = interval_counts(spells.team[has], spells.a[has], spells.b[has], shape,
-                                weights=x[has])
+        total = interval_counts(
+            spells.team[has], spells.a[has], spells.b[has], shape, weights=x[has]
+        )
         count = interval_counts(spells.team[has], spells.a[has], spells.b[has], shape)
         return divide(total, count)
     match = (values.astype("string").str.strip() == p.category).fillna(False).to_numpy(bool)
@@ -434,7 +487,10 @@ def build_panel(
 
 
 def compute_panel(
-    tables: Tables, specs: FeatureSpecs, plan: list[PlannedFeature], first: pd.Period,
+    tables: Tables,
+    specs: FeatureSpecs,
+    plan: list[PlannedFeature],
+    first: pd.Period,
     last: pd.Period,
 ) -> pd.DataFrame:
     grid = make_grid(tables, first, last)
@@ -465,5 +521,3 @@ def features_by_table(tables: Tables, specs: FeatureSpecs) -> dict[str, list[str
     for p in plan:
         out.setdefault(p.source, []).append(p.name)
     return out
-
-

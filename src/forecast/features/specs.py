@@ -53,8 +53,17 @@ DEFAULT_PRIOR = 120.0  # person-months of organisation-wide evidence a team's ra
 ACTIONABLE_FAMILIES = ("workload", "engagement")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 FAMILY_KEYS = {
-    "family", "label", "source", "signals", "transforms", "labels", "rename", "exclude",
-    "opt_in_protected", "actionable", "weight",
+    "family",
+    "label",
+    "source",
+    "signals",
+    "transforms",
+    "labels",
+    "rename",
+    "exclude",
+    "opt_in_protected",
+    "actionable",
+    "weight",
 }
 TRANSFORM_KEYS = {"kind", "window", "prior", "signals"}
 
@@ -227,15 +236,14 @@ def parse_family(raw: object, file: str) -> FamilySpec:
         if source == "employees":
             for i, s in enumerate(signals):
                 if s not in EMPLOYEE_SIGNALS:
-                    raise _fail(
-                        file, f"signals[{i}]", f"one of {', '.join(EMPLOYEE_SIGNALS)}", s
-                    )
+                    raise _fail(file, f"signals[{i}]", f"one of {', '.join(EMPLOYEE_SIGNALS)}", s)
 
     opt_in = _str_list(file, "opt_in_protected", raw.get("opt_in_protected"))
     for i, col in enumerate(opt_in):
         if col.lower() not in PROTECTED:
             raise _fail(
-                file, f"opt_in_protected[{i}]",
+                file,
+                f"opt_in_protected[{i}]",
                 f"a protected attribute ({', '.join(PROTECTED)}); name other columns in `signals`",
                 col,
             )
@@ -292,8 +300,9 @@ def _parse_transform(raw: object, file: str, where: str, source: str) -> Transfo
         raise _fail(file, where, "a mapping like {kind: mean, window: 3}", raw)
     unknown = sorted(set(map(str, raw)) - TRANSFORM_KEYS)
     if unknown:
-        raise _fail(file, f"{where}.{unknown[0]}", f"one of {', '.join(sorted(TRANSFORM_KEYS))}",
-                    unknown[0])
+        raise _fail(
+            file, f"{where}.{unknown[0]}", f"one of {', '.join(sorted(TRANSFORM_KEYS))}", unknown[0]
+        )
     kind = raw.get("kind")
     kinds = EMPLOYEE_KINDS if source == "employees" else MONTHLY_KINDS
     if kind not in kinds:
@@ -320,8 +329,12 @@ def _parse_transform(raw: object, file: str, where: str, source: str) -> Transfo
             allowed = EMPLOYEE_KINDS[kind][1]
             for i, s in enumerate(signals):
                 if s not in allowed:
-                    raise _fail(file, f"{where}.signals[{i}]",
-                                f"one of {', '.join(allowed)} for kind {kind}", s)
+                    raise _fail(
+                        file,
+                        f"{where}.signals[{i}]",
+                        f"one of {', '.join(allowed)} for kind {kind}",
+                        s,
+                    )
     return Transform(kind=kind, window=window, prior=prior, signals=signals)
 
 
@@ -330,6 +343,7 @@ def _check_transform_names(transforms: tuple[Transform, ...], file: str) -> None
     for i, t in enumerate(transforms):
         key = (t.name, t.signals)
         if key in seen:
-            raise _fail(file, f"transforms[{i}]", f"different from transforms[{seen[key]}]",
-                        t.to_dict())
+            raise _fail(
+                file, f"transforms[{i}]", f"different from transforms[{seen[key]}]", t.to_dict()
+            )
         seen[key] = i

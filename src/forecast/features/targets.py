@@ -39,8 +39,12 @@ def build_targets(tables: Tables, horizon: int) -> pd.DataFrame:
     model); NaN when unlabelled.
     """
     ok = isinstance(horizon, int | np.integer) and not isinstance(horizon, bool)
-    check_param("horizon", horizon, ok and 1 <= horizon <= MAX_HORIZON,
-                f"an integer between 1 and {MAX_HORIZON}")
+    check_param(
+        "horizon",
+        horizon,
+        ok and 1 <= horizon <= MAX_HORIZON,
+        f"an integer between 1 and {MAX_HORIZON}",
+    )
     first, last = panel_months(tables)
     grid = make_grid(tables, first, last)
     spells = make_spells(tables.employees, grid)
@@ -52,7 +56,9 @@ def build_targets(tables: Tables, horizon: int) -> pd.DataFrame:
     # and b in t+1 .. t+h, i.e. t in [max(hire, b - h), b - 1].
     vol = voluntary_leaves(spells)
     leavers = interval_counts(
-        spells.team[vol], np.maximum(spells.a[vol], spells.b[vol] - horizon), spells.b[vol],
+        spells.team[vol],
+        np.maximum(spells.a[vol], spells.b[vol] - horizon),
+        spells.b[vol],
         grid.shape,
     ).astype(np.float64)
     leavers = np.where(labelled, leavers, np.nan)
@@ -69,11 +75,15 @@ def build_targets(tables: Tables, horizon: int) -> pd.DataFrame:
         change = np.where(labelled, after - before, np.nan)
         future_weight = np.where(labelled, fut_w, np.nan)
 
-    return assemble(grid, hc, {
-        "leavers": leavers,
-        "csat_change": change,
-        "csat_weight": future_weight,
-    }).assign(labelled=lambda f: f["leavers"].notna())
+    return assemble(
+        grid,
+        hc,
+        {
+            "leavers": leavers,
+            "csat_change": change,
+            "csat_weight": future_weight,
+        },
+    ).assign(labelled=lambda f: f["leavers"].notna())
 
 
 def _window(x: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -35,7 +35,6 @@ RULE = (
 RELATIVE_TOLERANCE = 1e-9
 
 
-
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool

@@ -110,7 +110,6 @@ def log_pair_models(pair: ModelPair, pair_dir: str, panel: pd.DataFrame) -> dict
     pair has no CSAT model)."""
     from mlflow.models import infer_signature
 
-
     versions = package_versions()
     # Explicit requirements: MLflow's inference would re-load the model in a subprocess (slow)
     # and cannot see that the wrapper needs `forecast` itself.

@@ -40,8 +40,17 @@ CHALLENGER = "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 # Tags every registered version carries, so a version can be re-run and audited on its own.
 VERSION_TAGS = (
-    "horizon", "spec_hash", "data_hash", "model_config_hash", "trained_until", "data_dir",
-    "backtest_origins", "pair_model", "pair_version", "pair_run_id", "forecast_version",
+    "horizon",
+    "spec_hash",
+    "data_hash",
+    "model_config_hash",
+    "trained_until",
+    "data_dir",
+    "backtest_origins",
+    "pair_model",
+    "pair_version",
+    "pair_run_id",
+    "forecast_version",
 )
 EFFECTS_DIR = "whatif_effects"  # the what-if engine's stored fits inside the pair's folder
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -285,8 +294,9 @@ def list_pairs(tracking_uri: str | None = None) -> list[PairRef]:
     tracking = connect(tracking_uri, create_experiment=False, read_only=True)
     with tracking_errors(tracking.uri):
         versions = _search(tracking, ATTRITION_MODEL)
-    return [load_ref(tracking, str(v)) for v in sorted((int(v.version) for v in versions),
-                                                        reverse=True)]
+    return [
+        load_ref(tracking, str(v)) for v in sorted((int(v.version) for v in versions), reverse=True)
+    ]
 
 
 def models_table(pairs: list[PairRef]) -> Any:
@@ -294,8 +304,12 @@ def models_table(pairs: list[PairRef]) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title="Registered model pairs (attrition/csat versions)", box=box.SIMPLE_HEAD,
-                  header_style="bold", pad_edge=False)
+    table = Table(
+        title="Registered model pairs (attrition/csat versions)",
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        pad_edge=False,
+    )
     table.add_column("pair", no_wrap=True)
     table.add_column("aliases")
     table.add_column("h", justify="right")
@@ -311,9 +325,12 @@ def models_table(pairs: list[PairRef]) -> Any:
     for ref in pairs:
         table.add_row(
             f"v{ref.attrition_version}/" + (f"v{ref.csat_version}" if ref.csat_version else "-"),
-            ", ".join(ref.aliases) or "-", str(ref.horizon or "-"), ref.run_id,
+            ", ".join(ref.aliases) or "-",
+            str(ref.horizon or "-"),
+            ref.run_id,
             ref.created.strftime("%Y-%m-%d") if ref.created else "-",
-            fmt(ref, "attrition.lightgbm.deviance"), fmt(ref, "attrition.lightgbm.d2_vs_null"),
+            fmt(ref, "attrition.lightgbm.deviance"),
+            fmt(ref, "attrition.lightgbm.d2_vs_null"),
             fmt(ref, "csat.lightgbm.weighted_mae"),
         )
     table.caption = (
@@ -326,13 +343,12 @@ def models_table(pairs: list[PairRef]) -> Any:
 # --------------------------------------------------------------------------- loading
 
 
-def load_pair(
-    tracking: Tracking, ref: PairRef
-) -> tuple[ModelPair, dict[str, StoredFit] | None]:
+def load_pair(tracking: Tracking, ref: PairRef) -> tuple[ModelPair, dict[str, StoredFit] | None]:
     """Download the pair directory logged with the attrition model and load it."""
     with tracking_errors(tracking.uri), tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{ref.attrition_uri}/artifacts/pair", dst_path=tmp,
+            artifact_uri=f"{ref.attrition_uri}/artifacts/pair",
+            dst_path=tmp,
             tracking_uri=tracking.uri,
         )
         return load_bundle(Path(local))

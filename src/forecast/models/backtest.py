@@ -89,8 +89,11 @@ class BacktestResult:
                 if pd.notna(row[col]):
                     out[f"{row['target']}.{row['model']}.{col}"] = float(row[col])
         out |= {f"coverage.{k}": float(v) for k, v in self.coverage.items()}
-        out |= {"dispersion": self.dispersion, "csat_residual_q80": self.csat_residual_q80,
-                "org_total_model_sd": self.org_total_model_sd}
+        out |= {
+            "dispersion": self.dispersion,
+            "csat_residual_q80": self.csat_residual_q80,
+            "org_total_model_sd": self.org_total_model_sd,
+        }
         return out
 
     def format_table(self) -> str:
@@ -153,11 +156,14 @@ def baseline_rates(train: pd.DataFrame, test: pd.DataFrame, h: int, origin: int)
     recent_team = recent.groupby("team_id", observed=True)[["leavers", "headcount"]].sum()
     trailing = (recent_team["leavers"] / recent_team["headcount"]).reindex(test["team_id"])
     shrunk = _shrunk_rates(by_team, org, h).reindex(test["team_id"])
-    return pd.DataFrame({
-        "pred_org_rate": org,
-        "pred_trailing_12": trailing.fillna(org).to_numpy(),
-        "pred_long_run": shrunk.fillna(org).to_numpy(),
-    }, index=test.index)
+    return pd.DataFrame(
+        {
+            "pred_org_rate": org,
+            "pred_trailing_12": trailing.fillna(org).to_numpy(),
+            "pred_long_run": shrunk.fillna(org).to_numpy(),
+        },
+        index=test.index,
+    )
 
 
 def _shrunk_rates(by_team: pd.DataFrame, org: float, h: int) -> pd.Series:
@@ -182,10 +188,13 @@ def _shrunk_rates(by_team: pd.DataFrame, org: float, h: int) -> pd.Series:
 def csat_baselines(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     cs = train[train["csat_change"].notna()]
     team_mean = cs.groupby("team_id", observed=True)["csat_change"].mean()
-    return pd.DataFrame({
-        "csat_pred_zero": 0.0,
-        "csat_pred_team_mean": team_mean.reindex(test["team_id"]).fillna(0.0).to_numpy(),
-    }, index=test.index)
+    return pd.DataFrame(
+        {
+            "csat_pred_zero": 0.0,
+            "csat_pred_team_mean": team_mean.reindex(test["team_id"]).fillna(0.0).to_numpy(),
+        },
+        index=test.index,
+    )
 
 
 # --------------------------------------------------------------------------- one origin
@@ -200,17 +209,20 @@ def _run_origin(
     train, test = frame[train_mask], frame[test_mask]
     fitted = fit_models(train, features, config)
     pred = predict_fitted(fitted.attrition, fitted.csat, test, features)
-    out = pd.DataFrame({
-        "origin": month_str(int(origin)),
-        "team_id": test["team_id"].to_numpy(),
-        "as_of": test["as_of"].to_numpy(),
-        "headcount": test["headcount"].to_numpy(dtype="float64"),
-        "leavers": test["leavers"].to_numpy(dtype="float64"),
-        "csat_change": test["csat_change"].to_numpy(dtype="float64"),
-        "csat_weight": test["csat_weight"].to_numpy(dtype="float64"),
-        "rate_model": pred["attrition_rate"].to_numpy(),
-        "csat_pred_model": pred["csat_change"].to_numpy(),
-    }, index=test.index)
+    out = pd.DataFrame(
+        {
+            "origin": month_str(int(origin)),
+            "team_id": test["team_id"].to_numpy(),
+            "as_of": test["as_of"].to_numpy(),
+            "headcount": test["headcount"].to_numpy(dtype="float64"),
+            "leavers": test["leavers"].to_numpy(dtype="float64"),
+            "csat_change": test["csat_change"].to_numpy(dtype="float64"),
+            "csat_weight": test["csat_weight"].to_numpy(dtype="float64"),
+            "rate_model": pred["attrition_rate"].to_numpy(),
+            "csat_pred_model": pred["csat_change"].to_numpy(),
+        },
+        index=test.index,
+    )
     rates = baseline_rates(train, test, config.horizon, origin)
     out["rate_org_rate"] = rates["pred_org_rate"]
     out["rate_trailing_12"] = rates["pred_trailing_12"]
@@ -252,13 +264,15 @@ def decile_table(pred: pd.DataFrame, rate_col: str = "rate_model", mean_col: str
     rank = pred[rate_col].rank(method="first").to_numpy()
     decile = np.minimum((rank - 1) * 10 // len(pred), 9).astype(int) + 1
     g = pred.assign(decile=decile).groupby("decile")
-    table = pd.DataFrame({
-        "rows": g.size(),
-        "headcount": g["headcount"].sum(),
-        "mean_rate": g[rate_col].mean(),
-        "predicted": g[mean_col].sum(),
-        "realised": g["leavers"].sum(),
-    }).reset_index()
+    table = pd.DataFrame(
+        {
+            "rows": g.size(),
+            "headcount": g["headcount"].sum(),
+            "mean_rate": g[rate_col].mean(),
+            "predicted": g[mean_col].sum(),
+            "realised": g["leavers"].sum(),
+        }
+    ).reset_index()
     table["realised_rate"] = table["realised"] / table["headcount"]
     table["ratio"] = table["predicted"] / table["realised"].replace(0, np.nan)
     return table
@@ -271,17 +285,23 @@ def attrition_metrics(pred: pd.DataFrame, has_truth: bool) -> pd.DataFrame:
     for name, col in ATTRITION_MODELS.items():
         rate_col = "rate_" + col.removeprefix("pred_")
         deciles = decile_table(pred, rate_col, col)
-        rows.append({
-            "target": "attrition", "model": name, "rows": len(pred),
-            "deviance": dev[name],
-            "d2_vs_null": 1 - dev[name] / dev[NULL_MODEL],
-            "d2_vs_long_run": 1 - dev[name] / dev[LONG_RUN_MODEL],
-            "calibration": float(pred[col].sum() / max(pred["leavers"].sum(), 1e-9)),
-            "worst_decile": float(np.nanmax(np.abs(deciles["ratio"] - 1))),
-            "corr": _corr(pred[col], y),
-            "corr_true_leavers": _corr(pred[col], pred["true_leavers"]) if has_truth else np.nan,
-            "corr_true_rate": _corr(pred[rate_col], pred["true_rate"]) if has_truth else np.nan,
-        })
+        rows.append(
+            {
+                "target": "attrition",
+                "model": name,
+                "rows": len(pred),
+                "deviance": dev[name],
+                "d2_vs_null": 1 - dev[name] / dev[NULL_MODEL],
+                "d2_vs_long_run": 1 - dev[name] / dev[LONG_RUN_MODEL],
+                "calibration": float(pred[col].sum() / max(pred["leavers"].sum(), 1e-9)),
+                "worst_decile": float(np.nanmax(np.abs(deciles["ratio"] - 1))),
+                "corr": _corr(pred[col], y),
+                "corr_true_leavers": _corr(pred[col], pred["true_leavers"])
+                if has_truth
+                else np.nan,
+                "corr_true_rate": _corr(pred[rate_col], pred["true_rate"]) if has_truth else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -291,13 +311,17 @@ def csat_metrics(pred: pd.DataFrame, has_truth: bool) -> pd.DataFrame:
     for name, col in CSAT_MODELS.items():
         err = cs[col] - cs["csat_change"]
         w = cs["csat_weight"].fillna(1.0)
-        rows.append({
-            "target": "csat", "model": name, "rows": len(cs),
-            "mae": float(err.abs().mean()) if len(cs) else np.nan,
-            "weighted_mae": float((err.abs() * w).sum() / w.sum()) if len(cs) else np.nan,
-            "corr": _corr(cs[col], cs["csat_change"]),
-            "corr_true_csat": _corr(cs[col], cs["true_csat"]) if has_truth else np.nan,
-        })
+        rows.append(
+            {
+                "target": "csat",
+                "model": name,
+                "rows": len(cs),
+                "mae": float(err.abs().mean()) if len(cs) else np.nan,
+                "weighted_mae": float((err.abs() * w).sum() / w.sum()) if len(cs) else np.nan,
+                "corr": _corr(cs[col], cs["csat_change"]),
+                "corr_true_csat": _corr(cs[col], cs["true_csat"]) if has_truth else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -317,11 +341,13 @@ def _calibrate(pred: pd.DataFrame, level: float) -> tuple[float, float, float]:
 def _org_totals(pred: pd.DataFrame, dispersion: float) -> pd.DataFrame:
     g = pred.assign(v=intervals.nb_variance(pred["pred_model"].to_numpy(), dispersion))
     g = g.groupby("origin")
-    return pd.DataFrame({
-        "expected": g["pred_model"].sum(),
-        "realised": g["leavers"].sum(),
-        "nb_variance": g["v"].sum(),
-    })
+    return pd.DataFrame(
+        {
+            "expected": g["pred_model"].sum(),
+            "realised": g["leavers"].sum(),
+            "nb_variance": g["v"].sum(),
+        }
+    )
 
 
 def honest_coverage(pred: pd.DataFrame, level: float) -> tuple[dict[str, float], pd.DataFrame]:
@@ -344,8 +370,9 @@ def honest_coverage(pred: pd.DataFrame, level: float) -> tuple[dict[str, float],
         org_rows.append({"origin": o, **total, "realised": float(y.sum())})
     org = pd.DataFrame(org_rows)
     org["covered"] = (org["realised"] >= org["p10"]) & (org["realised"] <= org["p90"])
-    coverage = {k: float(np.concatenate(v).mean()) if sum(map(len, v)) else np.nan
-                for k, v in hits.items()}
+    coverage = {
+        k: float(np.concatenate(v).mean()) if sum(map(len, v)) else np.nan for k, v in hits.items()
+    }
     coverage["org_total"] = float(org["covered"].mean())
     coverage["org_total_origins"] = float(len(org))
     coverage["level"] = level
@@ -456,19 +483,37 @@ def calibration_plot(result: BacktestResult, path: Path) -> Path:
     ax1.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfect")
     ax1.scatter(cal["predicted"], cal["realised"], color="C0", zorder=3)
     for _, r in cal.iterrows():
-        ax1.annotate(str(int(r["decile"])), (r["predicted"], r["realised"]), fontsize=8,
-                     xytext=(3, 3), textcoords="offset points")
-    ax1.set(xlabel="predicted leavers", ylabel="realised leavers",
-            title="Calibration by risk decile (out of sample)")
+        ax1.annotate(
+            str(int(r["decile"])),
+            (r["predicted"], r["realised"]),
+            fontsize=8,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    ax1.set(
+        xlabel="predicted leavers",
+        ylabel="realised leavers",
+        title="Calibration by risk decile (out of sample)",
+    )
     ax1.legend(loc="upper left")
     x = np.arange(len(org))
     err = [org["expected"] - org["p10"], org["p90"] - org["expected"]]
-    ax2.errorbar(x, org["expected"], yerr=err, fmt="o", color="C0", capsize=4,
-                 label="predicted, 80% interval")
+    ax2.errorbar(
+        x,
+        org["expected"],
+        yerr=err,
+        fmt="o",
+        color="C0",
+        capsize=4,
+        label="predicted, 80% interval",
+    )
     ax2.scatter(x, org["realised"], color="C3", marker="x", zorder=3, label="realised")
     ax2.set_xticks(x, org["origin"])
-    ax2.set(xlabel="origin", ylabel=f"org leavers over {result.horizon} months",
-            title="Organisation total per origin")
+    ax2.set(
+        xlabel="origin",
+        ylabel=f"org leavers over {result.horizon} months",
+        title="Organisation total per origin",
+    )
     ax2.legend(loc="best")
     fig.tight_layout()
     path = Path(path)

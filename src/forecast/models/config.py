@@ -24,7 +24,8 @@ _REPO_CONFIG = Path(__file__).resolve().parents[3] / "training" / "model.yaml"
 
 # An installed wheel ships the same file inside the package (training_config/ links training/).
 DEFAULT_CONFIG_PATH = (
-    _REPO_CONFIG if _REPO_CONFIG.exists()
+    _REPO_CONFIG
+    if _REPO_CONFIG.exists()
     else Path(__file__).resolve().parent / "training_config" / "model.yaml"
 )
 
@@ -70,12 +71,36 @@ _CSAT_OBJECTIVES = {"regression", "regression_l2", "l2", "huber", "fair", "regre
 
 
 _KNOWN_LGB = {
-    "objective", "learning_rate", "num_leaves", "max_depth", "min_data_in_leaf",
-    "min_sum_hessian_in_leaf", "lambda_l1", "lambda_l2", "min_gain_to_split",
-    "feature_fraction", "feature_fraction_bynode", "bagging_fraction", "bagging_freq",
-    "max_bin", "min_data_in_bin", "extra_trees", "path_smooth", "max_delta_step", "huber_delta",
-    "fair_c", "cat_smooth", "cat_l2", "max_cat_to_onehot", "min_data_per_group", "linear_tree",
-    "linear_lambda", "boosting", "poisson_max_delta_step", "use_missing", "zero_as_missing",
+    "objective",
+    "learning_rate",
+    "num_leaves",
+    "max_depth",
+    "min_data_in_leaf",
+    "min_sum_hessian_in_leaf",
+    "lambda_l1",
+    "lambda_l2",
+    "min_gain_to_split",
+    "feature_fraction",
+    "feature_fraction_bynode",
+    "bagging_fraction",
+    "bagging_freq",
+    "max_bin",
+    "min_data_in_bin",
+    "extra_trees",
+    "path_smooth",
+    "max_delta_step",
+    "huber_delta",
+    "fair_c",
+    "cat_smooth",
+    "cat_l2",
+    "max_cat_to_onehot",
+    "min_data_per_group",
+    "linear_tree",
+    "linear_lambda",
+    "boosting",
+    "poisson_max_delta_step",
+    "use_missing",
+    "zero_as_missing",
 }
 
 
@@ -215,7 +240,9 @@ def _validate_scalars(c: dict[str, Any]) -> None:
     check_param("interval_level", lvl, _is_number(lvl) and 0 < lvl < 1, "a number between 0 and 1")
     q = c["risk_quantiles"]
     ok = (
-        isinstance(q, list | tuple) and len(q) == 2 and all(_is_number(v) for v in q)
+        isinstance(q, list | tuple)
+        and len(q) == 2
+        and all(_is_number(v) for v in q)
         and 0 < q[0] < q[1] < 1
     )
     check_param("risk_quantiles", q, ok, "two increasing numbers between 0 and 1")

@@ -30,8 +30,14 @@ EPS = 1e-4
 MISSING_BIN = -1
 REFERENCE_COLUMNS = ("feature", "bin", "upper", "share")
 DRIFT_COLUMNS = (
-    "feature", "family", "psi", "missing_share_train", "missing_share_now", "mean_train",
-    "mean_now", "drifted",
+    "feature",
+    "family",
+    "psi",
+    "missing_share_train",
+    "missing_share_now",
+    "mean_train",
+    "mean_now",
+    "drifted",
 )
 
 
@@ -52,18 +58,27 @@ def drift_reference(panel: pd.DataFrame, features: list[str], n_bins: int = N_BI
         uppers = np.append(edges, np.inf)
         counts = np.bincount(np.searchsorted(edges, ok, side="left"), minlength=len(uppers))
         shares = counts / max(len(ok), 1)
-        frames.append(pd.DataFrame({
-            "feature": name,
-            "bin": np.arange(-1, len(uppers)),
-            "upper": np.append(np.nan, uppers),
-            "share": np.append(missing, shares),
-            "mean": float(ok.mean()) if len(ok) else np.nan,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "feature": name,
+                    "bin": np.arange(-1, len(uppers)),
+                    "upper": np.append(np.nan, uppers),
+                    "share": np.append(missing, shares),
+                    "mean": float(ok.mean()) if len(ok) else np.nan,
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame({"feature": [], "bin": [], "upper": [], "share": [], "mean": []})
     return pd.concat(frames, ignore_index=True).astype(
-        {"feature": "string", "bin": "int64", "upper": "float64", "share": "float64",
-         "mean": "float64"}
+        {
+            "feature": "string",
+            "bin": "int64",
+            "upper": "float64",
+            "share": "float64",
+            "mean": "float64",
+        }
     )
 
 
@@ -101,21 +116,32 @@ def feature_drift(
         else:
             value = np.nan
         jump = missing_now - missing_train
-        rows.append({
-            "feature": str(name),
-            "family": families.get(str(name), str(name).split(FEATURE_SEP)[0]),
-            "psi": value,
-            "missing_share_train": missing_train,
-            "missing_share_now": missing_now,
-            "mean_train": float(ref["mean"].iloc[0]) if "mean" in ref else np.nan,
-            "mean_now": float(ok.mean()) if len(ok) else np.nan,
-            "drifted": bool((value > PSI_WARN) if np.isfinite(value) else False)
-            or bool(jump > MISSING_JUMP_WARN),
-        })
+        rows.append(
+            {
+                "feature": str(name),
+                "family": families.get(str(name), str(name).split(FEATURE_SEP)[0]),
+                "psi": value,
+                "missing_share_train": missing_train,
+                "missing_share_now": missing_now,
+                "mean_train": float(ref["mean"].iloc[0]) if "mean" in ref else np.nan,
+                "mean_now": float(ok.mean()) if len(ok) else np.nan,
+                "drifted": bool((value > PSI_WARN) if np.isfinite(value) else False)
+                or bool(jump > MISSING_JUMP_WARN),
+            }
+        )
     out = pd.DataFrame(rows, columns=list(DRIFT_COLUMNS))
-    return out.astype({"feature": "string", "family": "string", "psi": "float64",
-                       "missing_share_train": "float64", "missing_share_now": "float64",
-                       "mean_train": "float64", "mean_now": "float64", "drifted": "bool"})
+    return out.astype(
+        {
+            "feature": "string",
+            "family": "string",
+            "psi": "float64",
+            "missing_share_train": "float64",
+            "missing_share_now": "float64",
+            "mean_train": "float64",
+            "mean_now": "float64",
+            "drifted": "bool",
+        }
+    )
 
 
 def new_teams(

@@ -29,8 +29,15 @@ from forecast.features.names import (
 # as its own family so they can see how much of a CSAT dip comes from expected leavers.
 TARGETS = ("attrition", "csat")
 DRIVER_COLUMNS = (
-    "team_id", "as_of", "target", "feature", "feature_value", "shap_value", "base_value",
-    "family", "feature_label",
+    "team_id",
+    "as_of",
+    "target",
+    "feature",
+    "feature_value",
+    "shap_value",
+    "base_value",
+    "family",
+    "feature_label",
 )
 FAMILY_COLUMNS = ("team_id", "as_of", "target", "family", "shap_value", "base_value")
 
@@ -70,8 +77,9 @@ def as_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
             codes = col.cat.codes.to_numpy(dtype=np.float64)
             cols.append(np.where(codes < 0, np.nan, codes))
         else:
-            cols.append(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64,
-                                                                      na_value=np.nan))
+            cols.append(
+                pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            )
     if not cols:
         return np.zeros((len(frame), 0))
     return np.ascontiguousarray(np.column_stack(cols))
@@ -98,8 +106,13 @@ def feature_labels(
     to the name's own parts, so a drivers file never has an empty family."""
     known: dict[str, tuple[str, str]] = {}
     if catalog is not None and len(catalog):
-        known = dict(zip(catalog["feature"], zip(catalog["family"], catalog["label"], strict=True),
-                         strict=True))
+        known = dict(
+            zip(
+                catalog["feature"],
+                zip(catalog["family"], catalog["label"], strict=True),
+                strict=True,
+            )
+        )
     families, labels = [], []
     for name in features:
         if name == RATE_FEATURE:
@@ -130,8 +143,9 @@ def long_form(
     targets is 16 M rows, and object strings would cost gigabytes and most of the time.
     """
     ids = [e.team_ids.astype(str) for e in explanations]
-    teams_arr, team_codes = np.unique(np.concatenate(ids) if ids else np.zeros(0, str),
-                                      return_inverse=True)
+    teams_arr, team_codes = np.unique(
+        np.concatenate(ids) if ids else np.zeros(0, str), return_inverse=True
+    )
     teams = teams_arr.tolist()
     offsets = np.cumsum([0] + [len(i) for i in ids])
     all_features = list(dict.fromkeys(f for e in explanations for f in e.features))
@@ -140,13 +154,14 @@ def long_form(
     labels = sorted(set(label_of))
     feat_idx = {f: i for i, f in enumerate(all_features)}
 
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                          ("team", "target", "feature", "value", "shap", "base")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("team", "target", "feature", "value", "shap", "base")
+    }
     for i, e in enumerate(explanations):
         n, k = e.values.shape
         if n == 0:
             continue
-        tcodes = team_codes[offsets[i]:offsets[i + 1]].astype(np.int32)
+        tcodes = team_codes[offsets[i] : offsets[i + 1]].astype(np.int32)
         fcodes = np.array([feat_idx[f] for f in e.features], dtype=np.int32)
         parts["team"].append(np.repeat(tcodes, k))
         parts["target"].append(np.full(n * k, TARGETS.index(e.target), dtype=np.int8))
@@ -160,17 +175,21 @@ def long_form(
     fam_code = np.array([families.index(f) for f in fam_of], dtype=np.int32)
     lab_code = np.array([labels.index(lb) for lb in label_of], dtype=np.int32)
     n_rows = len(feature_codes)
-    return pd.DataFrame({
-        "team_id": _categorical(cat["team"].astype(np.int32), teams),
-        "as_of": _categorical(np.zeros(n_rows, dtype=np.int8), [as_of]),
-        "target": _categorical(cat["target"].astype(np.int8), list(TARGETS)),
-        "feature": _categorical(feature_codes, all_features),
-        "feature_value": cat["value"].astype(np.float64),
-        "shap_value": cat["shap"].astype(np.float64),
-        "base_value": cat["base"].astype(np.float64),
-        "family": _categorical(fam_code[feature_codes] if n_rows else feature_codes, families),
-        "feature_label": _categorical(lab_code[feature_codes] if n_rows else feature_codes, labels),
-    })
+    return pd.DataFrame(
+        {
+            "team_id": _categorical(cat["team"].astype(np.int32), teams),
+            "as_of": _categorical(np.zeros(n_rows, dtype=np.int8), [as_of]),
+            "target": _categorical(cat["target"].astype(np.int8), list(TARGETS)),
+            "feature": _categorical(feature_codes, all_features),
+            "feature_value": cat["value"].astype(np.float64),
+            "shap_value": cat["shap"].astype(np.float64),
+            "base_value": cat["base"].astype(np.float64),
+            "family": _categorical(fam_code[feature_codes] if n_rows else feature_codes, families),
+            "feature_label": _categorical(
+                lab_code[feature_codes] if n_rows else feature_codes, labels
+            ),
+        }
+    )
 
 
 def by_family(
@@ -189,17 +208,25 @@ def by_family(
         onehot[np.arange(k), [families.index(f) for f in fam_of]] = 1.0
         sums = e.contrib[:, :k] @ onehot
         m = len(families)
-        frames.append(pd.DataFrame({
-            "team_id": np.repeat(e.team_ids, m),
-            "as_of": as_of,
-            "target": e.target,
-            "family": np.tile(np.array(families, dtype=object), n),
-            "shap_value": sums.reshape(-1),
-            "base_value": np.repeat(e.contrib[:, k], m),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "team_id": np.repeat(e.team_ids, m),
+                    "as_of": as_of,
+                    "target": e.target,
+                    "family": np.tile(np.array(families, dtype=object), n),
+                    "shap_value": sums.reshape(-1),
+                    "base_value": np.repeat(e.contrib[:, k], m),
+                }
+            )
+        )
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith("value") else "string")
-                             for c in FAMILY_COLUMNS})
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype="float64" if c.endswith("value") else "string")
+                for c in FAMILY_COLUMNS
+            }
+        )
     out = pd.concat(frames, ignore_index=True)
     for col in ("team_id", "as_of", "target", "family"):
         out[col] = out[col].astype("string")

@@ -27,13 +27,31 @@ from forecast.data.tables import PROTECTED
 MIN_TEAMS = 5  # a band with fewer teams is suppressed
 MIN_TEAM_SIZE = 5  # teams below the minimum group size get no composition band
 AGE_BANDS = (
-    (0, 30, "under 30"), (30, 40, "30 to 39"), (40, 50, "40 to 49"), (50, 200, "50 and over"),
+    (0, 30, "under 30"),
+    (30, 40, "30 to 39"),
+    (40, 50, "40 to 49"),
+    (50, 200, "50 and over"),
 )
 AGE_COLUMNS = ("birth_year", "date_of_birth", "age")
-VALUE_WORDS = {"f": "women", "female": "women", "w": "women", "woman": "women",
-               "m": "men", "male": "men", "man": "men"}
-AUDIT_COLUMNS = ["attribute", "band", "teams", "team_months", "predicted", "realised", "ratio",
-                 "suppressed"]
+VALUE_WORDS = {
+    "f": "women",
+    "female": "women",
+    "w": "women",
+    "woman": "women",
+    "m": "men",
+    "male": "men",
+    "man": "men",
+}
+AUDIT_COLUMNS = [
+    "attribute",
+    "band",
+    "teams",
+    "team_months",
+    "predicted",
+    "realised",
+    "ratio",
+    "suppressed",
+]
 
 
 def _pred_columns(predictions: pd.DataFrame) -> tuple[str, str]:
@@ -98,19 +116,27 @@ def composition_bands(
         else:
             vals = cur[col].astype("string").str.strip()
             share = (
-                pd.DataFrame({"team": team, "v": vals}).dropna()
-                .groupby("team")["v"].value_counts(normalize=True)
+                pd.DataFrame({"team": team, "v": vals})
+                .dropna()
+                .groupby("team")["v"]
+                .value_counts(normalize=True)
             )
             top = share.groupby(level=0).head(1).reset_index()
             top.columns = ["team", "v", "share"]
             top = top.set_index("team")
             majority = "majority " + top["v"].map(_value_word)
-            band = pd.Series(np.where(top["share"] > 0.5, majority, "no majority"),
-                             index=top.index)
+            band = pd.Series(np.where(top["share"] > 0.5, majority, "no majority"), index=top.index)
             attribute = col
         b = band.dropna()
-        frames.append(pd.DataFrame({"team_id": b.index.astype(str), "attribute": attribute,
-                                    "band": b.to_numpy(dtype=object)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "team_id": b.index.astype(str),
+                    "attribute": attribute,
+                    "band": b.to_numpy(dtype=object),
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=["team_id", "attribute", "band"])
     return pd.concat(frames, ignore_index=True)
@@ -145,16 +171,16 @@ def fairness_audit(frame: pd.DataFrame, *, min_teams: int = MIN_TEAMS) -> pd.Dat
     if frame.empty:
         return pd.DataFrame(columns=AUDIT_COLUMNS)
     g = frame.groupby(["attribute", "band"], sort=True)
-    out = pd.DataFrame({
-        "teams": g["team_id"].nunique(),
-        "team_months": g.size(),
-        "predicted": g["predicted"].sum().astype(float),
-        "realised": g["realised"].sum().astype(float),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "teams": g["team_id"].nunique(),
+            "team_months": g.size(),
+            "predicted": g["predicted"].sum().astype(float),
+            "realised": g["realised"].sum().astype(float),
+        }
+    ).reset_index()
     out["ratio"] = out["predicted"] / out["realised"].where(out["realised"] > 0)
     out["suppressed"] = out["teams"] < min_teams
     for col in ("predicted", "realised", "ratio", "team_months"):
         out[col] = out[col].where(~out["suppressed"])
     return out[AUDIT_COLUMNS]
-
-

@@ -26,8 +26,6 @@ from forecast.models.config import ModelConfig
 KEYS = ["team_id", "as_of"]
 
 
-
-
 TARGET_COLUMNS = ["leavers", "csat_change", "csat_weight", "labelled"]
 
 
@@ -144,7 +142,11 @@ def _time_split(months: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, np
 
 
 def _probe(
-    target: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, months: np.ndarray,
+    target: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    w: np.ndarray,
+    months: np.ndarray,
     config: ModelConfig,
 ) -> tuple[int, np.ndarray | None, np.ndarray | None]:
     """Pick the number of trees by early stopping on time-ordered validation. Returns the rounds,
@@ -157,7 +159,9 @@ def _probe(
     train_set = lgb.Dataset(X[fit], label=y[fit], weight=w[fit], free_raw_data=True)
     valid_set = lgb.Dataset(X[valid], label=y[valid], weight=w[valid], reference=train_set)
     probe = lgb.train(
-        config.lgb_params(target), train_set, num_boost_round=config.num_boost_round,
+        config.lgb_params(target),
+        train_set,
+        num_boost_round=config.num_boost_round,
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
     )
@@ -179,14 +183,21 @@ def _attrition_holdout(rows: pd.DataFrame, valid: np.ndarray | None, held) -> pd
     if valid is None:
         return pd.DataFrame(columns=["as_of", "headcount", "leavers", "rate"])
     part = rows[valid]
-    return pd.DataFrame({
-        "as_of": part["as_of"].to_numpy(), "headcount": part["headcount"].to_numpy(),
-        "leavers": part["leavers"].to_numpy(dtype="float64"), "rate": np.exp(held),
-    })
+    return pd.DataFrame(
+        {
+            "as_of": part["as_of"].to_numpy(),
+            "headcount": part["headcount"].to_numpy(),
+            "leavers": part["leavers"].to_numpy(dtype="float64"),
+            "rate": np.exp(held),
+        }
+    )
 
 
 def oof_attrition_rates(
-    target_rows: pd.DataFrame, att_rows: pd.DataFrame, features: list[str], config: ModelConfig,
+    target_rows: pd.DataFrame,
+    att_rows: pd.DataFrame,
+    features: list[str],
+    config: ModelConfig,
     rounds: int,
 ) -> np.ndarray:
     """Out-of-fold per-head rates for `target_rows` (the CSAT training rows).
@@ -228,9 +239,13 @@ def fit_csat(
     booster = _train(config.lgb_params("csat"), X, y, w, rounds)
     holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
     if valid is not None:
-        holdout = pd.DataFrame({
-            "as_of": rows["as_of"].to_numpy()[valid], "csat_change": y[valid], "prediction": held,
-        })
+        holdout = pd.DataFrame(
+            {
+                "as_of": rows["as_of"].to_numpy()[valid],
+                "csat_change": y[valid],
+                "prediction": held,
+            }
+        )
     return booster, rounds, holdout
 
 
@@ -276,11 +291,16 @@ def predict_fitted(
     raw = attrition.predict(X, raw_score=True)
     rate = np.exp(raw)
     hc = panel["headcount"].to_numpy(dtype="float64")
-    out = pd.DataFrame({
-        "team_id": panel["team_id"].to_numpy(), "as_of": panel["as_of"].to_numpy(),
-        "headcount": panel["headcount"].to_numpy(),
-        "expected_leavers": rate * hc, "attrition_rate": rate,
-    }, index=panel.index)
+    out = pd.DataFrame(
+        {
+            "team_id": panel["team_id"].to_numpy(),
+            "as_of": panel["as_of"].to_numpy(),
+            "headcount": panel["headcount"].to_numpy(),
+            "expected_leavers": rate * hc,
+            "attrition_rate": rate,
+        },
+        index=panel.index,
+    )
     out["csat_change"] = np.nan
     if csat is not None:
         X[RATE_FEATURE] = rate

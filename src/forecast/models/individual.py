@@ -33,8 +33,16 @@ from forecast.errors import ConfigError, DataError, check_param
 TARGET = "Attrition"
 # Constant in this file (EmployeeCount=1, Over18=Y, StandardHours=80) or a row identifier.
 DROP_COLUMNS = ("EmployeeCount", "Over18", "StandardHours", "EmployeeNumber")
-REQUIRED = (TARGET, "Age", "Gender", "MaritalStatus", "OverTime", "JobRole", "MonthlyIncome",
-            "YearsAtCompany")
+REQUIRED = (
+    TARGET,
+    "Age",
+    "Gender",
+    "MaritalStatus",
+    "OverTime",
+    "JobRole",
+    "MonthlyIncome",
+    "YearsAtCompany",
+)
 # Published honest cross-validated ROC-AUC on this file is about 0.79-0.82 (SOURCES.md); well
 # above that, something that knows the answer has slipped into the features.
 LEAKAGE_AUC = 0.90
@@ -124,8 +132,9 @@ def read_ibm(path: Path | str) -> pd.DataFrame:
     return read_csv_text(Path(path))
 
 
-def prepare(frame: pd.DataFrame, *, file: str = "<memory>", include_protected: bool = False
-            ) -> Prepared:
+def prepare(
+    frame: pd.DataFrame, *, file: str = "<memory>", include_protected: bool = False
+) -> Prepared:
     """Target Yes/No -> 1/0; numeric columns as float; text columns as CategoricalDtype.
 
     LightGBM rejects pandas 3 string columns, and a category dtype set once on the full frame
@@ -135,19 +144,27 @@ def prepare(frame: pd.DataFrame, *, file: str = "<memory>", include_protected: b
     if missing:
         raise DataError(
             f"required column {missing[0]} is missing; is this the IBM HR attrition file?",
-            file=file, column=missing[0],
+            file=file,
+            column=missing[0],
         )
     f = frame.reset_index(drop=True)
     target = f[TARGET].astype("string").str.strip().str.lower()
     bad = ~target.isin(["yes", "no"]).fillna(False)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"Attrition {f[TARGET].iloc[i]!r} is not Yes or No.", file=file,
-                        column=TARGET, row=i + 1)
+        raise DataError(
+            f"Attrition {f[TARGET].iloc[i]!r} is not Yes or No.",
+            file=file,
+            column=TARGET,
+            row=i + 1,
+        )
     y = (target == "yes").to_numpy(dtype=int)
     if y.sum() < 10 or (1 - y).sum() < 10:
-        raise DataError("Attrition needs at least 10 leavers and 10 stayers for cross-validation.",
-                        file=file, column=TARGET)
+        raise DataError(
+            "Attrition needs at least 10 leavers and 10 stayers for cross-validation.",
+            file=file,
+            column=TARGET,
+        )
 
     dropped = [c for c in DROP_COLUMNS if c in f.columns]
     candidates = [c for c in f.columns if c != TARGET and c not in dropped]
@@ -169,15 +186,24 @@ def prepare(frame: pd.DataFrame, *, file: str = "<memory>", include_protected: b
     constant = [c for c in X.columns if X[c].nunique(dropna=False) <= 1]
     X = X.drop(columns=constant)
     categorical = [c for c in categorical if c not in constant]
-    return Prepared(X, y, categorical, dropped + constant, excluded,
-                    [c for c in protected if c in X.columns],
-                    find_proxies(f[excluded], X))
+    return Prepared(
+        X,
+        y,
+        categorical,
+        dropped + constant,
+        excluded,
+        [c for c in protected if c in X.columns],
+        find_proxies(f[excluded], X),
+    )
 
 
 def _binned(values: pd.Series) -> np.ndarray:
     """Codes for mutual information: deciles for a many-valued number, else the value itself."""
-    num = pd.to_numeric(values.astype("string"), errors="coerce") if not isinstance(
-        values.dtype, pd.CategoricalDtype) else None
+    num = (
+        pd.to_numeric(values.astype("string"), errors="coerce")
+        if not isinstance(values.dtype, pd.CategoricalDtype)
+        else None
+    )
     if num is not None and num.notna().all() and num.nunique() > 10:
         return pd.qcut(num, 10, duplicates="drop").cat.codes.to_numpy()
     return pd.factorize(values.astype("string"))[0]
@@ -198,28 +224,33 @@ def find_proxies(protected: pd.DataFrame, X: pd.DataFrame) -> list[dict[str, flo
 
 def _logistic(X: pd.DataFrame, categorical: list[str]):
     numeric = [c for c in X.columns if c not in categorical]
-    encode = ColumnTransformer([
-        ("num", StandardScaler(), numeric),
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
-    ])
+    encode = ColumnTransformer(
+        [
+            ("num", StandardScaler(), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+        ]
+    )
     return make_pipeline(encode, LogisticRegression(C=LOGIT_C, max_iter=5000))
 
 
 def _score(aucs: list[float]) -> ModelScore:
     arr = np.asarray(aucs)
-    return ModelScore(round(float(arr.mean()), 4), round(float(arr.std(ddof=1)), 4),
-                      [round(a, 4) for a in aucs])
+    return ModelScore(
+        round(float(arr.mean()), 4), round(float(arr.std(ddof=1)), 4), [round(a, 4) for a in aucs]
+    )
 
 
-def cross_validate(prep: Prepared, *, folds: int = 5, seed: int = 0) -> tuple[
-        ModelScore, ModelScore, pd.DataFrame, pd.DataFrame]:
+def cross_validate(
+    prep: Prepared, *, folds: int = 5, seed: int = 0
+) -> tuple[ModelScore, ModelScore, pd.DataFrame, pd.DataFrame]:
     """Stratified k-fold: per-fold AUC of both models, mean |SHAP| and out-of-fold probabilities.
 
     Nothing is tuned here: the parameters are fixed above, so the fold AUCs are honest
     estimates rather than the best of a search.
     """
-    check_param("--folds", folds, isinstance(folds, int) and 2 <= folds <= 20,
-                "an integer between 2 and 20")
+    check_param(
+        "--folds", folds, isinstance(folds, int) and 2 <= folds <= 20, "an integer between 2 and 20"
+    )
     if min(prep.y.sum(), (1 - prep.y).sum()) < folds:
         raise ConfigError(f"`--folds` {folds} is more than the rarer class has rows.")
     X, y = prep.X, prep.y
@@ -244,15 +275,23 @@ def cross_validate(prep: Prepared, *, folds: int = 5, seed: int = 0) -> tuple[
         oof.iloc[va, 0] = k
         oof.iloc[va, 1] = p_lgb
         oof.iloc[va, 2] = p_log
-    shap = (pd.DataFrame({"feature": list(X.columns), "mean_abs_shap": contrib_sum / len(X)})
-            .sort_values(["mean_abs_shap", "feature"], ascending=[False, True])
-            .reset_index(drop=True))
+    shap = (
+        pd.DataFrame({"feature": list(X.columns), "mean_abs_shap": contrib_sum / len(X)})
+        .sort_values(["mean_abs_shap", "feature"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
     shap["mean_abs_shap"] = shap["mean_abs_shap"].round(5)
     return _score(lgb_auc), _score(log_auc), shap, oof
 
 
-def evaluate(frame: pd.DataFrame, *, file: str = "<memory>", folds: int = 5, seed: int = 0,
-             include_protected: bool = False) -> IndividualResult:
+def evaluate(
+    frame: pd.DataFrame,
+    *,
+    file: str = "<memory>",
+    folds: int = 5,
+    seed: int = 0,
+    include_protected: bool = False,
+) -> IndividualResult:
     """Pure core of `forecast individual`: frame in, aggregate result (plus in-memory OOF) out."""
     prep = prepare(frame, file=file, include_protected=include_protected)
     lgb_score, log_score, shap, oof = cross_validate(prep, folds=folds, seed=seed)
@@ -270,11 +309,20 @@ def evaluate(frame: pd.DataFrame, *, file: str = "<memory>", folds: int = 5, see
             f"{', '.join(prep.protected_included)}."
         )
     return IndividualResult(
-        file=file, sha256=None, rows=len(prep.X), leavers=int(prep.y.sum()), folds=folds,
-        seed=seed, features=list(prep.X.columns), protected_excluded=prep.protected_excluded,
-        protected_included=prep.protected_included, dropped=prep.dropped, lightgbm=lgb_score,
-        logistic=log_score, shap=shap.to_dict("records"), proxies=prep.proxies,
-        warnings=warnings, oof=oof,
+        file=file,
+        sha256=None,
+        rows=len(prep.X),
+        leavers=int(prep.y.sum()),
+        folds=folds,
+        seed=seed,
+        features=list(prep.X.columns),
+        protected_excluded=prep.protected_excluded,
+        protected_included=prep.protected_included,
+        dropped=prep.dropped,
+        lightgbm=lgb_score,
+        logistic=log_score,
+        shap=shap.to_dict("records"),
+        proxies=prep.proxies,
+        warnings=warnings,
+        oof=oof,
     )
-
-

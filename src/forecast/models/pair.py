@@ -35,9 +35,6 @@ from forecast.models.fit import (
 DRIFT_FILE = "drift_reference.csv"
 
 
-
-
-
 # --------------------------------------------------------------------------- the pair
 
 
@@ -76,8 +73,17 @@ class ModelPair:
         out["csat_change_p90"] = out["csat_change"] + q
         out["risk_band"] = risk_band(out["attrition_rate"].to_numpy(), self.risk_cuts)
         cols = [
-            "team_id", "as_of", "headcount", "expected_leavers", "attrition_rate", "csat_change",
-            "leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90", "risk_band",
+            "team_id",
+            "as_of",
+            "headcount",
+            "expected_leavers",
+            "attrition_rate",
+            "csat_change",
+            "leavers_p10",
+            "leavers_p90",
+            "csat_change_p10",
+            "csat_change_p90",
+            "risk_band",
             "expected_attrition_rate",
         ]
         return out[cols].reset_index(drop=True)
@@ -85,8 +91,10 @@ class ModelPair:
     def org_total_interval(self, predictions: pd.DataFrame) -> dict[str, float]:
         """Expected total leavers with an interval that is not a sum of team bounds."""
         return intervals.org_total_interval(
-            predictions["expected_leavers"].to_numpy(), self.dispersion,
-            self.org_total_model_sd, self.config.interval_level,
+            predictions["expected_leavers"].to_numpy(),
+            self.dispersion,
+            self.org_total_model_sd,
+            self.config.interval_level,
         )
 
     # ---- files
@@ -197,8 +205,10 @@ def train_pair(
     frame = join_targets(panel, targets, config.horizon)
     features = feature_columns(panel)
     fitted = fit_models(frame, features, config)
-    calib = _calibration_from_backtest(backtest) if backtest is not None else (
-        _calibration_from_holdout(fitted.holdout, config)
+    calib = (
+        _calibration_from_backtest(backtest)
+        if backtest is not None
+        else (_calibration_from_holdout(fitted.holdout, config))
     )
     return ModelPair(
         config=config,
@@ -226,8 +236,10 @@ def _calibration_from_holdout(holdout: Holdout, config: ModelConfig) -> dict[str
     att, cs = holdout.attrition, holdout.csat
     if att.empty:
         return {
-            "dispersion": intervals.MIN_DISPERSION, "csat_residual_q80": float("nan"),
-            "org_total_model_sd": 0.0, "risk_cuts": (float("nan"), float("nan")),
+            "dispersion": intervals.MIN_DISPERSION,
+            "csat_residual_q80": float("nan"),
+            "org_total_model_sd": 0.0,
+            "risk_cuts": (float("nan"), float("nan")),
             "calibration_source": "none",
         }
     mu = att["rate"].to_numpy() * att["headcount"].to_numpy(dtype="float64")
@@ -242,6 +254,9 @@ def _calibration_from_holdout(holdout: Holdout, config: ModelConfig) -> dict[str
     csat_q = intervals.conformal_halfwidth(resid, level) if len(cs) else float("nan")
     cuts = np.quantile(att["rate"].to_numpy(), config.risk_quantiles)
     return {
-        "dispersion": dispersion, "csat_residual_q80": csat_q, "org_total_model_sd": sd,
-        "risk_cuts": (float(cuts[0]), float(cuts[1])), "calibration_source": "holdout",
+        "dispersion": dispersion,
+        "csat_residual_q80": csat_q,
+        "org_total_model_sd": sd,
+        "risk_cuts": (float(cuts[0]), float(cuts[1])),
+        "calibration_source": "holdout",
     }

@@ -38,7 +38,7 @@ def _svg_open(width: float, height: float, title: str, desc: str, cls: str) -> s
     return (
         f'<svg class="{cls}" viewBox="0 0 {_f(width)} '
         f'{_f(height)}" width="{_f(width)}" height="{_f(height)}" role="img" aria-label="{t}" '
-        f'{FONT}><title>{t}</title><desc>{d}</desc>'
+        f"{FONT}><title>{t}</title><desc>{d}</desc>"
     )
 
 
@@ -105,8 +105,7 @@ def sparkline(
         )
         last = max(i for i, v in enumerate(vals) if v is not None)
         parts.append(
-            f'<circle cx="{_f(2 + last * step)}" cy="{_f(y(vals[last]))}" r="2" '
-            f'fill="{colour}"/>'
+            f'<circle cx="{_f(2 + last * step)}" cy="{_f(y(vals[last]))}" r="2" fill="{colour}"/>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -294,8 +293,14 @@ def nice_step(raw: float) -> float:
 
 
 def interval_bar(
-    expected: float, low: float, high: float, *, scale_max: float, title: str,
-    width: float = 70, height: float = 14,
+    expected: float,
+    low: float,
+    high: float,
+    *,
+    scale_max: float,
+    title: str,
+    width: float = 70,
+    height: float = 14,
 ) -> str:
     """A tiny range bar (80% interval) with the expected value as a tick, for table cells."""
     hi = scale_max or 1.0

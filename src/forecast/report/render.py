@@ -11,8 +11,9 @@ The report is a pure function of the output folder: whatever it shows (what-ifs,
 roll-ups, calibration) is a file that scoring wrote, and it imports nothing from
 `forecast.models`, `whatif`, `mlops` or `scoring`. It must never name an individual employee:
 it reads team-level files only (`scoring.extras.team_attributes` keeps team attributes that
-are constant within teams and turns a manager identifier into "manager of teams T1, T2"). Teams below the minimum group size appear only as a count. Charts are inline SVG or
-base64 PNG, the script is inline, and nothing is fetched from the network.
+are constant within teams and turns a manager identifier into "manager of teams T1, T2").
+Teams below the minimum group size appear only as a count. Charts are inline SVG or base64
+PNG, the script is inline, and nothing is fetched from the network.
 """
 
 from __future__ import annotations
@@ -111,9 +112,7 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
     out = Path(out_dir)
     scores = _read_parquet(out / "scores.parquet")
     if scores is None:
-        raise OutputError(
-            f"{out}: no scores.parquet here; run `forecast score --out {out}` first."
-        )
+        raise OutputError(f"{out}: no scores.parquet here; run `forecast score --out {out}` first.")
     manifest = _read_json(out / MANIFEST) or {}
     as_of = _as_of(scores, manifest)
     # `forecast score` builds the report in a temporary folder beside OUT before swapping it in:
@@ -130,8 +129,9 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
         whatif=_read_parquet(out / "whatif.parquet"),
         team_attributes=_read_parquet(out / "team_attributes.parquet"),
         fairness=_read_parquet(out / "fairness.parquet"),
-        review=_read_parquet(home.parent / "review.parquet") if is_month_folder(home.name) else
-        _read_parquet(out / "review.parquet"),
+        review=_read_parquet(home.parent / "review.parquet")
+        if is_month_folder(home.name)
+        else _read_parquet(out / "review.parquet"),
         previous=_previous_run(home, as_of),
         model_card=_read_json(out / "model_card.json"),
     )
@@ -144,9 +144,13 @@ def _previous_run(out: Path, as_of: str | None) -> PreviousRun | None:
         return None
     current = as_of or (out.name if is_month_folder(out.name) else None)
     candidates = sorted(
-        p for p in root.iterdir()
-        if p.is_dir() and is_month_folder(p.name) and p.resolve() != out.resolve()
-        and (current is None or p.name < current) and (p / "scores.parquet").exists()
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and is_month_folder(p.name)
+        and p.resolve() != out.resolve()
+        and (current is None or p.name < current)
+        and (p / "scores.parquet").exists()
     )
     if not candidates:
         return None
@@ -229,8 +233,12 @@ def approximate_org_interval(scores: pd.DataFrame, level: float = 0.8) -> dict[s
         total_sd = float(np.sqrt(np.nansum(sd.to_numpy(dtype=float) ** 2)))
     else:
         total_sd = math.sqrt(exp)
-    return {"expected": exp, "p10": max(exp - z * total_sd, 0.0), "p90": exp + z * total_sd,
-            "approximate": True}
+    return {
+        "expected": exp,
+        "p10": max(exp - z * total_sd, 0.0),
+        "p90": exp + z * total_sd,
+        "approximate": True,
+    }
 
 
 def _csat_weighted(scores: pd.DataFrame) -> float | None:
@@ -276,13 +284,15 @@ def headline(
             "direction": "more" if delta > 0.05 else "fewer" if delta < -0.05 else "about the same",
             "csat": words.fmt_points(prev_csat),
             "csat_delta": words.fmt_points(csat - prev_csat)
-            if csat is not None and prev_csat is not None else "–",
+            if csat is not None and prev_csat is not None
+            else "–",
         }
     return out
 
 
-def history_series(history: pd.DataFrame | None, team_id: str, months: int = SPARK_MONTHS
-                   ) -> tuple[list[float | None], list[float | None], list[str]]:
+def history_series(
+    history: pd.DataFrame | None, team_id: str, months: int = SPARK_MONTHS
+) -> tuple[list[float | None], list[float | None], list[str]]:
     """A team's recent monthly voluntary leavers and CSAT (oldest first) for sparklines."""
     if history is None or history.empty:
         return [], [], []
@@ -324,38 +334,50 @@ def team_table(scores: pd.DataFrame, history: pd.DataFrame | None) -> list[dict[
         lv_text = ", ".join("–" if v is None else f"{v:.0f}" for v in leavers)
         cs_text = ", ".join("–" if v is None else f"{v:.0f}" for v in csat)
         csat_v = _num(r.get("csat_change"))
-        rows.append({
-            "rank": rank,
-            "team_id": team,
-            "headcount": int(r["headcount"]),
-            "expected": words.fmt_count(float(r["expected_leavers"])),
-            "expected_sort": round(float(r["expected_leavers"]), 4),
-            "leavers_interval": _interval_text(
-                r.get("leavers_p10"), r.get("leavers_p90"), lambda v: f"{v:.0f}"),
-            "interval_bar": charts.interval_bar(
-                float(r["expected_leavers"]), _num(r.get("leavers_p10")) or 0.0,
-                _num(r.get("leavers_p90")) or 0.0, scale_max=top,
-                title=f"{team}: 80% interval of leavers",
-            ) if "leavers_p10" in r else "",
-            "rate": words.fmt_pct(_num(r["attrition_rate"]), 1),
-            "rate_sort": round(float(r["attrition_rate"]), 6),
-            "csat": words.fmt_points(csat_v),
-            "csat_sort": round(csat_v, 4) if csat_v is not None else 999.0,
-            "csat_interval": _interval_text(
-                r.get("csat_change_p10"), r.get("csat_change_p90"), words.fmt_points),
-            "csat_rank": int(csat_rank.loc[idx]) if pd.notna(csat_rank.loc[idx]) else None,
-            "band": str(r.get("risk_band", "")) if pd.notna(r.get("risk_band")) else "",
-            "band_sort": _risk_order(r.get("risk_band")),
-            "spark_leavers": charts.sparkline(
-                leavers, as_bars=True, colour=charts.VERMILLION,
-                title=f"{team}: voluntary leavers per month",
-                desc=f"Voluntary leavers per month, {span}: {lv_text or 'none recorded'}.",
-            ),
-            "spark_csat": charts.sparkline(
-                csat, colour=charts.BLUE, title=f"{team}: CSAT per month",
-                desc=f"Monthly CSAT, {span}: {cs_text or 'no CSAT'}.",
-            ),
-        })
+        rows.append(
+            {
+                "rank": rank,
+                "team_id": team,
+                "headcount": int(r["headcount"]),
+                "expected": words.fmt_count(float(r["expected_leavers"])),
+                "expected_sort": round(float(r["expected_leavers"]), 4),
+                "leavers_interval": _interval_text(
+                    r.get("leavers_p10"), r.get("leavers_p90"), lambda v: f"{v:.0f}"
+                ),
+                "interval_bar": charts.interval_bar(
+                    float(r["expected_leavers"]),
+                    _num(r.get("leavers_p10")) or 0.0,
+                    _num(r.get("leavers_p90")) or 0.0,
+                    scale_max=top,
+                    title=f"{team}: 80% interval of leavers",
+                )
+                if "leavers_p10" in r
+                else "",
+                "rate": words.fmt_pct(_num(r["attrition_rate"]), 1),
+                "rate_sort": round(float(r["attrition_rate"]), 6),
+                "csat": words.fmt_points(csat_v),
+                "csat_sort": round(csat_v, 4) if csat_v is not None else 999.0,
+                "csat_interval": _interval_text(
+                    r.get("csat_change_p10"), r.get("csat_change_p90"), words.fmt_points
+                ),
+                "csat_rank": int(csat_rank.loc[idx]) if pd.notna(csat_rank.loc[idx]) else None,
+                "band": str(r.get("risk_band", "")) if pd.notna(r.get("risk_band")) else "",
+                "band_sort": _risk_order(r.get("risk_band")),
+                "spark_leavers": charts.sparkline(
+                    leavers,
+                    as_bars=True,
+                    colour=charts.VERMILLION,
+                    title=f"{team}: voluntary leavers per month",
+                    desc=f"Voluntary leavers per month, {span}: {lv_text or 'none recorded'}.",
+                ),
+                "spark_csat": charts.sparkline(
+                    csat,
+                    colour=charts.BLUE,
+                    title=f"{team}: CSAT per month",
+                    desc=f"Monthly CSAT, {span}: {cs_text or 'no CSAT'}.",
+                ),
+            }
+        )
     return rows
 
 
@@ -367,11 +389,13 @@ def feature_stats(drivers: pd.DataFrame) -> pd.DataFrame:
     so a team's value can be put in words ("well above the typical level")."""
     d = drivers.dropna(subset=["feature_value"])
     g = d.groupby(["target", "feature"])["feature_value"]
-    stats = pd.DataFrame({
-        "median": g.median(),
-        "spread": (g.quantile(0.75) - g.quantile(0.25)) / 1.349,
-        "std": g.std(),
-    })
+    stats = pd.DataFrame(
+        {
+            "median": g.median(),
+            "spread": (g.quantile(0.75) - g.quantile(0.25)) / 1.349,
+            "std": g.std(),
+        }
+    )
     stats["spread"] = stats["spread"].where(stats["spread"] > 0, stats["std"])
     return stats
 
@@ -381,41 +405,58 @@ def _percentiles(drivers: pd.DataFrame) -> pd.Series:
 
 
 def driver_rows(
-    drivers: pd.DataFrame, team_id: str, target: str, stats: pd.DataFrame,
+    drivers: pd.DataFrame,
+    team_id: str,
+    target: str,
+    stats: pd.DataFrame,
 ) -> list[dict[str, Any]]:
     """One team's drivers for one target, largest |SHAP| first, each with a sentence."""
     d = drivers.loc[(drivers["team_id"] == team_id) & (drivers["target"] == target)]
     if d.empty:
         return []
     d = d.assign(abs_shap=d["shap_value"].abs()).sort_values(
-        ["abs_shap", "feature"], ascending=[False, True])
+        ["abs_shap", "feature"], ascending=[False, True]
+    )
     rows = []
     for _, r in d.iterrows():
         feature = str(r["feature"])
-        fam = str(r["family"]) if "family" in r and pd.notna(r["family"]) else \
-            words.parse_feature(feature).family
+        fam = (
+            str(r["family"])
+            if "family" in r and pd.notna(r["family"])
+            else words.parse_feature(feature).family
+        )
         label = r.get("feature_label") if "feature_label" in r else None
         key = (target, feature)
         med = stats["median"].get(key) if key in stats.index else None
         spread = stats["spread"].get(key) if key in stats.index else None
         value = float(r["feature_value"]) if pd.notna(r["feature_value"]) else float("nan")
-        rows.append({
-            "feature": feature,
-            "family": fam,
-            "family_label": words.family_label(fam),
-            "label": words.signal_label(words.parse_feature(feature, fam).signal,
-                                        label if isinstance(label, str) else None),
-            "full_label": str(label) if isinstance(label, str) and label else feature,
-            "value": value,
-            "shap": float(r["shap_value"]),
-            "base": float(r["base_value"]),
-            "actionable": words.is_actionable(fam),
-            "sentence": words.describe_driver(
-                feature, family=fam, feature_label=label if isinstance(label, str) else None,
-                value=value, shap_value=float(r["shap_value"]), target=target,
-                percentile=_num(r.get("pct")), spread=_num(spread), org_median=_num(med),
-            ),
-        })
+        rows.append(
+            {
+                "feature": feature,
+                "family": fam,
+                "family_label": words.family_label(fam),
+                "label": words.signal_label(
+                    words.parse_feature(feature, fam).signal,
+                    label if isinstance(label, str) else None,
+                ),
+                "full_label": str(label) if isinstance(label, str) and label else feature,
+                "value": value,
+                "shap": float(r["shap_value"]),
+                "base": float(r["base_value"]),
+                "actionable": words.is_actionable(fam),
+                "sentence": words.describe_driver(
+                    feature,
+                    family=fam,
+                    feature_label=label if isinstance(label, str) else None,
+                    value=value,
+                    shap_value=float(r["shap_value"]),
+                    target=target,
+                    percentile=_num(r.get("pct")),
+                    spread=_num(spread),
+                    org_median=_num(med),
+                ),
+            }
+        )
     return rows
 
 
@@ -443,12 +484,19 @@ def attrition_waterfall(team_id: str, headcount: int, rows: list[dict[str, Any]]
     if len(rows) > WATERFALL_STEPS:
         steps.append((f"{len(rows) - WATERFALL_STEPS} other drivers", rest))
     tick, step = _log_rate_ticks(headcount)
-    desc = _waterfall_text(f"baseline of {tick(base)} for a team of {headcount}", base, steps,
-                           tick, step)
+    desc = _waterfall_text(
+        f"baseline of {tick(base)} for a team of {headcount}", base, steps, tick, step
+    )
     return charts.waterfall(
-        base, steps, title=f"{team_id}: what drives expected leavers", desc=desc,
-        start_label="organisation baseline", end_label=f"{team_id} forecast",
-        tick_format=tick, step_format=step, up_is_bad=True,
+        base,
+        steps,
+        title=f"{team_id}: what drives expected leavers",
+        desc=desc,
+        start_label="organisation baseline",
+        end_label=f"{team_id} forecast",
+        tick_format=tick,
+        step_format=step,
+        up_is_bad=True,
     )
 
 
@@ -470,10 +518,16 @@ def csat_waterfall(team_id: str, rows: list[dict[str, Any]]) -> str:
     base = rows[0]["base"]
     steps = [(r["full_label"], r["shap"]) for r in rows[:WATERFALL_STEPS]]
     if len(rows) > WATERFALL_STEPS:
-        steps.append((f"{len(rows) - WATERFALL_STEPS} other drivers",
-                      sum(r["shap"] for r in rows[WATERFALL_STEPS:])))
-    highlight = next((lab for (lab, _), r in zip(steps, rows, strict=False)
-                      if r["feature"] == RATE_FEATURE), None)
+        steps.append(
+            (
+                f"{len(rows) - WATERFALL_STEPS} other drivers",
+                sum(r["shap"] for r in rows[WATERFALL_STEPS:]),
+            )
+        )
+    highlight = next(
+        (lab for (lab, _), r in zip(steps, rows, strict=False) if r["feature"] == RATE_FEATURE),
+        None,
+    )
 
     def tick(v: float) -> str:
         return f"{words.fmt_points(v)} pts"
@@ -483,9 +537,16 @@ def csat_waterfall(team_id: str, rows: list[dict[str, Any]]) -> str:
 
     desc = _waterfall_text(f"baseline CSAT change of {tick(base)}", base, steps, tick, step)
     return charts.waterfall(
-        base, steps, title=f"{team_id}: what drives the CSAT change", desc=desc,
-        start_label="organisation baseline", end_label=f"{team_id} forecast",
-        tick_format=tick, step_format=step, up_is_bad=False, highlight=highlight,
+        base,
+        steps,
+        title=f"{team_id}: what drives the CSAT change",
+        desc=desc,
+        start_label="organisation baseline",
+        end_label=f"{team_id} forecast",
+        tick_format=tick,
+        step_format=step,
+        up_is_bad=False,
+        highlight=highlight,
     )
 
 
@@ -496,12 +557,14 @@ def family_summary(rows: list[dict[str, Any]], target: str) -> list[dict[str, An
         sums[r["family"]] = sums.get(r["family"], 0.0) + r["shap"]
     out = []
     for fam, v in sorted(sums.items(), key=lambda kv: -abs(kv[1])):
-        out.append({
-            "family": words.family_label(fam),
-            "actionable": words.is_actionable(fam),
-            "effect": words.effect_clause(target, v),
-            "up": v > 0,
-        })
+        out.append(
+            {
+                "family": words.family_label(fam),
+                "actionable": words.is_actionable(fam),
+                "effect": words.effect_clause(target, v),
+                "up": v > 0,
+            }
+        )
     return out
 
 
@@ -519,8 +582,12 @@ def ex_cx_link(csat_rows: list[dict[str, Any]], csat_change: float | None) -> di
         sentence = (
             f"Expected attrition takes about {abs(shap):.1f} CSAT points off this team's "
             f"forecast, compared with a team of typical attrition"
-            + (f" (about {share:.0%} of the expected change of "
-               f"{words.fmt_points(csat_change)} points)." if share is not None else ".")
+            + (
+                f" (about {share:.0%} of the expected change of "
+                f"{words.fmt_points(csat_change)} points)."
+                if share is not None
+                else "."
+            )
         )
     elif shap > 0.05:
         sentence = (
@@ -541,7 +608,8 @@ def team_sections(
     """Detailed sections for the `n_detail` reportable teams with the most expected leavers,
     compact rows for the other reportable teams. Non-reportable teams get nothing."""
     rep = scores.loc[scores["reportable"].astype(bool)].sort_values(
-        ["expected_leavers", "team_id"], ascending=[False, True])
+        ["expected_leavers", "team_id"], ascending=[False, True]
+    )
     d = None
     stats = pd.DataFrame()
     if drivers is not None and not drivers.empty:
@@ -560,35 +628,42 @@ def team_sections(
         csat_v = _num(r.get("csat_change"))
         top_actionable = next((x for x in att if x["actionable"] and x["shap"] > 0), None)
         if i >= n_detail:
-            compact.append({
-                "team_id": team, "headcount": hc,
-                "expected": words.fmt_count(float(r["expected_leavers"])),
-                "csat": words.fmt_points(csat_v),
-                "band": str(r.get("risk_band", "")),
-                "driver": att[0]["sentence"] if att else "",
-            })
+            compact.append(
+                {
+                    "team_id": team,
+                    "headcount": hc,
+                    "expected": words.fmt_count(float(r["expected_leavers"])),
+                    "csat": words.fmt_points(csat_v),
+                    "band": str(r.get("risk_band", "")),
+                    "driver": att[0]["sentence"] if att else "",
+                }
+            )
             continue
-        detailed.append({
-            "team_id": team,
-            "anchor": "team-" + re.sub(r"[^A-Za-z0-9_-]", "-", team),
-            "headcount": hc,
-            "band": str(r.get("risk_band", "")),
-            "expected": words.fmt_count(float(r["expected_leavers"])),
-            "leavers_interval": _interval_text(
-                r.get("leavers_p10"), r.get("leavers_p90"), lambda v: f"{v:.0f}"),
-            "rate": words.fmt_pct(_num(r["attrition_rate"]), 1),
-            "csat": words.fmt_points(csat_v),
-            "csat_interval": _interval_text(
-                r.get("csat_change_p10"), r.get("csat_change_p90"), words.fmt_points),
-            "actionable": [x for x in att if x["actionable"]][:TOP_DRIVERS],
-            "history": [x for x in att if not x["actionable"]][:TOP_DRIVERS],
-            "families": family_summary(att, "attrition"),
-            "waterfall": attrition_waterfall(team, hc, att),
-            "csat_waterfall": csat_waterfall(team, cs),
-            "ex_cx": ex_cx_link(cs, csat_v),
-            "top_actionable": top_actionable["sentence"] if top_actionable else None,
-            "whatif": wi.get(team),
-        })
+        detailed.append(
+            {
+                "team_id": team,
+                "anchor": "team-" + re.sub(r"[^A-Za-z0-9_-]", "-", team),
+                "headcount": hc,
+                "band": str(r.get("risk_band", "")),
+                "expected": words.fmt_count(float(r["expected_leavers"])),
+                "leavers_interval": _interval_text(
+                    r.get("leavers_p10"), r.get("leavers_p90"), lambda v: f"{v:.0f}"
+                ),
+                "rate": words.fmt_pct(_num(r["attrition_rate"]), 1),
+                "csat": words.fmt_points(csat_v),
+                "csat_interval": _interval_text(
+                    r.get("csat_change_p10"), r.get("csat_change_p90"), words.fmt_points
+                ),
+                "actionable": [x for x in att if x["actionable"]][:TOP_DRIVERS],
+                "history": [x for x in att if not x["actionable"]][:TOP_DRIVERS],
+                "families": family_summary(att, "attrition"),
+                "waterfall": attrition_waterfall(team, hc, att),
+                "csat_waterfall": csat_waterfall(team, cs),
+                "ex_cx": ex_cx_link(cs, csat_v),
+                "top_actionable": top_actionable["sentence"] if top_actionable else None,
+                "whatif": wi.get(team),
+            }
+        )
     return detailed, compact
 
 
@@ -611,7 +686,8 @@ def whatif_by_team(whatif: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
         out[str(r["team_id"])] = {
             "team_id": str(r["team_id"]),
             "signal": label,
-            "from": words.fmt_signal_value(signal, transform, current) if current is not None
+            "from": words.fmt_signal_value(signal, transform, current)
+            if current is not None
             else "–",
             "to": words.fmt_signal_value(signal, transform, float(r["value"])),
             "before_leavers": words.fmt_count(float(r["before_expected_leavers"])),
@@ -656,24 +732,30 @@ def rollups(
                 suppressed += 1
                 continue
             exp = float(g["expected_leavers"].sum())
-            groups.append({
-                "value": str(value),
-                "teams": len(g),
-                "headcount": hc,
-                "expected": words.fmt_count(exp),
-                "expected_sort": exp,
-                "rate": words.fmt_pct(exp / hc, 1),
-                "csat": words.fmt_points(_csat_weighted(g)),
-                "high": int((g.get("risk_band", pd.Series(dtype=str)).astype(str) == "high").sum()),
-            })
+            groups.append(
+                {
+                    "value": str(value),
+                    "teams": len(g),
+                    "headcount": hc,
+                    "expected": words.fmt_count(exp),
+                    "expected_sort": exp,
+                    "rate": words.fmt_pct(exp / hc, 1),
+                    "csat": words.fmt_points(_csat_weighted(g)),
+                    "high": int(
+                        (g.get("risk_band", pd.Series(dtype=str)).astype(str) == "high").sum()
+                    ),
+                }
+            )
         if not groups and not suppressed:
             continue
         groups.sort(key=lambda x: -x["expected_sort"])
-        out.append({
-            "attribute": col.replace("_", " ").capitalize(),
-            "groups": groups,
-            "suppressed": suppressed,
-        })
+        out.append(
+            {
+                "attribute": col.replace("_", " ").capitalize(),
+                "groups": groups,
+                "suppressed": suppressed,
+            }
+        )
     return out
 
 
@@ -695,13 +777,18 @@ def org_drivers(drivers: pd.DataFrame | None, top: int = 15) -> dict[str, Any] |
     # Mean |SHAP| by family: per team first sum within the family (a family's net push),
     # then average the absolute value over teams.
     fam = (
-        d.groupby(["team_id", "family"])["shap_value"].sum().abs()
-        .groupby("family").mean().sort_values(ascending=False)
+        d.groupby(["team_id", "family"])["shap_value"]
+        .sum()
+        .abs()
+        .groupby("family")
+        .mean()
+        .sort_values(ascending=False)
     )
     feat = d.groupby("feature")["abs"].mean().sort_values(ascending=False).head(top)
     labels = (
         d.drop_duplicates("feature").set_index("feature")["feature_label"].astype(str)
-        if "feature_label" in d else pd.Series(dtype=str)
+        if "feature_label" in d
+        else pd.Series(dtype=str)
     )
 
     def pct(v: float) -> str:
@@ -711,18 +798,24 @@ def org_drivers(drivers: pd.DataFrame | None, top: int = 15) -> dict[str, Any] |
     feat_items = [(str(labels.get(f, f)), float(v)) for f, v in feat.items()]
     return {
         "n_teams": n_teams,
-        "families": [{"label": lab, "value": pct(v), "actionable": words.is_actionable(str(f))}
-                     for (lab, v), f in zip(fam_items, fam.index, strict=True)],
+        "families": [
+            {"label": lab, "value": pct(v), "actionable": words.is_actionable(str(f))}
+            for (lab, v), f in zip(fam_items, fam.index, strict=True)
+        ],
         "features": [{"label": lab, "value": pct(v)} for lab, v in feat_items],
         "family_chart": charts.hbar(
-            fam_items, title="Mean size of each family's effect on the leaving rate",
+            fam_items,
+            title="Mean size of each family's effect on the leaving rate",
             desc="; ".join(f"{lab}: {pct(v)}" for lab, v in fam_items),
-            value_format=pct, colour=charts.BLUE,
+            value_format=pct,
+            colour=charts.BLUE,
         ),
         "feature_chart": charts.hbar(
-            feat_items, title=f"The {len(feat_items)} strongest drivers across teams",
+            feat_items,
+            title=f"The {len(feat_items)} strongest drivers across teams",
             desc="; ".join(f"{lab}: {pct(v)}" for lab, v in feat_items),
-            value_format=pct, colour=charts.ORANGE,
+            value_format=pct,
+            colour=charts.ORANGE,
         ),
         "beeswarm": beeswarm_png(d),
     }
@@ -740,19 +833,28 @@ def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str 
     except ImportError:
         return None
     d = attrition_drivers
-    values = d.pivot_table(index="team_id", columns="feature", values="shap_value",
-                           aggfunc="first", observed=True)
-    data = d.pivot_table(index="team_id", columns="feature", values="feature_value",
-                         aggfunc="first", observed=True, dropna=False).reindex_like(values)
+    values = d.pivot_table(
+        index="team_id", columns="feature", values="shap_value", aggfunc="first", observed=True
+    )
+    data = d.pivot_table(
+        index="team_id",
+        columns="feature",
+        values="feature_value",
+        aggfunc="first",
+        observed=True,
+        dropna=False,
+    ).reindex_like(values)
     if values.shape[0] < 2:
         return None
     labels = (
         d.drop_duplicates("feature").set_index("feature")["feature_label"].astype(str)
-        if "feature_label" in d else pd.Series(dtype=str)
+        if "feature_label" in d
+        else pd.Series(dtype=str)
     )
     names = [str(labels.get(f, f)) for f in values.columns]
-    explanation = shap.Explanation(values=values.to_numpy(float), data=data.to_numpy(float),
-                                   feature_names=names)
+    explanation = shap.Explanation(
+        values=values.to_numpy(float), data=data.to_numpy(float), feature_names=names
+    )
     # Blue to orange (Okabe-Ito ends) instead of shap's red-blue: readable with colour-vision
     # deficiencies.
     cmap = LinearSegmentedColormap.from_list("okabe", [charts.BLUE, "#CCCCCC", charts.ORANGE])
@@ -762,12 +864,14 @@ def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str 
     state = np.random.get_state()
     np.random.seed(0)
     try:
-        shap.plots.beeswarm(explanation, max_display=max_display, show=False, color=cmap,
-                            plot_size=None)
+        shap.plots.beeswarm(
+            explanation, max_display=max_display, show=False, color=cmap, plot_size=None
+        )
         plt.xlabel("effect on log leaving rate (SHAP value)")
         buf = io.BytesIO()
-        plt.gcf().savefig(buf, format="png", dpi=110, bbox_inches="tight",
-                          metadata={"Software": None})
+        plt.gcf().savefig(
+            buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None}
+        )
     finally:
         np.random.set_state(state)
         plt.close("all")
@@ -792,24 +896,34 @@ def calibration_view(calibration: pd.DataFrame | None) -> dict[str, Any] | None:
     real = (c[rcol].astype(float) / rows).tolist()
     labels = [str(int(v)) for v in c[dcol]] if dcol else [str(i + 1) for i in range(len(c))]
     table = [
-        {"decile": lab, "predicted": f"{p:.2f}", "realised": f"{r:.2f}",
-         "ratio": f"{p / r:.2f}" if r > 0 else "–"}
+        {
+            "decile": lab,
+            "predicted": f"{p:.2f}",
+            "realised": f"{r:.2f}",
+            "ratio": f"{p / r:.2f}" if r > 0 else "–",
+        }
         for lab, p, r in zip(labels, pred, real, strict=True)
     ]
     tot_p, tot_r = float(c[pcol].sum()), float(c[rcol].sum())
     return {
         "chart": charts.calibration(
-            pred, real, labels=labels,
+            pred,
+            real,
+            labels=labels,
             title="Backtest calibration: predicted against realised leavers by risk decile",
-            desc="; ".join(f"decile {t['decile']}: predicted {t['predicted']}, realised "
-                           f"{t['realised']}" for t in table),
+            desc="; ".join(
+                f"decile {t['decile']}: predicted {t['predicted']}, realised {t['realised']}"
+                for t in table
+            ),
         ),
         "table": table,
         "sentence": (
             f"Over the backtest the model predicted {words.fmt_count(tot_p)} leavers in total "
             f"against {words.fmt_count(tot_r)} realised "
             f"({'over' if tot_p > tot_r else 'under'}-forecast by "
-            f"{abs(tot_p / tot_r - 1):.0%})." if tot_r > 0 else ""
+            f"{abs(tot_p / tot_r - 1):.0%})."
+            if tot_r > 0
+            else ""
         ),
     }
 
@@ -826,8 +940,11 @@ def drift_view(drift: pd.DataFrame | None, labels: dict[str, str] | None = None)
         if d[flag].dtype == bool or pd.api.types.is_bool_dtype(d[flag]):
             d = d.loc[d[flag].astype(bool)]
         else:
-            d = d.loc[d[flag].notna() & (d[flag].astype(str).str.len() > 0)
-                      & (d[flag].astype(str).str.lower() != "false")]
+            d = d.loc[
+                d[flag].notna()
+                & (d[flag].astype(str).str.len() > 0)
+                & (d[flag].astype(str).str.lower() != "false")
+            ]
     elif psi_col is not None:
         d = d.loc[d[psi_col].astype(float) > 0.25]
     out = []
@@ -868,9 +985,15 @@ def review_view(review: pd.DataFrame | None) -> list[dict[str, str]]:
         inside = ""
         if not per_team and lo and hi and _num(r[lo]) is not None:
             inside = "yes" if float(r[lo]) <= a <= float(r[hi]) else "no"
-        rows.append({"as_of": str(m), "predicted": words.fmt_count(p),
-                     "realised": words.fmt_count(a),
-                     "error": f"{(p - a) / a:+.0%}" if a > 0 else "–", "inside": inside})
+        rows.append(
+            {
+                "as_of": str(m),
+                "predicted": words.fmt_count(p),
+                "realised": words.fmt_count(a),
+                "error": f"{(p - a) / a:+.0%}" if a > 0 else "–",
+                "inside": inside,
+            }
+        )
     return rows
 
 
@@ -888,15 +1011,17 @@ def trust_view(inputs: ReportInputs, suppressed: int) -> dict[str, Any]:
     labels = {}
     if inputs.drivers is not None and "feature_label" in inputs.drivers:
         pairs = inputs.drivers[["feature", "feature_label"]].drop_duplicates("feature")
-        labels = dict(zip(pairs["feature"].astype(str), pairs["feature_label"].astype(str),
-                          strict=True))
+        labels = dict(
+            zip(pairs["feature"].astype(str), pairs["feature_label"].astype(str), strict=True)
+        )
     warnings = drift_view(inputs.drift, labels)
     extra = _pick(m, "warnings")
     if isinstance(extra, list):
         # Run warnings name features by column; put them in words like everything else.
         def _words(match: re.Match[str]) -> str:
             return labels.get(match.group(0)) or words.signal_label(
-                words.parse_feature(match.group(0)).signal)
+                words.parse_feature(match.group(0)).signal
+            )
 
         itemised = bool(warnings)
         for w in extra:
@@ -937,8 +1062,9 @@ def fairness_view(fairness: pd.DataFrame | None) -> dict[str, Any] | None:
             "teams": int(r["teams"]),
             "predicted": words.fmt_count(float(r["predicted"])) if not r["suppressed"] else "–",
             "realised": words.fmt_count(float(r["realised"])) if not r["suppressed"] else "–",
-            "ratio": f"{float(r['ratio']):.2f}" if not r["suppressed"]
-            and _num(r["ratio"]) is not None else "–",
+            "ratio": f"{float(r['ratio']):.2f}"
+            if not r["suppressed"] and _num(r["ratio"]) is not None
+            else "–",
             "suppressed": bool(r["suppressed"]),
         }
         for _, r in table.iterrows()
@@ -957,8 +1083,9 @@ def _generated(manifest: dict[str, Any], now: datetime | None) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def build_context(inputs: ReportInputs, *, n_detail: int = DETAIL_TEAMS,
-                  now: datetime | None = None) -> dict[str, Any]:
+def build_context(
+    inputs: ReportInputs, *, n_detail: int = DETAIL_TEAMS, now: datetime | None = None
+) -> dict[str, Any]:
     """Everything the template shows, as plain values and SVG strings. Pure."""
     scores = inputs.scores.copy()
     scores["team_id"] = scores["team_id"].astype(str)
@@ -970,8 +1097,9 @@ def build_context(inputs: ReportInputs, *, n_detail: int = DETAIL_TEAMS,
     drivers = inputs.drivers
     if drivers is not None:
         # Defence in depth: even if a drivers file held rows of small teams, never show them.
-        drivers = drivers.loc[drivers["team_id"].astype(str).isin(
-            set(scores.loc[scores["reportable"], "team_id"]))]
+        drivers = drivers.loc[
+            drivers["team_id"].astype(str).isin(set(scores.loc[scores["reportable"], "team_id"]))
+        ]
     detailed, compact = team_sections(scores, drivers, inputs.whatif, n_detail)
     as_of = _as_of(scores, inputs.manifest) or "–"
     horizon = _pick(inputs.manifest, "horizon") or 3

@@ -220,8 +220,7 @@ def describe_driver(
 
     if parts.signal == RATE_FEATURE or feature == RATE_FEATURE:
         return (
-            f"The expected attrition of this team ({fmt_pct(value, 1)} over the horizon) "
-            f"{effect}."
+            f"The expected attrition of this team ({fmt_pct(value, 1)} over the horizon) {effect}."
         )
     if not math.isfinite(value):
         return f"{cap} has no recent data, which {effect}."
@@ -231,15 +230,21 @@ def describe_driver(
     if t.startswith("trend"):
         z = shift_word(value, spread or 0.0)
         motion = (
-            "has been rising" if z in ("above", "well above")
-            else "has been falling" if z in ("below", "well below") else "has been steady"
+            "has been rising"
+            if z in ("above", "well above")
+            else "has been falling"
+            if z in ("below", "well below")
+            else "has been steady"
         )
         return f"{cap} {motion} over the last {w or 12} months ({shown} a month), which {effect}."
     if t == "change":
         z = shift_word(value, spread or 0.0)
         motion = (
-            "rose" if z in ("above", "well above")
-            else "fell" if z in ("below", "well below") else "barely moved"
+            "rose"
+            if z in ("above", "well above")
+            else "fell"
+            if z in ("below", "well below")
+            else "barely moved"
         )
         return f"{cap} {motion} since the previous survey ({shown}), which {effect}."
     if t == "age_months":
@@ -281,8 +286,11 @@ def describe_driver(
 
 def _more_less(where: str) -> str:
     return {
-        "well above": "far more", "above": "more", "close to": "about as many",
-        "below": "fewer", "well below": "far fewer",
+        "well above": "far more",
+        "above": "more",
+        "close to": "about as many",
+        "below": "fewer",
+        "well below": "far fewer",
     }.get(where, "about as many")
 
 

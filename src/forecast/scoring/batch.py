@@ -45,8 +45,18 @@ MIN_GROUP = 5
 HISTORY_MONTHS = 12
 ADDITIVITY_TOL = 1e-6
 SCORE_COLUMNS = (
-    "team_id", "as_of", "headcount", "expected_leavers", "attrition_rate", "csat_change",
-    "reportable", "leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90", "risk_band",
+    "team_id",
+    "as_of",
+    "headcount",
+    "expected_leavers",
+    "attrition_rate",
+    "csat_change",
+    "reportable",
+    "leavers_p10",
+    "leavers_p90",
+    "csat_change_p10",
+    "csat_change_p90",
+    "risk_band",
 )
 Say = Callable[[str], None]
 
@@ -111,13 +121,22 @@ def scores_frame(predictions: pd.DataFrame, as_of: str, min_group: int) -> pd.Da
     """The contract's scores table: one row per team with headcount >= 1, sorted by team_id,
     with fixed types (ids as strings, `as_of` as YYYY-MM text, headcount int64)."""
     p = predictions.loc[predictions["headcount"].to_numpy() >= 1]
-    out = pd.DataFrame({
-        "team_id": p["team_id"].astype(str).to_numpy(dtype=object),
-        "as_of": as_of,
-        "headcount": p["headcount"].to_numpy(dtype=np.int64),
-    })
-    for col in ("expected_leavers", "attrition_rate", "csat_change", "leavers_p10",
-                "leavers_p90", "csat_change_p10", "csat_change_p90"):
+    out = pd.DataFrame(
+        {
+            "team_id": p["team_id"].astype(str).to_numpy(dtype=object),
+            "as_of": as_of,
+            "headcount": p["headcount"].to_numpy(dtype=np.int64),
+        }
+    )
+    for col in (
+        "expected_leavers",
+        "attrition_rate",
+        "csat_change",
+        "leavers_p10",
+        "leavers_p90",
+        "csat_change_p10",
+        "csat_change_p90",
+    ):
         out[col] = p[col].to_numpy(dtype=np.float64, na_value=np.nan)
     out["reportable"] = out["headcount"] >= min_group
     out["risk_band"] = p["risk_band"].astype(str).to_numpy(dtype=object)
@@ -132,8 +151,10 @@ def explain_batch(
     """TreeSHAP of both targets for the reportable teams, checked for additivity against the
     scores (1e-6): a mismatch means the explanation is not of the model that scored."""
 
-    rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
-                                            "expected_attrition_rate"]]
+    rep = scores.loc[
+        scores["reportable"],
+        ["team_id", "attrition_rate", "csat_change", "expected_attrition_rate"],
+    ]
     rows = panel.set_index(panel["team_id"].astype(str)).loc[rep["team_id"].to_numpy()]
     rows = rows.reset_index(drop=True)
     X = design_matrix(rows, pair.features)
@@ -192,19 +213,28 @@ def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS)
     keep = (hc > 0) | (leavers > 0)
     rows, cols = np.nonzero(keep)
     month_names = [month_str(first + j) for j in range(grid.n_months)]
-    return pd.DataFrame({
-        "team_id": grid.teams[rows].astype(str),
-        "month": np.array(month_names, dtype=object)[cols] if len(cols) else np.zeros(0, object),
-        "headcount": hc[rows, cols].astype(np.int64),
-        "voluntary_leavers": leavers[rows, cols].astype(np.int64),
-        "csat": csat[rows, cols],
-        "csat_responses": responses[rows, cols],
-    })
+    return pd.DataFrame(
+        {
+            "team_id": grid.teams[rows].astype(str),
+            "month": np.array(month_names, dtype=object)[cols]
+            if len(cols)
+            else np.zeros(0, object),
+            "headcount": hc[rows, cols].astype(np.int64),
+            "voluntary_leavers": leavers[rows, cols].astype(np.int64),
+            "csat": csat[rows, cols],
+            "csat_responses": responses[rows, cols],
+        }
+    )
 
 
 def batch_drift(
-    tables: Tables, pair: ModelPair, specs: FeatureSpecs, panel: pd.DataFrame, catalog: pd.DataFrame,
-    reference: pd.DataFrame | None, reference_source: str,
+    tables: Tables,
+    pair: ModelPair,
+    specs: FeatureSpecs,
+    panel: pd.DataFrame,
+    catalog: pd.DataFrame,
+    reference: pd.DataFrame | None,
+    reference_source: str,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     families = dict(zip(catalog["feature"], catalog["family"], strict=True)) if len(catalog) else {}
     if reference is None:
@@ -239,7 +269,12 @@ def training_reference(
 
 
 def build_batch(
-    tables: Tables, pair: ModelPair, specs: FeatureSpecs, *, as_of: pd.Period, min_group: int = MIN_GROUP,
+    tables: Tables,
+    pair: ModelPair,
+    specs: FeatureSpecs,
+    *,
+    as_of: pd.Period,
+    min_group: int = MIN_GROUP,
     reference: tuple[pd.DataFrame | None, str] | None = None,
     calibration: pd.DataFrame | None = None,
 ) -> ScoreBatch:

@@ -25,8 +25,15 @@ WHATIF_TEAMS = 50
 
 
 def report_whatifs(
-    tables: Tables, pair: ModelPair, specs: FeatureSpecs, scores: pd.DataFrame,
-    drivers: pd.DataFrame, as_of: pd.Period | str, *, engine: WhatIfEngine, n_teams: int = WHATIF_TEAMS,
+    tables: Tables,
+    pair: ModelPair,
+    specs: FeatureSpecs,
+    scores: pd.DataFrame,
+    drivers: pd.DataFrame,
+    as_of: pd.Period | str,
+    *,
+    engine: WhatIfEngine,
+    n_teams: int = WHATIF_TEAMS,
 ) -> pd.DataFrame:
     """For each of the `n_teams` reportable teams with the most expected leavers: move its top
     actionable attrition driver (largest positive SHAP in a workload or engagement family) to
@@ -36,16 +43,22 @@ def report_whatifs(
     OUT/whatif.parquet, written by `forecast score`."""
     month = pd.Period(as_of, freq="M")
     settable = settable_signals(tables, specs, list(pair.features))
-    rep = scores.loc[scores["reportable"].astype(bool)].sort_values(
-        ["expected_leavers", "team_id"], ascending=[False, True]).head(n_teams)
-    d = drivers.loc[(drivers["target"].astype(str) == "attrition")
-                    & drivers["team_id"].astype(str).isin(set(rep["team_id"].astype(str)))
-                    & (drivers["shap_value"] > 0)].copy()
+    rep = (
+        scores.loc[scores["reportable"].astype(bool)]
+        .sort_values(["expected_leavers", "team_id"], ascending=[False, True])
+        .head(n_teams)
+    )
+    d = drivers.loc[
+        (drivers["target"].astype(str) == "attrition")
+        & drivers["team_id"].astype(str).isin(set(rep["team_id"].astype(str)))
+        & (drivers["shap_value"] > 0)
+    ].copy()
     d["feature"] = d["feature"].astype(str)
     d["signal"] = [split_feature(f)[1] if f.count("__") >= 2 else "" for f in d["feature"]]
     d = d.loc[d["signal"].isin(settable)]
     top = d.sort_values(["shap_value", "feature"], ascending=[False, True]).drop_duplicates(
-        "team_id")
+        "team_id"
+    )
     frames = []
     for signal, group in top.groupby("signal", sort=True):
         setting = settable[signal]
@@ -54,8 +67,9 @@ def report_whatifs(
         median = float(levels.median())
         teams = sorted(group["team_id"].astype(str))
         res = engine.estimate(tables, pair, teams, signal, median, month)
-        res["feature"] = res["team_id"].map(dict(zip(group["team_id"].astype(str),
-                                                     group["feature"], strict=True)))
+        res["feature"] = res["team_id"].map(
+            dict(zip(group["team_id"].astype(str), group["feature"], strict=True))
+        )
         res["current_value"] = res["team_id"].map(levels).astype(float)
         frames.append(res)
     if not frames:
@@ -79,7 +93,10 @@ PERSON_REF = re.compile(r"(manager|supervisor|lead|leader|boss|mentor|coach)", r
 
 
 def team_attributes(
-    employees: pd.DataFrame, as_of: pd.Period | str, *, min_constancy: float = 0.8,
+    employees: pd.DataFrame,
+    as_of: pd.Period | str,
+    *,
+    min_constancy: float = 0.8,
     min_group: int = MIN_GROUP,
 ) -> pd.DataFrame:
     """Team-level attributes (department, site, manager, ...) at the end of `as_of`, for
@@ -112,27 +129,30 @@ def team_attributes(
         if values.isna().all():
             continue
         modal = (
-            pd.DataFrame({"team": team, "v": values}).dropna()
-            .groupby("team")["v"].agg(lambda s: s.value_counts().index[0])
+            pd.DataFrame({"team": team, "v": values})
+            .dropna()
+            .groupby("team")["v"]
+            .agg(lambda s: s.value_counts().index[0])
         )
         if len(multi):
             share = (
                 pd.DataFrame({"team": team, "v": values})
                 .loc[lambda d: d["team"].isin(multi)]
-                .groupby("team")["v"].agg(lambda s: s.value_counts(normalize=True).iloc[0])
+                .groupby("team")["v"]
+                .agg(lambda s: s.value_counts(normalize=True).iloc[0])
             )
             if share.empty or share.mean() < min_constancy:
                 continue
         elif values.nunique() > 1:
             continue  # one-person teams only: constancy cannot be told apart from a name
-        refers_to_person = bool(PERSON_REF.search(col)) or bool(
-            modal.isin(ids).any()
-        )
+        refers_to_person = bool(PERSON_REF.search(col)) or bool(modal.isin(ids).any())
         if refers_to_person:
             label = _person_label(col)
             by_value = modal.groupby(modal).groups
-            names = {v: _group_label(label, list(map(str, teams)), sizes, min_group)
-                     for v, teams in by_value.items()}
+            names = {
+                v: _group_label(label, list(map(str, teams)), sizes, min_group)
+                for v, teams in by_value.items()
+            }
             out[label] = out["team_id"].map(modal.map(names)).astype("string")
         elif is_identifier_like(col) or pd.api.types.is_numeric_dtype(current[col]):
             # Numeric or code-like columns that are constant per team are still attributes
@@ -146,7 +166,7 @@ def team_attributes(
 
 
 def _group_label(label: str, teams: list[str], sizes: pd.Series, min_group: int) -> str:
-    """"manager of T1, T2": named by the teams of at least `min_group` people only (a small
+    """ "manager of T1, T2": named by the teams of at least `min_group` people only (a small
     team is never named), the rest counted."""
     big = sorted(t for t in teams if sizes.get(t, 0) >= min_group)
     small = len(teams) - len(big)
@@ -163,10 +183,16 @@ def _person_label(col: str) -> str:
 
 
 def score_extras(
-    tables: Tables, pair: ModelPair, specs: FeatureSpecs, scores: pd.DataFrame,
-    drivers: pd.DataFrame, as_of: pd.Period | str, *,
+    tables: Tables,
+    pair: ModelPair,
+    specs: FeatureSpecs,
+    scores: pd.DataFrame,
+    drivers: pd.DataFrame,
+    as_of: pd.Period | str,
+    *,
     what_if_fits: dict[str, StoredFit] | None = None,
-    backtest_predictions: pd.DataFrame | None = None, n_whatif: int = WHATIF_TEAMS,
+    backtest_predictions: pd.DataFrame | None = None,
+    n_whatif: int = WHATIF_TEAMS,
 ) -> dict[str, pd.DataFrame]:
     """The team-level files `forecast score` saves for the report, by file name:
     team_attributes.parquet (roll-ups), whatif.parquet (each at-risk team's top actionable
@@ -178,9 +204,11 @@ def score_extras(
     # The engine reuses the fits stored with the pair when they can answer (same horizon,
     # as of their month or later); otherwise it fits, once per signal.
     engine = make_engine(specs, stored=what_if_fits or {})
-    out["whatif.parquet"] = report_whatifs(tables, pair, specs, scores, drivers, as_of,
-                                           n_teams=n_whatif, engine=engine)
+    out["whatif.parquet"] = report_whatifs(
+        tables, pair, specs, scores, drivers, as_of, n_teams=n_whatif, engine=engine
+    )
     if backtest_predictions is not None and len(backtest_predictions):
         out["fairness.parquet"] = fairness_audit(
-            fairness_input(backtest_predictions, tables.employees))
+            fairness_input(backtest_predictions, tables.employees)
+        )
     return {name: frame.reset_index(drop=True) for name, frame in out.items() if len(frame)}

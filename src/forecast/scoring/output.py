@@ -43,8 +43,9 @@ def _arrow_column(series: pd.Series) -> pa.Array:
     if pd.api.types.is_integer_dtype(series):
         return pa.array(series.to_numpy(dtype=np.int64), type=pa.int64())
     if pd.api.types.is_float_dtype(series):
-        return pa.array(series.to_numpy(dtype=np.float64, na_value=np.nan), type=pa.float64(),
-                        from_pandas=True)
+        return pa.array(
+            series.to_numpy(dtype=np.float64, na_value=np.nan), type=pa.float64(), from_pandas=True
+        )
     values = series.astype(object).where(series.notna(), None).to_numpy(dtype=object)
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
@@ -174,8 +175,11 @@ def publish(
         f"another `forecast score` has been writing {out} for over {LOCK_TIMEOUT_S:.0f} s "
         f"(lock {_lock_path(out)}); try again when it has finished."
     )
-    guard = (output_lock(_lock_path(out), timeout=LOCK_TIMEOUT_S, busy=busy, option=option)
-             if lock else contextlib.nullcontext())
+    guard = (
+        output_lock(_lock_path(out), timeout=LOCK_TIMEOUT_S, busy=busy, option=option)
+        if lock
+        else contextlib.nullcontext()
+    )
     with guard:
         _recover(out)
         check_replaceable(out)

@@ -15,10 +15,25 @@ import pandas as pd
 
 REVIEW_FILE = "review.parquet"
 REVIEW_COLUMNS = (
-    "level", "as_of", "horizon", "team_id", "model_version", "teams", "headcount",
-    "predicted_leavers", "leavers_p10", "leavers_p90", "realised_leavers", "leavers_covered",
-    "predicted_csat_change", "csat_change_p10", "csat_change_p90", "realised_csat_change",
-    "csat_covered", "leavers_coverage", "csat_coverage",
+    "level",
+    "as_of",
+    "horizon",
+    "team_id",
+    "model_version",
+    "teams",
+    "headcount",
+    "predicted_leavers",
+    "leavers_p10",
+    "leavers_p90",
+    "realised_leavers",
+    "leavers_covered",
+    "predicted_csat_change",
+    "csat_change_p10",
+    "csat_change_p90",
+    "realised_csat_change",
+    "csat_covered",
+    "leavers_coverage",
+    "csat_coverage",
 )
 
 
@@ -32,26 +47,30 @@ def team_review(scores: pd.DataFrame, realised: pd.DataFrame) -> pd.DataFrame:
     out = s.merge(real, on="team_id", how="left", validate="one_to_one")
     rl, rc = out["realised_leavers"], out["realised_csat_change"]
     out["leavers_covered"] = ((rl >= out["leavers_p10"]) & (rl <= out["leavers_p90"])).where(
-        rl.notna())
+        rl.notna()
+    )
     out["csat_covered"] = ((rc >= out["csat_change_p10"]) & (rc <= out["csat_change_p90"])).where(
-        rc.notna() & out["csat_change"].notna())
-    return pd.DataFrame({
-        "level": "team",
-        "as_of": out["as_of"].astype(str),
-        "team_id": out["team_id"],
-        "teams": 1,
-        "headcount": out["headcount"].astype(np.int64),
-        "predicted_leavers": out["expected_leavers"],
-        "leavers_p10": out["leavers_p10"],
-        "leavers_p90": out["leavers_p90"],
-        "realised_leavers": rl.astype(float),
-        "leavers_covered": out["leavers_covered"].astype(float),
-        "predicted_csat_change": out["csat_change"],
-        "csat_change_p10": out["csat_change_p10"],
-        "csat_change_p90": out["csat_change_p90"],
-        "realised_csat_change": rc.astype(float),
-        "csat_covered": out["csat_covered"].astype(float),
-    })
+        rc.notna() & out["csat_change"].notna()
+    )
+    return pd.DataFrame(
+        {
+            "level": "team",
+            "as_of": out["as_of"].astype(str),
+            "team_id": out["team_id"],
+            "teams": 1,
+            "headcount": out["headcount"].astype(np.int64),
+            "predicted_leavers": out["expected_leavers"],
+            "leavers_p10": out["leavers_p10"],
+            "leavers_p90": out["leavers_p90"],
+            "realised_leavers": rl.astype(float),
+            "leavers_covered": out["leavers_covered"].astype(float),
+            "predicted_csat_change": out["csat_change"],
+            "csat_change_p10": out["csat_change_p10"],
+            "csat_change_p90": out["csat_change_p90"],
+            "realised_csat_change": rc.astype(float),
+            "csat_covered": out["csat_covered"].astype(float),
+        }
+    )
 
 
 def organisation_row(teams: pd.DataFrame, org_interval: dict) -> dict:
@@ -62,8 +81,9 @@ def organisation_row(teams: pd.DataFrame, org_interval: dict) -> dict:
     both = teams[teams["realised_csat_change"].notna() & teams["predicted_csat_change"].notna()]
     realised = float(lab["realised_leavers"].sum()) if len(lab) else np.nan
     lo, hi = org_interval.get("leavers_p10"), org_interval.get("leavers_p90")
-    covered = float(lo <= realised <= hi) if lo is not None and hi is not None and len(lab) \
-        else np.nan
+    covered = (
+        float(lo <= realised <= hi) if lo is not None and hi is not None and len(lab) else np.nan
+    )
     w = both["headcount"].to_numpy(dtype=float)
 
     def wmean(col: str) -> float:

@@ -94,8 +94,9 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "forecast-score"
         ) from None
     # pyspark 4.3 warns on every pandas call that pandas 3 is "not fully supported"; the paths
     # used here are covered by tests/test_spark.py (byte-identical to the local engine).
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                            category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     local = master.startswith("local")
     if local and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         raise ConfigError("`--engine spark` needs Java 17 (no `java` on PATH and no JAVA_HOME).")
@@ -103,7 +104,8 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "forecast-score"
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = (
-        SparkSession.builder.master(master).appName(app_name)
+        SparkSession.builder.master(master)
+        .appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -111,8 +113,9 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "forecast-score"
     )
     if local:
         # A laptop or CI runner: few shuffle partitions, a small driver.
-        builder = builder.config("spark.sql.shuffle.partitions", "4") \
-                         .config("spark.driver.memory", "2g")
+        builder = builder.config("spark.sql.shuffle.partitions", "4").config(
+            "spark.driver.memory", "2g"
+        )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -157,12 +160,18 @@ def make_layout(tables: Tables, specs: FeatureSpecs, as_of: pd.Period) -> tuple[
             for c in (p.column, weight):
                 if c and c not in cols and c in tables.table(p.source).columns:
                     cols.append(c)
-    emp_cols = tuple(dict.fromkeys(p.column for p in plan if p.source == "employees"
-                                   and p.protected))
+    emp_cols = tuple(
+        dict.fromkeys(p.column for p in plan if p.source == "employees" and p.protected)
+    )
     layout = Layout(
-        plan=plan, specs=specs, first=int(first.ordinal), as_of=int(as_of.ordinal),
-        data_start=tables.data_start, signals=dict(tables.signals),
-        protected=list(tables.protected), employee_columns=emp_cols,
+        plan=plan,
+        specs=specs,
+        first=int(first.ordinal),
+        as_of=int(as_of.ordinal),
+        data_start=tables.data_start,
+        signals=dict(tables.signals),
+        protected=list(tables.protected),
+        employee_columns=emp_cols,
         monthly_columns={k: tuple(v) for k, v in monthly.items()},
         present=tuple(t for t in MONTHLY if tables.table(t) is not None),
     )
@@ -202,24 +211,37 @@ def stacked_frames(tables: Tables, layout: Layout) -> dict[str, pd.DataFrame]:
     """Each table as an Arrow-friendly frame: ids as text, dates as int64 microseconds (NaT as
     int64 min), months as ordinals, only the columns the plan reads."""
     emp = tables.employees
-    out = {"employees": pd.DataFrame({
-        "_table": "employees",
-        "team_id": emp["team_id"].astype(str).to_numpy(dtype=object),
-        "employee_id": emp["employee_id"].astype(str).to_numpy(dtype=object),
-        "hire_us": _us(emp["hire_date"]),
-        "exit_us": _us(emp["exit_date"]),
-        "exit_type": emp["exit_type"].astype(object).where(emp["exit_type"].notna(), None)
-        .to_numpy(dtype=object),
-        **{f"e__{c}": emp[c].astype(object).where(emp[c].notna(), None).to_numpy(dtype=object)
-           for c in layout.employee_columns},
-    })}
+    out = {
+        "employees": pd.DataFrame(
+            {
+                "_table": "employees",
+                "team_id": emp["team_id"].astype(str).to_numpy(dtype=object),
+                "employee_id": emp["employee_id"].astype(str).to_numpy(dtype=object),
+                "hire_us": _us(emp["hire_date"]),
+                "exit_us": _us(emp["exit_date"]),
+                "exit_type": emp["exit_type"]
+                .astype(object)
+                .where(emp["exit_type"].notna(), None)
+                .to_numpy(dtype=object),
+                **{
+                    f"e__{c}": emp[c]
+                    .astype(object)
+                    .where(emp[c].notna(), None)
+                    .to_numpy(dtype=object)
+                    for c in layout.employee_columns
+                },
+            }
+        )
+    }
     for name in layout.present:
         t = tables.table(name)
-        frame = pd.DataFrame({
-            "_table": name,
-            "team_id": t["team_id"].astype(str).to_numpy(dtype=object),
-            "month": np.asarray(t["month"].array.asi8, dtype=np.int64),
-        })
+        frame = pd.DataFrame(
+            {
+                "_table": name,
+                "team_id": t["team_id"].astype(str).to_numpy(dtype=object),
+                "month": np.asarray(t["month"].array.asi8, dtype=np.int64),
+            }
+        )
         for c in layout.monthly_columns.get(name, ()):
             frame[layout.shipped(name, c)] = t[c].to_numpy(dtype=np.float64, na_value=np.nan)
         out[name] = frame
@@ -241,8 +263,9 @@ def bucket_of(team_ids: pd.Series, n_buckets: int) -> np.ndarray:
     """Bucket of each team: crc32 of its id modulo `n_buckets`. A stable hash (Python's own
     `hash` is salted per process), computed once on the driver, so every table agrees."""
     codes, uniques = pd.factorize(team_ids.astype(str), sort=False)
-    per_team = np.array([zlib.crc32(str(t).encode("utf-8")) % n_buckets for t in uniques],
-                        dtype=np.int32)
+    per_team = np.array(
+        [zlib.crc32(str(t).encode("utf-8")) % n_buckets for t in uniques], dtype=np.int32
+    )
     return per_team[codes] if len(codes) else np.zeros(0, dtype=np.int32)
 
 
@@ -278,27 +301,36 @@ def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:
     teams the bucket owns."""
 
     e = pdf[pdf["_table"] == "employees"]
-    employees = pd.DataFrame({
-        "employee_id": pd.array(e["employee_id"].astype(object).to_numpy(), dtype="string"),
-        "team_id": pd.array(e["team_id"].astype(object).to_numpy(), dtype="string"),
-        "hire_date": _dates(e["hire_us"]),
-        "exit_date": _dates(e["exit_us"]),
-        "exit_type": pd.array(e["exit_type"].astype(object).to_numpy(), dtype="string"),
-    })
+    employees = pd.DataFrame(
+        {
+            "employee_id": pd.array(e["employee_id"].astype(object).to_numpy(), dtype="string"),
+            "team_id": pd.array(e["team_id"].astype(object).to_numpy(), dtype="string"),
+            "hire_date": _dates(e["hire_us"]),
+            "exit_date": _dates(e["exit_us"]),
+            "exit_type": pd.array(e["exit_type"].astype(object).to_numpy(), dtype="string"),
+        }
+    )
     for c in layout.employee_columns:
         employees[c] = pd.array(e[f"e__{c}"].astype(object).to_numpy(), dtype="string")
     monthly: dict[str, pd.DataFrame] = {}
     for name in layout.present:
         m = pdf[pdf["_table"] == name]
-        frame = pd.DataFrame({
-            "team_id": pd.array(m["team_id"].astype(object).to_numpy(), dtype="string"),
-            "month": from_ordinal(np.asarray(m["month"], dtype=np.float64).astype(np.int64)),
-        })
+        frame = pd.DataFrame(
+            {
+                "team_id": pd.array(m["team_id"].astype(object).to_numpy(), dtype="string"),
+                "month": from_ordinal(np.asarray(m["month"], dtype=np.float64).astype(np.int64)),
+            }
+        )
         for c in layout.monthly_columns.get(name, ()):
             frame[c] = m[layout.shipped(name, c)].to_numpy(dtype=np.float64, na_value=np.nan)
         monthly[name] = frame.reset_index(drop=True)
-    tables = Tables(employees=employees.reset_index(drop=True), data_start=layout.data_start,
-                    signals=layout.signals, protected=layout.protected, **monthly)
+    tables = Tables(
+        employees=employees.reset_index(drop=True),
+        data_start=layout.data_start,
+        signals=layout.signals,
+        protected=layout.protected,
+        **monthly,
+    )
     owned = np.unique(pdf.loc[pdf["_own"].astype(bool), "team_id"].astype(str).to_numpy())
     return tables, owned
 
@@ -310,8 +342,10 @@ def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame
     """Per owned team and `longrun_rate_shrunk` feature: cumulative leavers and person-months
     at the as-of month, counted exactly as features.longrun_rate_shrunk counts them."""
 
-    first, last = pd.Period(ordinal=layout.first, freq="M"), pd.Period(ordinal=layout.as_of,
-                                                                        freq="M")
+    first, last = (
+        pd.Period(ordinal=layout.first, freq="M"),
+        pd.Period(ordinal=layout.as_of, freq="M"),
+    )
     grid = make_grid(known, first, last)
     spells = make_spells(known.employees, grid)
     hc = headcount_grid(spells, grid.shape)
@@ -323,16 +357,24 @@ def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame
         kind = EXIT_KIND[p.column]
         eligible = (spells.exit_type == kind) & (spells.a < spells.b) & (spells.b >= 1)
         leavers = event_counts(spells.team, np.where(eligible, spells.b, -1), grid.shape)
-        rows.append(pd.DataFrame({
-            "team_id": grid.teams.astype(str)[mine],
-            "feature": p.name,
-            # cumsum(leavers)[:, last] and cumsum(hc)[:, last - 1]: the local feature's inputs
-            "leavers": leavers.sum(axis=1)[mine].astype(np.int64),
-            "exposure": hc[:, :-1].sum(axis=1)[mine].astype(np.int64),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "team_id": grid.teams.astype(str)[mine],
+                    "feature": p.name,
+                    # cumsum(leavers)[:, last] and cumsum(hc)[:, last - 1]: the local
+                    # feature's inputs
+                    "leavers": leavers.sum(axis=1)[mine].astype(np.int64),
+                    "exposure": hc[:, :-1].sum(axis=1)[mine].astype(np.int64),
+                }
+            )
+        )
     cols = {"team_id": str, "feature": str, "leavers": np.int64, "exposure": np.int64}
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        {k: pd.Series(dtype=v) for k, v in cols.items()})
+    return (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame({k: pd.Series(dtype=v) for k, v in cols.items()})
+    )
 
 
 def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
@@ -351,10 +393,13 @@ def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, in
     as_of = pd.Period(ordinal=layout.as_of, freq="M")
     tables, owned = unstack(pdf, layout)
     known = point_in_time(tables, as_of)
-    panel = compute_panel(known, layout.specs, layout.plan,
-                           pd.Period(ordinal=layout.first, freq="M"), as_of)
-    panel = panel.loc[(panel["as_of"] == as_of).to_numpy()
-                      & np.isin(panel["team_id"].astype(str).to_numpy(), owned)]
+    panel = compute_panel(
+        known, layout.specs, layout.plan, pd.Period(ordinal=layout.first, freq="M"), as_of
+    )
+    panel = panel.loc[
+        (panel["as_of"] == as_of).to_numpy()
+        & np.isin(panel["team_id"].astype(str).to_numpy(), owned)
+    ]
     panel = panel.reset_index(drop=True)
     counts = shrunk_counts(known, layout, owned)
     priors = {p.name: p.transform.prior for p in layout.plan}
@@ -372,8 +417,12 @@ def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, in
 
 
 def score_bucket(
-    pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, int]], files: Any,
-    min_group: int, feature_slots: list[str],
+    pdf: pd.DataFrame,
+    layout: Layout,
+    org: dict[str, tuple[int, int]],
+    files: Any,
+    min_group: int,
+    feature_slots: list[str],
 ) -> pd.DataFrame:
     """Pass 2: features, scores and exact TreeSHAP of the bucket's teams, one row per team."""
 
@@ -382,8 +431,12 @@ def score_bucket(
     if panel.empty:  # e.g. only monthly rows of teams no employee belongs to: local drops them
         return pd.DataFrame({f.name: [] for f in output_schema(len(feature_slots)).fields})
     pred = pair.predict(panel)
-    out = pd.DataFrame({"team_id": panel["team_id"].astype(str).to_numpy(dtype=object),
-                        "headcount": panel["headcount"].to_numpy(dtype=np.int64)})
+    out = pd.DataFrame(
+        {
+            "team_id": panel["team_id"].astype(str).to_numpy(dtype=object),
+            "headcount": panel["headcount"].to_numpy(dtype=np.int64),
+        }
+    )
     for i, name in enumerate(feature_slots):
         out[f"f{i}"] = panel[name].to_numpy(dtype=np.float64)
     for col in PRED_COLUMNS:
@@ -409,8 +462,14 @@ def score_bucket(
 
 
 PRED_COLUMNS = (
-    "expected_leavers", "attrition_rate", "csat_change", "leavers_p10", "leavers_p90",
-    "csat_change_p10", "csat_change_p90", "expected_attrition_rate",
+    "expected_leavers",
+    "attrition_rate",
+    "csat_change",
+    "leavers_p10",
+    "leavers_p90",
+    "csat_change_p10",
+    "csat_change_p90",
+    "expected_attrition_rate",
 )
 
 
@@ -427,9 +486,11 @@ def output_schema(n_features: int) -> Any:
     fields = [StructField("team_id", StringType()), StructField("headcount", LongType())]
     fields += [StructField(f"f{i}", DoubleType()) for i in range(n_features)]
     fields += [StructField(c, DoubleType()) for c in PRED_COLUMNS]
-    fields += [StructField("risk_band", StringType()),
-               StructField("att_contrib", ArrayType(DoubleType())),
-               StructField("csat_contrib", ArrayType(DoubleType()))]
+    fields += [
+        StructField("risk_band", StringType()),
+        StructField("att_contrib", ArrayType(DoubleType())),
+        StructField("csat_contrib", ArrayType(DoubleType())),
+    ]
     return StructType(fields)
 
 
@@ -458,8 +519,9 @@ def bound(fn: Any, **kwargs: Any) -> Any:
 
 
 def n_buckets_for(spark: Any, n_teams: int) -> int:
-    return max(2 * int(spark.sparkContext.defaultParallelism),
-               math.ceil(n_teams / TEAMS_PER_BUCKET), 1)
+    return max(
+        2 * int(spark.sparkContext.defaultParallelism), math.ceil(n_teams / TEAMS_PER_BUCKET), 1
+    )
 
 
 def spark_panel_and_scores(
@@ -474,17 +536,27 @@ def spark_panel_and_scores(
     try:
         org: dict[str, tuple[int, int]] = {}
         if any(p.transform.kind == "longrun_rate_shrunk" for p in layout.plan):
-            counts = (stacked.groupBy("_bucket")
-                      .applyInPandas(bound(org_counts_bucket, layout=layout),
-                                     "feature string, leavers long, exposure long")
-                      .groupBy("feature").agg(F.sum("leavers").alias("leavers"),
-                                              F.sum("exposure").alias("exposure"))
-                      .collect())
+            counts = (
+                stacked.groupBy("_bucket")
+                .applyInPandas(
+                    bound(org_counts_bucket, layout=layout),
+                    "feature string, leavers long, exposure long",
+                )
+                .groupBy("feature")
+                .agg(F.sum("leavers").alias("leavers"), F.sum("exposure").alias("exposure"))
+                .collect()
+            )
             org = {r["feature"]: (int(r["leavers"]), int(r["exposure"])) for r in counts}
         slots = [p.name for p in layout.plan]
         files = spark.sparkContext.broadcast(pair_files(pair))
-        fn = bound(score_bucket, layout=layout, org=org, files=files, min_group=min_group,
-                     feature_slots=slots)
+        fn = bound(
+            score_bucket,
+            layout=layout,
+            org=org,
+            files=files,
+            min_group=min_group,
+            feature_slots=slots,
+        )
         res = stacked.groupBy("_bucket").applyInPandas(fn, output_schema(len(slots))).toPandas()
     finally:
         stacked.unpersist()
@@ -499,14 +571,24 @@ def spark_panel_and_scores(
     for i, name in enumerate(slots):
         data[name] = res[f"f{i}"].to_numpy(dtype=np.float64, na_value=np.nan)
     panel = pd.DataFrame(data)
-    predictions = pd.DataFrame({"team_id": res["team_id"].to_numpy(dtype=object),
-                                "as_of": as_of, "headcount": data["headcount"]})
+    predictions = pd.DataFrame(
+        {
+            "team_id": res["team_id"].to_numpy(dtype=object),
+            "as_of": as_of,
+            "headcount": data["headcount"],
+        }
+    )
     for col in PRED_COLUMNS:
         predictions[col] = res[col].to_numpy(dtype=np.float64, na_value=np.nan)
     predictions["risk_band"] = res["risk_band"].astype(object).to_numpy()
-    keep = {c: {str(t): np.asarray(v, dtype=np.float64)
-                for t, v in zip(res["team_id"], res[c], strict=True) if v is not None}
-            for c in ("att_contrib", "csat_contrib")}
+    keep = {
+        c: {
+            str(t): np.asarray(v, dtype=np.float64)
+            for t, v in zip(res["team_id"], res[c], strict=True)
+            if v is not None
+        }
+        for c in ("att_contrib", "csat_contrib")
+    }
     return SparkRun(panel, predictions, keep["att_contrib"], keep["csat_contrib"], n)
 
 
@@ -516,8 +598,10 @@ def explanations_from(
     """The explanations score.explain_batch would build, from the workers' TreeSHAP values; the
     same additivity check (1e-6) against the scores."""
 
-    rep = scores.loc[scores["reportable"], ["team_id", "attrition_rate", "csat_change",
-                                            "expected_attrition_rate"]]
+    rep = scores.loc[
+        scores["reportable"],
+        ["team_id", "attrition_rate", "csat_change", "expected_attrition_rate"],
+    ]
     rows = run.panel.set_index(run.panel["team_id"].astype(str)).loc[rep["team_id"].to_numpy()]
     X = design_matrix(rows.reset_index(drop=True), pair.features)
     ids = rep["team_id"].to_numpy(dtype=object)
@@ -528,23 +612,41 @@ def explanations_from(
         return np.vstack([which[t] for t in teams])
 
     feats = [str(c) for c in X.columns]
-    out = [explain.TargetExplanation("attrition", ids.astype(str).astype(object), feats,
-                                     explain.as_matrix(X, feats),
-                                     stack(run.att_contrib, ids, len(feats)))]
+    out = [
+        explain.TargetExplanation(
+            "attrition",
+            ids.astype(str).astype(object),
+            feats,
+            explain.as_matrix(X, feats),
+            stack(run.att_contrib, ids, len(feats)),
+        )
+    ]
     errors = {"attrition": explain.additivity_error(out[0], np.log(rep["attrition_rate"]))}
     if pair.csat_booster is not None:
         has, Xc = csat_design(X, rep, pair)
         cfeats = [str(c) for c in Xc.columns]
-        out.append(explain.TargetExplanation(
-            "csat", ids[has].astype(str).astype(object), cfeats, explain.as_matrix(Xc, cfeats),
-            stack(run.csat_contrib, ids[has], len(cfeats))))
+        out.append(
+            explain.TargetExplanation(
+                "csat",
+                ids[has].astype(str).astype(object),
+                cfeats,
+                explain.as_matrix(Xc, cfeats),
+                stack(run.csat_contrib, ids[has], len(cfeats)),
+            )
+        )
         errors["csat"] = explain.additivity_error(out[1], rep["csat_change"].to_numpy()[has])
     check_additivity(errors)
     return out, errors
 
 
 def build_batch_spark(
-    spark: Any, tables: Tables, pair: ModelPair, specs: FeatureSpecs, *, as_of: pd.Period, min_group: int,
+    spark: Any,
+    tables: Tables,
+    pair: ModelPair,
+    specs: FeatureSpecs,
+    *,
+    as_of: pd.Period,
+    min_group: int,
     reference: tuple[pd.DataFrame | None, str] | None = None,
     calibration: pd.DataFrame | None = None,
 ) -> Any:
@@ -552,8 +654,9 @@ def build_batch_spark(
 
     layout, warnings = make_layout(tables, specs, as_of)
     # Fail before Spark starts any work when the data lack a column the model needs.
-    check_model_columns(pair, pd.DataFrame(columns=[*KEY_COLUMNS, *(p.name for p in
-                                                                       layout.plan)]), specs)
+    check_model_columns(
+        pair, pd.DataFrame(columns=[*KEY_COLUMNS, *(p.name for p in layout.plan)]), specs
+    )
     run = spark_panel_and_scores(spark, tables, pair, layout, min_group)
     as_of_text = month_str(as_of)
     scores = scores_frame(run.predictions, as_of_text, min_group)

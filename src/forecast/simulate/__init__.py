@@ -9,6 +9,11 @@ from forecast.simulate.config import CLI_OPTIONS, Effects, SimConfig
 from forecast.simulate.organisation import SimResult, check_truth, simulate, write_simulation
 
 __all__ = [
-    "CLI_OPTIONS", "Effects", "SimConfig", "SimResult", "check_truth", "simulate",
+    "CLI_OPTIONS",
+    "Effects",
+    "SimConfig",
+    "SimResult",
+    "check_truth",
+    "simulate",
     "write_simulation",
 ]

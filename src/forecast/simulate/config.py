@@ -88,32 +88,49 @@ def validate_config(c: SimConfig, names: Mapping[str, str] | None = None) -> Non
         check_param((names or {}).get(name, name), value, ok, expected)
 
     check("n_teams", c.n_teams, _is_int(c.n_teams) and c.n_teams >= 1, "an integer >= 1")
-    check("n_months", c.n_months, _is_int(c.n_months) and c.n_months >= 1,
-                "an integer >= 1")
+    check("n_months", c.n_months, _is_int(c.n_months) and c.n_months >= 1, "an integer >= 1")
     check("seed", c.seed, _is_int(c.seed) and c.seed >= 0, "an integer >= 0")
     try:
         ok = parse_month(c.start).year >= 1971
     except ValueError:
         ok = False
     check("start", c.start, ok, "a month YYYY-MM after 1970")
-    check("horizon", c.horizon, _is_int(c.horizon) and 1 <= c.horizon <= MAX_HORIZON,
-                f"an integer between 1 and {MAX_HORIZON}")
+    check(
+        "horizon",
+        c.horizon,
+        _is_int(c.horizon) and 1 <= c.horizon <= MAX_HORIZON,
+        f"an integer between 1 and {MAX_HORIZON}",
+    )
     check("effects", c.effects, isinstance(c.effects, Effects), "an Effects instance")
     for f in fields(Effects):
         v = getattr(c.effects, f.name)
         ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         check(f"effects.{f.name}", v, ok, "a finite number")
-    check("burn_in", c.burn_in, _is_int(c.burn_in) and 0 <= c.burn_in <= 120,
-                "an integer between 0 and 120")
-    check("vol_rate", c.vol_rate, _is_rate(c.vol_rate) and c.vol_rate > 0,
-                "a number in (0, 0.2]")
+    check(
+        "burn_in",
+        c.burn_in,
+        _is_int(c.burn_in) and 0 <= c.burn_in <= 120,
+        "an integer between 0 and 120",
+    )
+    check("vol_rate", c.vol_rate, _is_rate(c.vol_rate) and c.vol_rate > 0, "a number in (0, 0.2]")
     check("invol_rate", c.invol_rate, _is_rate(c.invol_rate), "a number in [0, 0.2]")
-    check("transfer_rate", c.transfer_rate, _is_rate(c.transfer_rate),
-                "a number in [0, 0.2]")
+    check("transfer_rate", c.transfer_rate, _is_rate(c.transfer_rate), "a number in [0, 0.2]")
     qs = c.quarterly_share
-    check("quarterly_share", qs, isinstance(qs, int | float) and 0 <= qs <= 1,
-                "a number between 0 and 1")
-    check("intervention_reps", c.intervention_reps,
-                _is_int(c.intervention_reps) and c.intervention_reps >= 1, "an integer >= 1")
-    check("intervention_teams", c.intervention_teams,
-                _is_int(c.intervention_teams) and c.intervention_teams >= 1, "an integer >= 1")
+    check(
+        "quarterly_share",
+        qs,
+        isinstance(qs, int | float) and 0 <= qs <= 1,
+        "a number between 0 and 1",
+    )
+    check(
+        "intervention_reps",
+        c.intervention_reps,
+        _is_int(c.intervention_reps) and c.intervention_reps >= 1,
+        "an integer >= 1",
+    )
+    check(
+        "intervention_teams",
+        c.intervention_teams,
+        _is_int(c.intervention_teams) and c.intervention_teams >= 1,
+        "an integer >= 1",
+    )

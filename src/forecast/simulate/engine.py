@@ -43,9 +43,17 @@ LAG_CUTS = (0.35, 0.80)  # backfill lag 1, 2 or 3 months with probabilities .35/
 VOL, INVOL, TRANSFER = 1, 2, 3
 EXIT_TYPES = ("", "voluntary", "involuntary", "transfer")
 REASONS = (
-    "", "resignation", "resignation - better pay", "resignation - relocation",
-    "resignation - career change", "retirement", "dismissal", "end of contract",
-    "redundancy", "transfer", "transfer - team closed",
+    "",
+    "resignation",
+    "resignation - better pay",
+    "resignation - relocation",
+    "resignation - career change",
+    "retirement",
+    "dismissal",
+    "end of contract",
+    "redundancy",
+    "transfer",
+    "transfer - team closed",
 )
 R_RESIGN = (1, 2, 3, 4)
 R_RETIRE, R_DISMISS, R_EOC, R_REDUNDANT, R_TRANSFER, R_CLOSED = 5, 6, 7, 8, 9, 10
@@ -76,13 +84,44 @@ class Params:
 
 
 TEAM_FIELDS = (
-    "target", "dept", "group", "site", "launch", "close", "quarterly", "lvl_cph", "lvl_ah",
-    "lvl_abs", "u_eng", "q", "mgr", "csat0", "cx_rate", "svy_rate", "canteen0", "d_dem",
-    "d_ah", "d_abs", "d_up", "d_email", "eng", "hc", "recent", "pipeline",
+    "target",
+    "dept",
+    "group",
+    "site",
+    "launch",
+    "close",
+    "quarterly",
+    "lvl_cph",
+    "lvl_ah",
+    "lvl_abs",
+    "u_eng",
+    "q",
+    "mgr",
+    "csat0",
+    "cx_rate",
+    "svy_rate",
+    "canteen0",
+    "d_dem",
+    "d_ah",
+    "d_abs",
+    "d_up",
+    "d_email",
+    "eng",
+    "hc",
+    "recent",
+    "pipeline",
 )
 PERSON_FIELDS = (
-    "pid", "team", "spell_start", "spell_day", "company_start", "logfrail", "gender",
-    "byear", "role", "cohort",
+    "pid",
+    "team",
+    "spell_start",
+    "spell_day",
+    "company_start",
+    "logfrail",
+    "gender",
+    "byear",
+    "role",
+    "cohort",
 )
 
 
@@ -138,10 +177,13 @@ class SimState:
     cohort: np.ndarray
 
     def copy(self) -> SimState:
-        return SimState(**{
-            f.name: (v.copy() if isinstance(v, np.ndarray) else v)
-            for f in fields(self) for v in [getattr(self, f.name)]
-        })
+        return SimState(
+            **{
+                f.name: (v.copy() if isinstance(v, np.ndarray) else v)
+                for f in fields(self)
+                for v in [getattr(self, f.name)]
+            }
+        )
 
     def take_people(self, keep: np.ndarray) -> None:
         for name in PERSON_FIELDS:
@@ -182,8 +224,11 @@ class Draws:
         return np.stack([_unit(_mix(key)), _unit(_mix(key + np.uint64(1)))])
 
 
-_M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(
-    0x94D049BB133111EB)
+_M1, _M2, _M3 = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xBF58476D1CE4E5B9),
+    np.uint64(0x94D049BB133111EB),
+)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -257,8 +302,15 @@ def _season(month: int, p: Params) -> float:
     return SEASON_AMP * float(np.cos(2 * np.pi * month_of_year / 12))
 
 
-def _workload(st: SimState, m: int, staff: np.ndarray, z: np.ndarray, u: np.ndarray,
-              p: Params, ov: Override | None) -> tuple[np.ndarray, ...]:
+def _workload(
+    st: SimState,
+    m: int,
+    staff: np.ndarray,
+    z: np.ndarray,
+    u: np.ndarray,
+    p: Params,
+    ov: Override | None,
+) -> tuple[np.ndarray, ...]:
     """Advance the workload processes; understaffing raises cases per head and after-hours."""
     shock = (u[0] < P_SHOCK) * (SHOCK_MEAN + SHOCK_SD * z[1])
     st.d_dem = RHO_DEMAND * st.d_dem + SD_DEMAND * z[0] + shock
@@ -268,11 +320,11 @@ def _workload(st: SimState, m: int, staff: np.ndarray, z: np.ndarray, u: np.ndar
     st.d_email = RHO_EMAIL * st.d_email + SD_EMAIL * z[5]
     # Demand is fixed per team, so fewer staff means more cases each (capped at 3x target).
     short = np.minimum(st.target / staff, 3.0)
-    cph = st.lvl_cph * np.exp(st.d_dem + _season(m, p)) * short ** p.understaffing_on_cases
+    cph = st.lvl_cph * np.exp(st.d_dem + _season(m, p)) * short**p.understaffing_on_cases
     if ov is not None and ov.cases_per_head is not None:
         cph = np.where(ov.mask, ov.cases_per_head, cph)
     load = cph / st.lvl_cph
-    ah = np.clip(st.lvl_ah * np.exp(st.d_ah) * load ** p.cases_on_after_hours, 0.0, 0.6)
+    ah = np.clip(st.lvl_ah * np.exp(st.d_ah) * load**p.cases_on_after_hours, 0.0, 0.6)
     if ov is not None and ov.after_hours_ratio is not None:
         ah = np.where(ov.mask, ov.after_hours_ratio, ah)
     # Absence is a symptom of last month's engagement, never a cause of exits.
@@ -284,8 +336,9 @@ def _workload(st: SimState, m: int, staff: np.ndarray, z: np.ndarray, u: np.ndar
     return cph, ah, absence, uptime, email
 
 
-def _engagement(st: SimState, cph: np.ndarray, ah: np.ndarray, z: np.ndarray, p: Params,
-                ov: Override | None) -> None:
+def _engagement(
+    st: SimState, cph: np.ndarray, ah: np.ndarray, z: np.ndarray, p: Params, ov: Override | None
+) -> None:
     q = st.q
     if ov is not None and ov.manager_support is not None:
         # manager_support measures manager quality: holding it at v means a manager whose
@@ -294,15 +347,17 @@ def _engagement(st: SimState, cph: np.ndarray, ah: np.ndarray, z: np.ndarray, p:
         q = np.where(ov.mask, q_v, q)
         st.q = q
     target = (
-        st.u_eng + p.manager_on_engagement * q
+        st.u_eng
+        + p.manager_on_engagement * q
         - p.after_hours_on_engagement * (ah - AH_REF) / AH_UNIT
         - p.cases_on_engagement * np.log(cph / CPH_REF)
     )
     st.eng = RHO_ENG * st.eng + (1 - RHO_ENG) * target + SD_ENG * z
 
 
-def _pick_dest(src: np.ndarray, u: np.ndarray, group: np.ndarray, eligible: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _pick_dest(
+    src: np.ndarray, u: np.ndarray, group: np.ndarray, eligible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """A uniformly chosen other eligible team of the same group for each `src` team.
 
     Returns (dest, ok); `ok` is false where the group has no other eligible team. Called
@@ -327,8 +382,15 @@ def _pick_dest(src: np.ndarray, u: np.ndarray, group: np.ndarray, eligible: np.n
     return np.where(ok, dest, -1), ok
 
 
-def step(st: SimState, m: int, p: Params, dr: Draws, ov: Override | None = None,
-         *, transfers_leave: bool = False) -> MonthOut:
+def step(
+    st: SimState,
+    m: int,
+    p: Params,
+    dr: Draws,
+    ov: Override | None = None,
+    *,
+    transfers_leave: bool = False,
+) -> MonthOut:
     """Advance `st` (end of month m-1) through month `m`, in place.
 
     `transfers_leave` (continuations of a subset of teams): a transferee leaves the simulated
@@ -357,9 +419,11 @@ def step(st: SimState, m: int, p: Params, dr: Draws, ov: Override | None = None,
     hc_prev = np.maximum(st.hc, 1)
     recent_rate = np.minimum(st.recent.sum(axis=1) / hc_prev, 1.0)
     lpv = (
-        np.log(p.vol_rate) - p.engagement_on_exit * st.eng
+        np.log(p.vol_rate)
+        - p.engagement_on_exit * st.eng
         + p.after_hours_on_exit * (ah - AH_REF) / AH_UNIT
-        + p.cases_on_exit * np.log(cph / CPH_REF) + p.contagion * recent_rate
+        + p.cases_on_exit * np.log(cph / CPH_REF)
+        + p.contagion * recent_rate
     )
     if transfers_leave:
         tr_ok = running.copy()
@@ -375,20 +439,42 @@ def step(st: SimState, m: int, p: Params, dr: Draws, ov: Override | None = None,
     new = np.bincount(st.team[m - st.company_start < NEW_6], minlength=n_t)
     share_new = new / np.maximum(hc_end, 1)
     logit = (
-        st.csat0 + p.engagement_on_csat * st.eng - p.inexperience_on_csat * share_new
+        st.csat0
+        + p.engagement_on_csat * st.eng
+        - p.inexperience_on_csat * share_new
         - p.cases_on_csat * np.log(cph / CPH_REF)
     )
     st.month = m
     return MonthOut(
-        open_=running, hc_end=hc_end, cph=cph, ah=ah, absence=absence, uptime=uptime,
-        email=email, eng=st.eng.copy(), q=st.q.copy(), lpv=lpv, tr_ok=tr_ok,
-        p_csat=1.0 / (1.0 + np.exp(-logit)), vol=vol, cohort_hv=cohort_hv, closed=exits,
+        open_=running,
+        hc_end=hc_end,
+        cph=cph,
+        ah=ah,
+        absence=absence,
+        uptime=uptime,
+        email=email,
+        eng=st.eng.copy(),
+        q=st.q.copy(),
+        lpv=lpv,
+        tr_ok=tr_ok,
+        p_csat=1.0 / (1.0 + np.exp(-logit)),
+        vol=vol,
+        cohort_hv=cohort_hv,
+        closed=exits,
     )
 
 
-def _exits(st: SimState, m: int, p: Params, dr: Draws, lpv: np.ndarray, tr_ok: np.ndarray,
-           running: np.ndarray, closing: np.ndarray, transfers_leave: bool
-           ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def _exits(
+    st: SimState,
+    m: int,
+    p: Params,
+    dr: Draws,
+    lpv: np.ndarray,
+    tr_ok: np.ndarray,
+    running: np.ndarray,
+    closing: np.ndarray,
+    transfers_leave: bool,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Draw this month's exits and transfers; move transferees; return closed spells."""
     n_t = st.n_teams
     team = st.team
@@ -416,8 +502,12 @@ def _exits(st: SimState, m: int, p: Params, dr: Draws, lpv: np.ndarray, tr_ok: n
     end_day = np.floor(dr.obs.random(len(idx)) * dim).astype(np.int16)
     reason = _reasons(st, idx, code, closed_team[idx], m, p, dr)
     closed = {name: getattr(st, name)[idx] for name in PERSON_FIELDS}
-    closed.update(end_month=np.full(len(idx), m, np.int32), end_day=end_day,
-                  exit_code=code.astype(np.int8), reason=reason)
+    closed.update(
+        end_month=np.full(len(idx), m, np.int32),
+        end_day=end_day,
+        exit_code=code.astype(np.int8),
+        reason=reason,
+    )
     vol = np.bincount(team[is_vol], minlength=n_t)
     # Transferees continue as a new spell in the destination team, starting the day they left.
     tr_idx = np.flatnonzero(is_tr)
@@ -429,8 +519,15 @@ def _exits(st: SimState, m: int, p: Params, dr: Draws, lpv: np.ndarray, tr_ok: n
     return closed, vol, cohort_hv
 
 
-def _reasons(st: SimState, idx: np.ndarray, code: np.ndarray, closing: np.ndarray, m: int,
-             p: Params, dr: Draws) -> np.ndarray:
+def _reasons(
+    st: SimState,
+    idx: np.ndarray,
+    code: np.ndarray,
+    closing: np.ndarray,
+    m: int,
+    p: Params,
+    dr: Draws,
+) -> np.ndarray:
     """Free-text exit reasons. Age changes the wording only, never whether anyone leaves."""
     u = dr.obs.random(len(idx))
     year = (p.start_ordinal + m) // 12 + 1970
@@ -442,8 +539,14 @@ def _reasons(st: SimState, idx: np.ndarray, code: np.ndarray, closing: np.ndarra
     return np.select([code == VOL, code == INVOL], [vol_r, inv_r], tr_r).astype(np.int8)
 
 
-def new_people(dr_hires: np.random.Generator, team: np.ndarray, month: np.ndarray,
-               company_start: np.ndarray, first_pid: int, p: Params) -> dict[str, np.ndarray]:
+def new_people(
+    dr_hires: np.random.Generator,
+    team: np.ndarray,
+    month: np.ndarray,
+    company_start: np.ndarray,
+    first_pid: int,
+    p: Params,
+) -> dict[str, np.ndarray]:
     """Attributes of people joining `team` in `month` (protected attributes drive nothing)."""
     n = len(team)
     g = dr_hires

@@ -20,9 +20,12 @@ TEAM_SET = "most_after_hours"
 def after_hours_effects(scale: float) -> Effects:
     """The simulator's default effects with every after-hours path scaled (0 = no effect)."""
     d = Effects()
-    return replace(d, after_hours_on_exit=d.after_hours_on_exit * scale,
-                   after_hours_on_engagement=d.after_hours_on_engagement * scale,
-                   cases_on_after_hours=d.cases_on_after_hours * scale)
+    return replace(
+        d,
+        after_hours_on_exit=d.after_hours_on_exit * scale,
+        after_hours_on_engagement=d.after_hours_on_engagement * scale,
+        cases_on_after_hours=d.cases_on_after_hours * scale,
+    )
 
 
 def known_effect_org(
@@ -30,8 +33,13 @@ def known_effect_org(
 ) -> tuple[Tables, pd.DataFrame]:
     """A simulated organisation and its intervention truth for the most loaded teams at the
     last as-of month: (tables, truth rows)."""
-    cfg = SimConfig(n_teams=n_teams, n_months=n_months, seed=seed,
-                    effects=after_hours_effects(scale), intervention_reps=100)
+    cfg = SimConfig(
+        n_teams=n_teams,
+        n_months=n_months,
+        seed=seed,
+        effects=after_hours_effects(scale),
+        intervention_reps=100,
+    )
     sim = simulate(cfg, with_interventions=True)
     iv = sim.interventions
     iv = iv.loc[(iv["team_set"] == TEAM_SET) & (iv["as_of"] == iv["as_of"].max())]
@@ -42,5 +50,8 @@ def known_effect_orgs(
     seeds: tuple[int, ...], scales: tuple[float, ...], n_teams: int, n_months: int
 ) -> list[tuple[int, float, Tables, pd.DataFrame]]:
     """(seed, scale, tables, truth rows) for every seed and effect scale."""
-    return [(seed, scale, *known_effect_org(seed, scale, n_teams, n_months))
-            for seed in seeds for scale in scales]
+    return [
+        (seed, scale, *known_effect_org(seed, scale, n_teams, n_months))
+        for seed in seeds
+        for scale in scales
+    ]

@@ -84,13 +84,15 @@ GENDERS = ("F", "M", "X")
 NEVER = 10**9
 
 
-
 def check_truth(config: SimConfig, names: Mapping[str, str] | None = None) -> None:
     """The intervention truth needs an as-of month with 2 months before it and the horizon
     after it (truth.intervention_as_ofs): refuse, naming the months, when there is none."""
-    check_param((names or {}).get("n_months", "n_months"), config.n_months,
-                bool(intervention_as_ofs(config)),
-                f"at least {config.horizon + 3} for the intervention truth")
+    check_param(
+        (names or {}).get("n_months", "n_months"),
+        config.n_months,
+        bool(intervention_as_ofs(config)),
+        f"at least {config.horizon + 3} for the intervention truth",
+    )
 
 
 @dataclass
@@ -103,7 +105,9 @@ class SimResult:
 
 def params_of(config: SimConfig) -> Params:
     return Params(
-        **asdict(config.effects), vol_rate=config.vol_rate, invol_rate=config.invol_rate,
+        **asdict(config.effects),
+        vol_rate=config.vol_rate,
+        invol_rate=config.invol_rate,
         transfer_rate=config.transfer_rate,
         start_ordinal=int(parse_month(config.start).ordinal),
     )
@@ -128,16 +132,34 @@ def initial_state(config: SimConfig, p: Params, rng: np.random.Generator) -> Sim
     # Tenure of the initial staff: exponential, mean 30 months, at most 30 years.
     start = m0 - 1 - np.minimum(np.floor(rng.exponential(30.0, len(team))), 360).astype(int)
     st = SimState(
-        month=m0 - 1, next_pid=len(team), next_mgr=n,
-        target=target, dept=dept, group=dept.copy(), site=site, launch=launch, close=close,
+        month=m0 - 1,
+        next_pid=len(team),
+        next_mgr=n,
+        target=target,
+        dept=dept,
+        group=dept.copy(),
+        site=site,
+        launch=launch,
+        close=close,
         quarterly=rng.random(n) < config.quarterly_share,
-        lvl_cph=CPH_REF * np.exp(0.15 * z[3]), lvl_ah=AH_REF * np.exp(0.5 * z[4]),
-        lvl_abs=0.04 * np.exp(0.3 * z[5]), u_eng=u_eng, q=q, mgr=np.arange(n, dtype=np.int64),
-        csat0=np.log(0.8 / 0.2) + 0.35 * z[6], cx_rate=6.0 * np.exp(0.4 * z[7]),
-        svy_rate=rng.beta(8.0, 2.0, n), canteen0=site_canteen[site] + 0.2 * z[8],
-        d_dem=np.zeros(n), d_ah=np.zeros(n), d_abs=np.zeros(n), d_up=np.zeros(n),
-        d_email=np.zeros(n), eng=u_eng + p.manager_on_engagement * q,
-        hc=np.zeros(n, np.int64), recent=np.zeros((n, RECENT), np.int64),
+        lvl_cph=CPH_REF * np.exp(0.15 * z[3]),
+        lvl_ah=AH_REF * np.exp(0.5 * z[4]),
+        lvl_abs=0.04 * np.exp(0.3 * z[5]),
+        u_eng=u_eng,
+        q=q,
+        mgr=np.arange(n, dtype=np.int64),
+        csat0=np.log(0.8 / 0.2) + 0.35 * z[6],
+        cx_rate=6.0 * np.exp(0.4 * z[7]),
+        svy_rate=rng.beta(8.0, 2.0, n),
+        canteen0=site_canteen[site] + 0.2 * z[8],
+        d_dem=np.zeros(n),
+        d_ah=np.zeros(n),
+        d_abs=np.zeros(n),
+        d_up=np.zeros(n),
+        d_email=np.zeros(n),
+        eng=u_eng + p.manager_on_engagement * q,
+        hc=np.zeros(n, np.int64),
+        recent=np.zeros((n, RECENT), np.int64),
         pipeline=np.zeros((n, 3), np.int64),
         **new_people(rng, team, start, start, 0, p),
     )
@@ -145,8 +167,7 @@ def initial_state(config: SimConfig, p: Params, rng: np.random.Generator) -> Sim
     return st
 
 
-def _launch_and_close(config: SimConfig, rng: np.random.Generator
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _launch_and_close(config: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A few teams open or close during the recorded span (months with 0 headcount)."""
     n, n_months = config.n_teams, config.n_months
     launch = np.full(n, -config.burn_in - 1, dtype=np.int64)
@@ -217,15 +238,24 @@ def simulate(
 
 def _month_arrays(out: MonthOut, st: SimState) -> dict[str, np.ndarray]:
     return {
-        "open_": out.open_, "hc_end": out.hc_end, "cph": out.cph, "ah": out.ah,
-        "absence": out.absence, "uptime": out.uptime, "email": out.email, "eng": out.eng,
-        "q": out.q, "lpv": out.lpv, "tr_ok": out.tr_ok, "p_csat": out.p_csat, "vol": out.vol,
+        "open_": out.open_,
+        "hc_end": out.hc_end,
+        "cph": out.cph,
+        "ah": out.ah,
+        "absence": out.absence,
+        "uptime": out.uptime,
+        "email": out.email,
+        "eng": out.eng,
+        "q": out.q,
+        "lpv": out.lpv,
+        "tr_ok": out.tr_ok,
+        "p_csat": out.p_csat,
+        "vol": out.vol,
         "mgr": st.mgr.copy(),
     }
 
 
-def _observe(out: MonthOut, st: SimState, m: int, p: Params, dr: Draws
-             ) -> dict[str, np.ndarray]:
+def _observe(out: MonthOut, st: SimState, m: int, p: Params, dr: Draws) -> dict[str, np.ndarray]:
     """Survey and CX observations of month m (sampling noise only; nothing feeds back)."""
     n, hc, g = st.n_teams, out.hc_end, dr.obs
     quarter_end = (p.start_ordinal + m) % 3 == 2  # March, June, September, December
@@ -245,47 +275,80 @@ def _observe(out: MonthOut, st: SimState, m: int, p: Params, dr: Draws
     satisfied = g.binomial(cx_resp, out.p_csat)
     csat = np.where(cx_resp > 0, 100.0 * satisfied / np.maximum(cx_resp, 1), np.nan)
     return {
-        "svy_row": svy_row, "svy_resp": svy_resp, "eng_obs": eng * shown,
-        "ms_obs": ms * shown, "canteen": canteen * shown, "cx_row": (hc >= 1) & ~drop,
-        "cx_resp": cx_resp, "csat": csat,
+        "svy_row": svy_row,
+        "svy_resp": svy_resp,
+        "eng_obs": eng * shown,
+        "ms_obs": ms * shown,
+        "canteen": canteen * shown,
+        "cx_row": (hc >= 1) & ~drop,
+        "cx_resp": cx_resp,
+        "csat": csat,
     }
 
 
 def _open_spells(st: SimState) -> dict[str, np.ndarray]:
     n = len(st.pid)
     out = {name: getattr(st, name) for name in PERSON_FIELDS}
-    out.update(end_month=np.full(n, NEVER, np.int64), end_day=np.zeros(n, np.int16),
-               exit_code=np.zeros(n, np.int8), reason=np.zeros(n, np.int8))
+    out.update(
+        end_month=np.full(n, NEVER, np.int64),
+        end_day=np.zeros(n, np.int16),
+        exit_code=np.zeros(n, np.int8),
+        reason=np.zeros(n, np.int8),
+    )
     return out
 
 
 # ----------------------------------------------------------------------------- frames
 
 
-def build_frames(config: SimConfig, st: SimState, h: dict[str, np.ndarray],
-                 spells: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+def build_frames(
+    config: SimConfig, st: SimState, h: dict[str, np.ndarray], spells: dict[str, np.ndarray]
+) -> dict[str, pd.DataFrame]:
     team_ids = make_ids("T", np.arange(config.n_teams), max(4, len(str(config.n_teams))))
-    months = np.array([month_str(int(o)) for o in params_of(config).start_ordinal
-                       + np.arange(config.n_months)], dtype=object)
+    months = np.array(
+        [month_str(int(o)) for o in params_of(config).start_ordinal + np.arange(config.n_months)],
+        dtype=object,
+    )
     return {
         "employees": _employees(config, st, h, spells, team_ids),
-        "engagement": _monthly(team_ids, months, h["svy_row"], {
-            "responses": h["svy_resp"], "engagement": np.round(h["eng_obs"], 1),
-            "manager_support": np.round(h["ms_obs"], 1),
-            "canteen_rating": np.round(h["canteen"], 2)}),
-        "workload": _monthly(team_ids, months, h["hc_end"] >= 1, {
-            "cases_per_head": np.round(h["cph"], 1),
-            "after_hours_ratio": np.round(h["ah"], 4),
-            "absence_rate": np.round(h["absence"], 4),
-            "system_uptime": np.round(h["uptime"], 3)}),
-        "cx": _monthly(team_ids, months, h["cx_row"], {
-            "csat": np.round(h["csat"], 2), "responses": h["cx_resp"],
-            "email_share": np.round(h["email"], 4)}),
+        "engagement": _monthly(
+            team_ids,
+            months,
+            h["svy_row"],
+            {
+                "responses": h["svy_resp"],
+                "engagement": np.round(h["eng_obs"], 1),
+                "manager_support": np.round(h["ms_obs"], 1),
+                "canteen_rating": np.round(h["canteen"], 2),
+            },
+        ),
+        "workload": _monthly(
+            team_ids,
+            months,
+            h["hc_end"] >= 1,
+            {
+                "cases_per_head": np.round(h["cph"], 1),
+                "after_hours_ratio": np.round(h["ah"], 4),
+                "absence_rate": np.round(h["absence"], 4),
+                "system_uptime": np.round(h["uptime"], 3),
+            },
+        ),
+        "cx": _monthly(
+            team_ids,
+            months,
+            h["cx_row"],
+            {
+                "csat": np.round(h["csat"], 2),
+                "responses": h["cx_resp"],
+                "email_share": np.round(h["email"], 4),
+            },
+        ),
     }
 
 
-def _monthly(team_ids: np.ndarray, months: np.ndarray, row: np.ndarray,
-             cols: dict[str, np.ndarray]) -> pd.DataFrame:
+def _monthly(
+    team_ids: np.ndarray, months: np.ndarray, row: np.ndarray, cols: dict[str, np.ndarray]
+) -> pd.DataFrame:
     """Long table from (months x teams) arrays, team-major, keeping rows where `row`."""
     t_idx, m_idx = np.nonzero(row.T)
     data: dict[str, object] = {
@@ -303,8 +366,13 @@ def _dates(ordinal: np.ndarray, day: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(d, unit="D")
 
 
-def _employees(config: SimConfig, st: SimState, h: dict[str, np.ndarray],
-               spells: dict[str, np.ndarray], team_ids: np.ndarray) -> pd.DataFrame:
+def _employees(
+    config: SimConfig,
+    st: SimState,
+    h: dict[str, np.ndarray],
+    spells: dict[str, np.ndarray],
+    team_ids: np.ndarray,
+) -> pd.DataFrame:
     s = spells
     order = np.lexsort((s["spell_start"], s["pid"]))
     s = {k: v[order] for k, v in s.items()}
@@ -315,21 +383,26 @@ def _employees(config: SimConfig, st: SimState, h: dict[str, np.ndarray],
     m_last = np.minimum(s["end_month"], config.n_months - 1)
     manager = h["mgr"][m_last, s["team"]]
     width = max(7, len(str(int(st.next_pid))))
-    return pd.DataFrame({
-        "employee_id": pd.array(make_ids("E", s["pid"], width), dtype="str"),
-        "team_id": pd.array(team_ids[s["team"]], dtype="str"),
-        "hire_date": pd.array(_dates(ord0 + s["spell_start"], s["spell_day"]), dtype="str"),
-        "exit_date": pd.array(np.where(open_, "", exit_dates), dtype="str"),
-        "exit_type": pd.array(np.asarray(EXIT_TYPES, dtype=object)[s["exit_code"]], dtype="str"),
-        "exit_reason": pd.array(np.asarray(REASONS, dtype=object)[s["reason"]], dtype="str"),
-        "role": pd.array(np.asarray(ROLES, dtype=object)[s["role"]], dtype="str"),
-        "department": pd.array(np.asarray(DEPARTMENTS, dtype=object)[st.dept[s["team"]]],
-                               dtype="str"),
-        "site": pd.array(np.asarray(SITES, dtype=object)[st.site[s["team"]]], dtype="str"),
-        "manager_id": pd.array(make_ids("M", manager, 6), dtype="str"),
-        "gender": pd.array(np.asarray(GENDERS, dtype=object)[s["gender"]], dtype="str"),
-        "birth_year": s["byear"].astype(np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "employee_id": pd.array(make_ids("E", s["pid"], width), dtype="str"),
+            "team_id": pd.array(team_ids[s["team"]], dtype="str"),
+            "hire_date": pd.array(_dates(ord0 + s["spell_start"], s["spell_day"]), dtype="str"),
+            "exit_date": pd.array(np.where(open_, "", exit_dates), dtype="str"),
+            "exit_type": pd.array(
+                np.asarray(EXIT_TYPES, dtype=object)[s["exit_code"]], dtype="str"
+            ),
+            "exit_reason": pd.array(np.asarray(REASONS, dtype=object)[s["reason"]], dtype="str"),
+            "role": pd.array(np.asarray(ROLES, dtype=object)[s["role"]], dtype="str"),
+            "department": pd.array(
+                np.asarray(DEPARTMENTS, dtype=object)[st.dept[s["team"]]], dtype="str"
+            ),
+            "site": pd.array(np.asarray(SITES, dtype=object)[st.site[s["team"]]], dtype="str"),
+            "manager_id": pd.array(make_ids("M", manager, 6), dtype="str"),
+            "gender": pd.array(np.asarray(GENDERS, dtype=object)[s["gender"]], dtype="str"),
+            "birth_year": s["byear"].astype(np.int64),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -354,8 +427,12 @@ def write_simulation(
                 "formats in one data directory. Remove it or choose another output folder."
             )
     if truth and result.truth is None:
-        check_param("truth", truth, False, "False when the result has no truth "
-                    "(SimConfig.compute_truth=False)")
+        check_param(
+            "truth",
+            truth,
+            False,
+            "False when the result has no truth (SimConfig.compute_truth=False)",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [_write_frame(df, out_dir / f"{name}.{fmt}") for name, df in result.frames.items()]
     meta = {"data_start": result.config.start}

@@ -39,11 +39,25 @@ from forecast.simulate.engine import (
 
 SIGNALS = ("after_hours_ratio", "cases_per_head", "manager_support", "system_uptime")
 TEAM_SETS = ("most_after_hours", "least_engaged")
-TRUTH_COLUMNS = ["team_id", "as_of", "horizon", "headcount", "true_expected_leavers",
-                 "true_attrition_rate", "true_csat_change"]
+TRUTH_COLUMNS = [
+    "team_id",
+    "as_of",
+    "horizon",
+    "headcount",
+    "true_expected_leavers",
+    "true_attrition_rate",
+    "true_csat_change",
+]
 INTERVENTION_COLUMNS = [
-    "team_id", "as_of", "signal", "value", "horizon", "baseline_expected_leavers",
-    "intervened_expected_leavers", "baseline_csat_change", "intervened_csat_change",
+    "team_id",
+    "as_of",
+    "signal",
+    "value",
+    "horizon",
+    "baseline_expected_leavers",
+    "intervened_expected_leavers",
+    "baseline_csat_change",
+    "intervened_csat_change",
     "team_set",
 ]
 
@@ -55,17 +69,22 @@ def _team_ids(n_teams: int) -> np.ndarray:
 def observed_csat(h: dict[str, np.ndarray], t: int) -> np.ndarray:
     """Response-weighted observed CSAT over t-2..t per team (NaN without any)."""
     lo = max(t - 2, 0)
-    csat = h["csat"][lo:t + 1]
-    resp = h["cx_resp"][lo:t + 1].astype(np.float64)
-    has = h["cx_row"][lo:t + 1] & ~np.isnan(csat)
+    csat = h["csat"][lo : t + 1]
+    resp = h["cx_resp"][lo : t + 1].astype(np.float64)
+    has = h["cx_row"][lo : t + 1] & ~np.isnan(csat)
     w = np.where(has, resp, 0.0)
     total = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (w * np.nan_to_num(csat)).sum(axis=0) / total, np.nan)
 
 
-def expected_truth(config: SimConfig, p: Params, h: dict[str, np.ndarray],
-                   spells: dict[str, np.ndarray], cx_rate: np.ndarray) -> pd.DataFrame:
+def expected_truth(
+    config: SimConfig,
+    p: Params,
+    h: dict[str, np.ndarray],
+    spells: dict[str, np.ndarray],
+    cx_rate: np.ndarray,
+) -> pd.DataFrame:
     """True expected leavers and CSAT change per team and as-of month (see module doc)."""
     horizon, n_m, n_t = config.horizon, config.n_months, config.n_teams
     team_ids = _team_ids(n_t)
@@ -73,21 +92,35 @@ def expected_truth(config: SimConfig, p: Params, h: dict[str, np.ndarray],
     for t in range(0, n_m - horizon):
         in_team = (spells["spell_start"] <= t) & (spells["end_month"] > t)
         team = spells["team"][in_team]
-        leavers = _expected_leavers(p, h, t, horizon, team, spells["company_start"][in_team],
-                                    spells["logfrail"][in_team], n_t)
+        leavers = _expected_leavers(
+            p,
+            h,
+            t,
+            horizon,
+            team,
+            spells["company_start"][in_team],
+            spells["logfrail"][in_team],
+            n_t,
+        )
         hc = np.bincount(team, minlength=n_t)
-        w = cx_rate * h["hc_end"][t + 1:t + 1 + horizon]
-        future = (w * 100 * h["p_csat"][t + 1:t + 1 + horizon]).sum(axis=0)
+        w = cx_rate * h["hc_end"][t + 1 : t + 1 + horizon]
+        future = (w * 100 * h["p_csat"][t + 1 : t + 1 + horizon]).sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             future = np.where(w.sum(axis=0) > 0, future / w.sum(axis=0), np.nan)
         keep = np.flatnonzero(hc >= 1)
-        frames.append(pd.DataFrame({
-            "team_id": team_ids[keep], "as_of": month_str(p.start_ordinal + t),
-            "horizon": horizon, "headcount": hc[keep].astype(np.int64),
-            "true_expected_leavers": leavers[keep],
-            "true_attrition_rate": leavers[keep] / hc[keep],
-            "true_csat_change": (future - observed_csat(h, t))[keep],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "team_id": team_ids[keep],
+                    "as_of": month_str(p.start_ordinal + t),
+                    "horizon": horizon,
+                    "headcount": hc[keep].astype(np.int64),
+                    "true_expected_leavers": leavers[keep],
+                    "true_attrition_rate": leavers[keep] / hc[keep],
+                    "true_csat_change": (future - observed_csat(h, t))[keep],
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame({c: [] for c in TRUTH_COLUMNS})
     out = pd.concat(frames, ignore_index=True).sort_values(["team_id", "as_of"], kind="stable")
@@ -97,15 +130,21 @@ def expected_truth(config: SimConfig, p: Params, h: dict[str, np.ndarray],
     return out
 
 
-def _expected_leavers(p: Params, h: dict[str, np.ndarray], t: int, horizon: int,
-                      team: np.ndarray, company_start: np.ndarray, logfrail: np.ndarray,
-                      n_t: int) -> np.ndarray:
+def _expected_leavers(
+    p: Params,
+    h: dict[str, np.ndarray],
+    t: int,
+    horizon: int,
+    team: np.ndarray,
+    company_start: np.ndarray,
+    logfrail: np.ndarray,
+    n_t: int,
+) -> np.ndarray:
     alive = np.ones(len(team))
     expected = np.zeros(len(team))
     for s in range(t + 1, t + 1 + horizon):
         running = h["open_"][s, team]
-        hv, hi, ht = hazards(h["lpv"][s, team], h["tr_ok"][s, team], s - company_start,
-                             logfrail, p)
+        hv, hi, ht = hazards(h["lpv"][s, team], h["tr_ok"][s, team], s - company_start, logfrail, p)
         expected += alive * hv * running
         # A team closure moves everyone out at the start of the month.
         alive = alive * (1 - hv - hi - ht) * running
@@ -121,8 +160,9 @@ def intervention_as_ofs(config: SimConfig) -> list[int]:
     return [m for m in (last - 12, last) if m >= 2]
 
 
-def intervention_truth(state: SimState, t: int, h: dict[str, np.ndarray], config: SimConfig,
-                       p: Params) -> pd.DataFrame:
+def intervention_truth(
+    state: SimState, t: int, h: dict[str, np.ndarray], config: SimConfig, p: Params
+) -> pd.DataFrame:
     """Expected leavers and CSAT change with each signal held at its org median (from t+1)."""
     hc = h["hc_end"][t]
     # Teams that exist through the horizon, so a what-if is about people, not a closure.
@@ -136,8 +176,9 @@ def intervention_truth(state: SimState, t: int, h: dict[str, np.ndarray], config
     values = {
         "after_hours_ratio": float(np.median(h["ah"][t][staffed])),
         "cases_per_head": float(np.median(h["cph"][t][staffed])),
-        "manager_support": float(np.median(
-            MANAGER_SUPPORT_MEAN + MANAGER_SUPPORT_PER_Q * h["q"][t][staffed])),
+        "manager_support": float(
+            np.median(MANAGER_SUPPORT_MEAN + MANAGER_SUPPORT_PER_Q * h["q"][t][staffed])
+        ),
         "system_uptime": float(np.median(h["uptime"][t][staffed])),
     }
     past = observed_csat(h, t)
@@ -150,26 +191,46 @@ def intervention_truth(state: SimState, t: int, h: dict[str, np.ndarray], config
         seed = (config.seed, 104729, t + 1000, set_code)
         base_l, base_c = _continue(state, teams, t, config, p, seed, None)
         for signal in SIGNALS:
-            ov = Override(mask=np.ones(len(teams) * config.intervention_reps, dtype=bool),
-                          **{signal: values[signal]})
+            ov = Override(
+                mask=np.ones(len(teams) * config.intervention_reps, dtype=bool),
+                **{signal: values[signal]},
+            )
             int_l, int_c = _continue(state, teams, t, config, p, seed, ov)
-            rows.append(pd.DataFrame({
-                "team_id": team_ids[teams], "as_of": month_str(p.start_ordinal + t),
-                "signal": signal, "value": values[signal], "horizon": config.horizon,
-                "baseline_expected_leavers": base_l, "intervened_expected_leavers": int_l,
-                "baseline_csat_change": base_c - past[teams],
-                "intervened_csat_change": int_c - past[teams], "team_set": name,
-            }))
-    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        {c: [] for c in INTERVENTION_COLUMNS})
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "team_id": team_ids[teams],
+                        "as_of": month_str(p.start_ordinal + t),
+                        "signal": signal,
+                        "value": values[signal],
+                        "horizon": config.horizon,
+                        "baseline_expected_leavers": base_l,
+                        "intervened_expected_leavers": int_l,
+                        "baseline_csat_change": base_c - past[teams],
+                        "intervened_csat_change": int_c - past[teams],
+                        "team_set": name,
+                    }
+                )
+            )
+    out = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame({c: [] for c in INTERVENTION_COLUMNS})
+    )
     for c in ("team_id", "as_of", "signal", "team_set"):
         out[c] = out[c].astype("str")
     return out[INTERVENTION_COLUMNS]
 
 
-def _continue(state: SimState, teams: np.ndarray, t: int, config: SimConfig, p: Params,
-              seed: tuple[int, ...], ov: Override | None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _continue(
+    state: SimState,
+    teams: np.ndarray,
+    t: int,
+    config: SimConfig,
+    p: Params,
+    seed: tuple[int, ...],
+    ov: Override | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean expected leavers and expected future CSAT of `teams` over t+1..t+h.
 
     Each replication sums, month by month, the voluntary hazards of the people in the team

@@ -85,8 +85,14 @@ INTERVAL_LEVEL = 0.8
 FUTURE = "future__"  # prefix of other signals' means over the horizon (concurrent controls)
 MAX_SHARE = 0.98  # a horizon share leaving above this is treated as this (cum. hazard finite)
 RESULT_COLUMNS = [
-    "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
-    "before_csat_change", "after_csat_change",
+    "team_id",
+    "as_of",
+    "signal",
+    "value",
+    "before_expected_leavers",
+    "after_expected_leavers",
+    "before_csat_change",
+    "after_csat_change",
 ]
 # Transforms that describe a team's state at t; everything else (long-run means and rates,
 # vs-long-run, trends, long windows) describes its history and is not a control here.
@@ -158,8 +164,11 @@ def check_what_if_signal(tables: Tables, specs: FeatureSpecs, signal: str) -> An
 
     name = str(signal).strip()
     settable = settable_signals(tables, specs)
-    example = EXAMPLE_SIGNAL if EXAMPLE_SIGNAL in settable else next(iter(sorted(settable)),
-                                                                     EXAMPLE_SIGNAL)
+    example = (
+        EXAMPLE_SIGNAL
+        if EXAMPLE_SIGNAL in settable
+        else next(iter(sorted(settable)), EXAMPLE_SIGNAL)
+    )
     base = split_feature(name)[1] if name.count(FEATURE_SEP) >= 2 else name
     if is_protected(name) or is_protected(base):
         raise _refusal(name, "is a protected attribute", example)
@@ -215,8 +224,15 @@ def _transform_window(transform: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcome: str,
-                    which: str = "state", own: bool = False) -> list[str]:
+def control_columns(
+    columns: Sequence[str],
+    signal: str,
+    horizon: int,
+    *,
+    outcome: str,
+    which: str = "state",
+    own: bool = False,
+) -> list[str]:
     """Controls of the nuisance models: the team's state at t, never the signal's own features.
 
     `which="all"` keeps every other feature too (the history features that absorb the effect;
@@ -239,7 +255,8 @@ def control_columns(columns: Sequence[str], signal: str, horizon: int, *, outcom
             continue
         w = _transform_window(transform)
         keep = (
-            transform in STATE_KINDS or transform.startswith("share_lt")
+            transform in STATE_KINDS
+            or transform.startswith("share_lt")
             or (w is not None and w <= horizon)
             or (family in HISTORY_FAMILIES_FOR_CSAT and outcome == "csat")
         )
@@ -266,50 +283,89 @@ def team_folds(team_ids: pd.Series, k: int, seed: int) -> np.ndarray:
 
 def _lgb(objective: str, s: EngineSettings) -> dict[str, Any]:
     return {
-        "objective": objective, "learning_rate": s.learning_rate, "num_leaves": s.num_leaves,
-        "min_data_in_leaf": s.min_child_samples, "lambda_l2": 1.0, "feature_fraction": 0.8,
-        "bagging_fraction": 0.8, "bagging_freq": 1, "seed": s.seed, "num_threads": 1,
-        "deterministic": True, "force_col_wise": True, "verbosity": -1,
+        "objective": objective,
+        "learning_rate": s.learning_rate,
+        "num_leaves": s.num_leaves,
+        "min_data_in_leaf": s.min_child_samples,
+        "lambda_l2": 1.0,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "seed": s.seed,
+        "num_threads": 1,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbosity": -1,
     }
 
 
-def _fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
-         s: EngineSettings, groups: np.ndarray | None = None) -> lgb.Booster:
+def _fit(
+    objective: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    s: EngineSettings,
+    groups: np.ndarray | None = None,
+) -> lgb.Booster:
     """LightGBM with the number of trees picked on a fifth of the teams held out: nuisance
     models that under- or over-fit leave their error in the residuals the effect is read from."""
     params = _lgb(objective, s)
     if groups is None or s.trees < 10:
         return lgb.train(params, lgb.Dataset(X, label=y, weight=w), num_boost_round=s.trees)
-    valid = (team_folds(pd.Series(groups), 5, s.seed + 7) == 0)
+    valid = team_folds(pd.Series(groups), 5, s.seed + 7) == 0
     sub = {k: v for k, v in (("w", w),) if v is not None}
-    fit_set = lgb.Dataset(X[~valid], label=y[~valid],
-                          weight=sub["w"][~valid] if sub else None)
-    val_set = lgb.Dataset(X[valid], label=y[valid], weight=sub["w"][valid] if sub else None,
-                          reference=fit_set)
-    probe = lgb.train(params, fit_set, num_boost_round=s.trees * 4, valid_sets=[val_set],
-                      callbacks=[lgb.early_stopping(20, verbose=False)])
+    fit_set = lgb.Dataset(X[~valid], label=y[~valid], weight=sub["w"][~valid] if sub else None)
+    val_set = lgb.Dataset(
+        X[valid], label=y[valid], weight=sub["w"][valid] if sub else None, reference=fit_set
+    )
+    probe = lgb.train(
+        params,
+        fit_set,
+        num_boost_round=s.trees * 4,
+        valid_sets=[val_set],
+        callbacks=[lgb.early_stopping(20, verbose=False)],
+    )
     rounds = max(int(probe.best_iteration or s.trees), 10)
     return lgb.train(params, lgb.Dataset(X, label=y, weight=w), num_boost_round=rounds)
 
 
-def cross_fit(objective: str, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
-              folds: np.ndarray, s: EngineSettings, groups: np.ndarray | None = None
-              ) -> tuple[np.ndarray, list[lgb.Booster]]:
+def cross_fit(
+    objective: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    folds: np.ndarray,
+    s: EngineSettings,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[lgb.Booster]]:
     """Out-of-fold predictions (raw score) and the fold models (to predict new rows)."""
     out = np.full(len(y), np.nan)
     models = []
     for k in range(s.folds):
         fit = folds != k
-        model = _fit(objective, X[fit], y[fit], None if w is None else w[fit], s,
-                     None if groups is None else groups[fit])
+        model = _fit(
+            objective,
+            X[fit],
+            y[fit],
+            None if w is None else w[fit],
+            s,
+            None if groups is None else groups[fit],
+        )
         out[~fit] = model.predict(X[~fit], raw_score=True)
         models.append(model)
     return out, models
 
 
-def _repeated_nuisances(X: pd.DataFrame, dose: np.ndarray, rate: np.ndarray, hc: np.ndarray,
-                        team_ids: pd.Series, folds: np.ndarray, s: EngineSettings,
-                        teams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _repeated_nuisances(
+    X: pd.DataFrame,
+    dose: np.ndarray,
+    rate: np.ndarray,
+    hc: np.ndarray,
+    team_ids: pd.Series,
+    folds: np.ndarray,
+    s: EngineSettings,
+    teams: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold dose (m) and log leaver rate (log l) averaged over `s.repeats` team splits.
 
     Every prediction still comes from models that never saw the row's team, so the average is
@@ -325,8 +381,15 @@ def _repeated_nuisances(X: pd.DataFrame, dose: np.ndarray, rate: np.ndarray, hc:
     return m_sum / n, np.log(l_sum / n)
 
 
-def cloglog_final(y: np.ndarray, n: np.ndarray, offset: np.ndarray, Z: np.ndarray,
-                  w: np.ndarray, ridge: float = 1e-6, iters: int = 25) -> np.ndarray:
+def cloglog_final(
+    y: np.ndarray,
+    n: np.ndarray,
+    offset: np.ndarray,
+    Z: np.ndarray,
+    w: np.ndarray,
+    ridge: float = 1e-6,
+    iters: int = 25,
+) -> np.ndarray:
     """Coefficients b of y ~ Binomial(n, 1 - exp(-exp(offset + Z b))), weighted (Fisher scoring).
 
     The complementary log-log link models the cumulative hazard over the horizon: a team can
@@ -365,8 +428,9 @@ def weighted_ls(y: np.ndarray, Z: np.ndarray, w: np.ndarray, ridge: float = 1e-6
     return np.linalg.solve(A, (Z * w[:, None]).T @ y)
 
 
-def natural_path_model(X: pd.DataFrame, dose: np.ndarray, ridge: float = 1.0
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def natural_path_model(
+    X: pd.DataFrame, dose: np.ndarray, ridge: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge regression of the dose on the signal's own history (linear, so it extrapolates
     to the most loaded teams instead of flattening like a tree). Returns (coef, mean, scale)."""
     A = X.to_numpy(dtype=np.float64)
@@ -388,8 +452,9 @@ def _design(A: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(A)), filled, miss.astype(np.float64)])
 
 
-def predict_natural(model: tuple[np.ndarray, np.ndarray, np.ndarray], X: pd.DataFrame
-                    ) -> np.ndarray:
+def predict_natural(
+    model: tuple[np.ndarray, np.ndarray, np.ndarray], X: pd.DataFrame
+) -> np.ndarray:
     coef, mean, scale = model
     return _design(X.to_numpy(dtype=np.float64), mean, scale) @ coef
 
@@ -425,11 +490,14 @@ class EffectFit:
     def metrics(self) -> dict[str, float]:
         lo, hi = np.quantile(self.boot[:, 0], [0.1, 0.9])
         return {
-            "theta": self.theta, "theta_p10": float(lo), "theta_p90": float(hi),
+            "theta": self.theta,
+            "theta_p10": float(lo),
+            "theta_p90": float(hi),
             "theta_risk": self.theta_risk,
             "theta_csat_direct": self.theta_csat_direct,
             "theta_csat_leavers": self.theta_csat_leavers,
-            "rows": float(self.n_rows), "residual_dose_sd": self.dose_sd,
+            "rows": float(self.n_rows),
+            "residual_dose_sd": self.dose_sd,
         }
 
 
@@ -439,8 +507,9 @@ def _labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[ok.to_numpy()].reset_index(drop=True)
 
 
-def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
-               settings: EngineSettings | None = None) -> EffectFit:
+def fit_effect(
+    frame: pd.DataFrame, signal: str, horizon: int, settings: EngineSettings | None = None
+) -> EffectFit:
     """Fit the engine on panel rows joined with targets and the dose (`effect_frame`)."""
     s = settings or EngineSettings()
     rows = _labelled_rows(frame)
@@ -449,10 +518,17 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
             f"too little history to estimate the effect of {signal}: {len(rows)} team-months "
             f"with a known {horizon}-month outcome and a value of the signal (need 200)."
         )
-    controls = control_columns(list(frame.columns), signal, horizon, outcome="attrition",
-                               which=s.controls, own=s.own_controls)
-    csat_controls = control_columns(list(frame.columns), signal, horizon, outcome="csat",
-                                    which=s.controls)
+    controls = control_columns(
+        list(frame.columns),
+        signal,
+        horizon,
+        outcome="attrition",
+        which=s.controls,
+        own=s.own_controls,
+    )
+    csat_controls = control_columns(
+        list(frame.columns), signal, horizon, outcome="csat", which=s.controls
+    )
     if s.concurrent:
         extra = [c for c in frame.columns if c.startswith(FUTURE)]
         # Not for CSAT: there load is how leavers hurt CSAT (understaffing), a path to keep.
@@ -475,22 +551,38 @@ def fit_effect(frame: pd.DataFrame, signal: str, horizon: int,
 
     csat = _csat_stage(rows, csat_controls, dose, rate, log_l, folds, s)
     boot = _bootstrap(rows, hc, log_l, resid, csat, s, zr)
-    natural = natural_path_model(rows[own].astype(np.float64), dose) if own else (
-        np.array([float(np.mean(dose))]), np.zeros(0), np.ones(0))
-    direct = shrink(float(csat["coef"][0]), boot[:, 1]) if s.shrink_csat_direct else float(
-        csat["coef"][0])
+    natural = (
+        natural_path_model(rows[own].astype(np.float64), dose)
+        if own
+        else (np.array([float(np.mean(dose))]), np.zeros(0), np.ones(0))
+    )
+    direct = (
+        shrink(float(csat["coef"][0]), boot[:, 1])
+        if s.shrink_csat_direct
+        else float(csat["coef"][0])
+    )
     raw_risk, theta_risk = theta_risk, shrink(theta_risk, boot[:, 3])
     # The draws describe the shrunk estimator too, so each interval sits around its point.
     boot[:, 3] *= theta_risk / raw_risk if raw_risk else 0.0
     point = np.array([theta, direct, csat["coef"][1], theta_risk])
     boot = point + s.interval_scale * (boot - point)
     return EffectFit(
-        signal=signal, horizon=horizon, theta=theta, theta_risk=theta_risk,
+        signal=signal,
+        horizon=horizon,
+        theta=theta,
+        theta_risk=theta_risk,
         risk_scale=risk_scale,
-        theta_csat_direct=direct, theta_csat_leavers=csat["coef"][1], boot=boot,
-        controls=controls, csat_controls=csat_controls, own=own, natural=natural,
-        **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s), n_rows=len(rows),
-        dose_sd=float(np.std(resid)), dose_range=(float(np.min(dose)), float(np.max(dose))),
+        theta_csat_direct=direct,
+        theta_csat_leavers=csat["coef"][1],
+        boot=boot,
+        controls=controls,
+        csat_controls=csat_controls,
+        own=own,
+        natural=natural,
+        **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s),
+        n_rows=len(rows),
+        dose_sd=float(np.std(resid)),
+        dose_range=(float(np.min(dose)), float(np.max(dose))),
     )
 
 
@@ -500,9 +592,15 @@ def _risk_z(risk: np.ndarray, scale: tuple[float, float, float, float]) -> np.nd
     return (np.clip(risk, lo, hi) - mean) / sd
 
 
-def _theta(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
-           s: EngineSettings, zr: np.ndarray | None, w: np.ndarray | None = None
-           ) -> tuple[float, float]:
+def _theta(
+    rows: pd.DataFrame,
+    hc: np.ndarray,
+    log_l: np.ndarray,
+    resid: np.ndarray,
+    s: EngineSettings,
+    zr: np.ndarray | None,
+    w: np.ndarray | None = None,
+) -> tuple[float, float]:
     y = np.minimum(rows["leavers"].to_numpy(np.float64), hc)
     cols = [np.ones(len(y)), resid] + ([resid * zr] if zr is not None else [])
     Z = np.column_stack(cols)
@@ -513,15 +611,27 @@ def _theta(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndar
     return float(b[1]), float(b[2]) if zr is not None else 0.0
 
 
-def _csat_stage(rows: pd.DataFrame, controls: list[str], dose: np.ndarray, rate: np.ndarray,
-                log_l: np.ndarray, folds: np.ndarray, s: EngineSettings) -> dict[str, Any]:
+def _csat_stage(
+    rows: pd.DataFrame,
+    controls: list[str],
+    dose: np.ndarray,
+    rate: np.ndarray,
+    log_l: np.ndarray,
+    folds: np.ndarray,
+    s: EngineSettings,
+) -> dict[str, Any]:
     """Partially linear CSAT model with two residualised treatments: the dose, and the
     per-head leaver rate (so the CSAT effect can flow through the attrition effect)."""
     w_all = rows["csat_weight"].fillna(1.0).to_numpy(np.float64)
     ok = rows["csat_change"].notna().to_numpy() & (w_all > 0)
     if ok.sum() < 100:
-        return {"coef": np.zeros(2), "rows": ok, "Y": np.zeros(0), "D": np.zeros((0, 2)),
-                "w": np.zeros(0)}
+        return {
+            "coef": np.zeros(2),
+            "rows": ok,
+            "Y": np.zeros(0),
+            "D": np.zeros((0, 2)),
+            "w": np.zeros(0),
+        }
     X = rows.loc[ok, controls].astype(np.float64).reset_index(drop=True)
     y = rows.loc[ok, "csat_change"].to_numpy(np.float64)
     w = w_all[ok]
@@ -542,9 +652,15 @@ def shrink(estimate: float, draws: np.ndarray) -> float:
     return estimate * max(0.0, 1.0 - var / estimate**2)
 
 
-def _baselines(rows: pd.DataFrame, controls: list[str], csat_controls: list[str],
-               hc: np.ndarray, rate: np.ndarray, csat_ok: np.ndarray, s: EngineSettings
-               ) -> dict[str, Any]:
+def _baselines(
+    rows: pd.DataFrame,
+    controls: list[str],
+    csat_controls: list[str],
+    hc: np.ndarray,
+    rate: np.ndarray,
+    csat_ok: np.ndarray,
+    s: EngineSettings,
+) -> dict[str, Any]:
     """Forecasts of the engine's own, from the state at t only (no future inputs)."""
     feats = [c for c in controls if not c.startswith(FUTURE)]
     cfeats = [c for c in csat_controls if not c.startswith(FUTURE)]
@@ -552,15 +668,30 @@ def _baselines(rows: pd.DataFrame, controls: list[str], csat_controls: list[str]
     csat_model = None
     if csat_ok.sum() >= 100:
         part = rows.loc[csat_ok]
-        csat_model = _fit("regression", part[cfeats].astype(np.float64),
-                          part["csat_change"].to_numpy(np.float64),
-                          part["csat_weight"].fillna(1.0).to_numpy(np.float64), s)
-    return {"baseline_rate": rate_model, "baseline_features": feats,
-            "baseline_csat": csat_model, "baseline_csat_features": cfeats}
+        csat_model = _fit(
+            "regression",
+            part[cfeats].astype(np.float64),
+            part["csat_change"].to_numpy(np.float64),
+            part["csat_weight"].fillna(1.0).to_numpy(np.float64),
+            s,
+        )
+    return {
+        "baseline_rate": rate_model,
+        "baseline_features": feats,
+        "baseline_csat": csat_model,
+        "baseline_csat_features": cfeats,
+    }
 
 
-def _bootstrap(rows: pd.DataFrame, hc: np.ndarray, log_l: np.ndarray, resid: np.ndarray,
-               csat: dict[str, Any], s: EngineSettings, zr: np.ndarray | None) -> np.ndarray:
+def _bootstrap(
+    rows: pd.DataFrame,
+    hc: np.ndarray,
+    log_l: np.ndarray,
+    resid: np.ndarray,
+    csat: dict[str, Any],
+    s: EngineSettings,
+    zr: np.ndarray | None,
+) -> np.ndarray:
     """Final-stage estimates under Poisson(1) weights per team (a cluster bootstrap: a team's
     months move together, since they share the team's unobserved make-up)."""
     rng = np.random.default_rng(s.seed + 1)
@@ -585,16 +716,24 @@ def effect_frame(tables: Tables, specs: FeatureSpecs, setting: Any, horizon: int
     targets = build_targets(tables, horizon)
     dose = dose_frame(tables, setting, horizon)
     cols = ["leavers", "csat_change", "csat_weight", "labelled"]
-    frame = panel.merge(targets[["team_id", "as_of", *cols]], on=["team_id", "as_of"],
-                        how="left", validate="one_to_one")
+    frame = panel.merge(
+        targets[["team_id", "as_of", *cols]],
+        on=["team_id", "as_of"],
+        how="left",
+        validate="one_to_one",
+    )
     keep = ["team_id", "as_of", "dose", *[c for c in dose.columns if c.startswith(FUTURE)]]
     return frame.merge(dose[keep], on=["team_id", "as_of"], how="left", validate="one_to_one")
 
 
-def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
-                 before_leavers: np.ndarray | None = None,
-                 before_csat: np.ndarray | None = None,
-                 csat_level: np.ndarray | None = None) -> pd.DataFrame:
+def team_effects(
+    fit: EffectFit,
+    rows: pd.DataFrame,
+    value: float,
+    before_leavers: np.ndarray | None = None,
+    before_csat: np.ndarray | None = None,
+    csat_level: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Per team (rows = panel rows at the as-of month): before and after with 80% intervals.
 
     `before_*` default to the engine's own nuisance predictions (used when no pair is given).
@@ -603,10 +742,14 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
     0..100) before the point, the intervals and the effects are read off it, so they agree.
     """
     hc = rows["headcount"].to_numpy(np.float64)
-    c_lo, c_hi = csat_change_bounds(np.full(len(rows), np.nan) if csat_level is None
-                                    else csat_level)
-    natural = predict_natural(fit.natural, rows[fit.own].astype(np.float64)) if fit.own else (
-        np.full(len(rows), fit.natural[0][0]))
+    c_lo, c_hi = csat_change_bounds(
+        np.full(len(rows), np.nan) if csat_level is None else csat_level
+    )
+    natural = (
+        predict_natural(fit.natural, rows[fit.own].astype(np.float64))
+        if fit.own
+        else (np.full(len(rows), fit.natural[0][0]))
+    )
     gap = float(value) - natural
     if before_leavers is None:
         X = rows[fit.baseline_features].astype(np.float64)
@@ -616,15 +759,17 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
         if fit.baseline_csat is not None:
             Xc = rows[fit.baseline_csat_features].astype(np.float64)
             before_csat = fit.baseline_csat.predict(Xc, raw_score=True)
-    draws = np.vstack([[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers,
-                        fit.theta_risk], fit.boot])
+    draws = np.vstack(
+        [[fit.theta, fit.theta_csat_direct, fit.theta_csat_leavers, fit.theta_risk], fit.boot]
+    )
     rate = before_leavers / hc
     z = _risk_z(np.log(cum_hazard(rate)), fit.risk_scale)
     # A team's effect never changes sign against the organisation's (risk only scales it).
     theta = draws[:, :1] + np.outer(draws[:, 3], z)
     theta = np.where(theta * draws[:, :1] > 0, theta, 0.0)
-    after_l = np.clip(shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :], 0.0,
-                      hc[None, :])
+    after_l = np.clip(
+        shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :], 0.0, hc[None, :]
+    )
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
     d_leavers = after_l - before_leavers[None, :]
     d_rate = d_leavers / hc[None, :]
@@ -632,31 +777,34 @@ def team_effects(fit: EffectFit, rows: pd.DataFrame, value: float,
     d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate
     after_c = np.clip(before_csat[None, :] + d_csat, c_lo, c_hi)
     # The effect is what is left of it on the scale; with no CSAT forecast, as if it were 0.
-    d_csat = np.where(np.isnan(before_csat)[None, :], np.clip(d_csat, c_lo, c_hi),
-                      after_c - before_csat[None, :])
+    d_csat = np.where(
+        np.isnan(before_csat)[None, :], np.clip(d_csat, c_lo, c_hi), after_c - before_csat[None, :]
+    )
     lo, hi = (1 - INTERVAL_LEVEL) / 2, 1 - (1 - INTERVAL_LEVEL) / 2
     # Where no CSAT forecast exists (no recent CX), the CSAT effect alone is still shown.
-    return pd.DataFrame({
-        "team_id": rows["team_id"].astype(str).to_numpy(),
-        "headcount": hc,
-        "natural_value": natural,
-        "before_expected_leavers": before_leavers,
-        "after_expected_leavers": after_l[0],
-        "after_leavers_p10": np.quantile(after_l[1:], lo, axis=0),
-        "after_leavers_p90": np.quantile(after_l[1:], hi, axis=0),
-        "leavers_ratio": ratio[0],
-        "before_csat_change": before_csat,
-        "after_csat_change": after_c[0],
-        "after_csat_change_p10": np.quantile(after_c[1:], lo, axis=0),
-        "after_csat_change_p90": np.quantile(after_c[1:], hi, axis=0),
-        "leavers_effect": d_leavers[0],
-        "leavers_effect_p10": np.quantile(d_leavers[1:], lo, axis=0),
-        "leavers_effect_p90": np.quantile(d_leavers[1:], hi, axis=0),
-        "csat_effect": d_csat[0],
-        "csat_effect_p10": np.quantile(d_csat[1:], lo, axis=0),
-        "csat_effect_p90": np.quantile(d_csat[1:], hi, axis=0),
-        "csat_effect_via_leavers": fit.theta_csat_leavers * d_rate[0],
-    })
+    return pd.DataFrame(
+        {
+            "team_id": rows["team_id"].astype(str).to_numpy(),
+            "headcount": hc,
+            "natural_value": natural,
+            "before_expected_leavers": before_leavers,
+            "after_expected_leavers": after_l[0],
+            "after_leavers_p10": np.quantile(after_l[1:], lo, axis=0),
+            "after_leavers_p90": np.quantile(after_l[1:], hi, axis=0),
+            "leavers_ratio": ratio[0],
+            "before_csat_change": before_csat,
+            "after_csat_change": after_c[0],
+            "after_csat_change_p10": np.quantile(after_c[1:], lo, axis=0),
+            "after_csat_change_p90": np.quantile(after_c[1:], hi, axis=0),
+            "leavers_effect": d_leavers[0],
+            "leavers_effect_p10": np.quantile(d_leavers[1:], lo, axis=0),
+            "leavers_effect_p90": np.quantile(d_leavers[1:], hi, axis=0),
+            "csat_effect": d_csat[0],
+            "csat_effect_p10": np.quantile(d_csat[1:], lo, axis=0),
+            "csat_effect_p90": np.quantile(d_csat[1:], hi, axis=0),
+            "csat_effect_via_leavers": fit.theta_csat_leavers * d_rate[0],
+        }
+    )
 
 
 log = logging.getLogger("forecast")
@@ -680,16 +828,21 @@ class CausalEngine:
     note: str = NOTE
     stored: dict[str, StoredFit] = dataclasses.field(default_factory=dict, repr=False)
     _cache: dict[tuple, tuple[EffectFit, pd.DataFrame]] = dataclasses.field(
-        default_factory=dict, repr=False)
+        default_factory=dict, repr=False
+    )
 
     def _specs(self) -> Any:
         if self.specs is None:
-
             self.specs = load_specs()
         return self.specs
 
-    def fit(self, tables: Tables, signal: str, as_of: pd.Period | str | None = None,
-            horizon: int | None = None) -> tuple[EffectFit, pd.DataFrame, pd.Period]:
+    def fit(
+        self,
+        tables: Tables,
+        signal: str,
+        as_of: pd.Period | str | None = None,
+        horizon: int | None = None,
+    ) -> tuple[EffectFit, pd.DataFrame, pd.Period]:
         """The fitted effect and the effect frame, from the data known at the end of as-of.
 
         With a usable stored fit nothing is fitted, and the frame holds only the as-of month's
@@ -720,15 +873,28 @@ class CausalEngine:
             return None
         why = stored.refusal(month, horizon, self.settings, self._specs().hash())
         if why is not None:
-            log.info("what-if for %s: refitting the engine, the fit stored with the pair "
-                     "cannot be used (%s).", signal, why)
+            log.info(
+                "what-if for %s: refitting the engine, the fit stored with the pair "
+                "cannot be used (%s).",
+                signal,
+                why,
+            )
             return None
-        log.debug("what-if for %s as of %s: using the fit stored with the pair (as of %s).",
-                  signal, month_str(month), stored.as_of)
+        log.debug(
+            "what-if for %s as of %s: using the fit stored with the pair (as of %s).",
+            signal,
+            month_str(month),
+            stored.as_of,
+        )
         return stored
 
     def estimate(
-        self, tables: Tables, pair: Forecaster | None, teams: list[str], signal: str, value: float,
+        self,
+        tables: Tables,
+        pair: Forecaster | None,
+        teams: list[str],
+        signal: str,
+        value: float,
         as_of: pd.Period | str | None = None,
     ) -> pd.DataFrame:
         horizon = getattr(getattr(pair, "config", None), "horizon", None)
@@ -760,8 +926,9 @@ class CausalEngine:
         return _result(eff, month, fit.signal, value, self.name)
 
 
-def _result(eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engine: str
-            ) -> pd.DataFrame:
+def _result(
+    eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engine: str
+) -> pd.DataFrame:
     out = eff.copy()
     out.insert(1, "as_of", month_str(month))
     out.insert(2, "signal", signal)
@@ -771,13 +938,17 @@ def _result(eff: pd.DataFrame, month: pd.Period, signal: str, value: float, engi
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def make_engine(specs: FeatureSpecs = None, settings: EngineSettings | None = None,
-                stored: dict[str, StoredFit] | None = None) -> CausalEngine:
+def make_engine(
+    specs: FeatureSpecs = None,
+    settings: EngineSettings | None = None,
+    stored: dict[str, StoredFit] | None = None,
+) -> CausalEngine:
     """The engine `forecast what-if` and the report should use (drop-in for RescoringEngine);
     `stored`: the pair's stored fits (forecast.effects_store.stored_fits), reused when they can
     answer the what-if."""
-    return CausalEngine(specs=specs, settings=settings or EngineSettings(),
-                        stored=dict(stored or {}))
+    return CausalEngine(
+        specs=specs, settings=settings or EngineSettings(), stored=dict(stored or {})
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -790,14 +961,17 @@ class StoredFit:
     settings: dict[str, Any]  # the EngineSettings it was made with (`settings_dict`)
     spec_hash: str = ""  # the feature specs its controls were built with
 
-    def refusal(self, month: pd.Period, horizon: int, settings: EngineSettings,
-                spec_hash: str = "") -> str | None:
+    def refusal(
+        self, month: pd.Period, horizon: int, settings: EngineSettings, spec_hash: str = ""
+    ) -> str | None:
         """Why this fit cannot answer a what-if as of `month` (None when it can)."""
         if int(horizon) != self.horizon:
             return f"it is for a {self.horizon}-month horizon, not {horizon}"
         if pd.Period(month, freq="M") < pd.Period(self.as_of, freq="M"):
-            return (f"the what-if is as of {month_str(month)}, before the fit's month "
-                    f"{self.as_of} (a fit from later data would leak into it)")
+            return (
+                f"the what-if is as of {month_str(month)}, before the fit's month "
+                f"{self.as_of} (a fit from later data would leak into it)"
+            )
         if settings_dict(settings) != self.settings:
             return "it was made with other engine settings"
         if spec_hash and self.spec_hash and spec_hash != self.spec_hash:

@@ -27,8 +27,14 @@ from forecast.features.panel import plan_features
 from forecast.features.specs import EMPLOYEE_SIGNALS, FeatureSpecs
 
 RESULT_COLUMNS = [
-    "team_id", "as_of", "signal", "value", "before_expected_leavers", "after_expected_leavers",
-    "before_csat_change", "after_csat_change",
+    "team_id",
+    "as_of",
+    "signal",
+    "value",
+    "before_expected_leavers",
+    "after_expected_leavers",
+    "before_csat_change",
+    "after_csat_change",
 ]
 INTERVAL_COLUMNS = ["leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90"]
 DEFAULT_WINDOW = 3  # months held when the family has no window transform (e.g. engagement)
@@ -49,8 +55,13 @@ class WhatIfEngine(Protocol):
     note: str
 
     def estimate(
-        self, tables: Tables, pair: Forecaster | None, teams: list[str], signal: str,
-        value: float, as_of: pd.Period | str | None,
+        self,
+        tables: Tables,
+        pair: Forecaster | None,
+        teams: list[str],
+        signal: str,
+        value: float,
+        as_of: pd.Period | str | None,
     ) -> pd.DataFrame: ...
 
 
@@ -68,8 +79,9 @@ class Settable:
 # --------------------------------------------------------------------------- validation
 
 
-def settable_signals(tables: Tables, specs: FeatureSpecs, features: list[str] | None = None
-                     ) -> dict[str, Settable]:
+def settable_signals(
+    tables: Tables, specs: FeatureSpecs, features: list[str] | None = None
+) -> dict[str, Settable]:
     """Signals of actionable families that feed at least one model feature."""
 
     plan, _ = plan_features(tables, specs)
@@ -82,8 +94,10 @@ def settable_signals(tables: Tables, specs: FeatureSpecs, features: list[str] | 
         if not spec.actionable or p.source == "employees" or p.protected:
             continue
         windows = [
-            t.window for t in spec.transforms
-            if t.window is not None and t.kind in ("mean", "sum")
+            t.window
+            for t in spec.transforms
+            if t.window is not None
+            and t.kind in ("mean", "sum")
             and (t.signals is None or p.signal in t.signals)
         ]
         w = max(windows, default=DEFAULT_WINDOW)
@@ -98,12 +112,16 @@ def history_signals(tables: Tables, specs: FeatureSpecs) -> dict[str, str]:
     with their family: a what-if must refuse them."""
 
     plan, _ = plan_features(tables, specs)
-    return {p.signal: p.family for p in plan if not specs.family(p.family).actionable
-            or p.source == "employees"}
+    return {
+        p.signal: p.family
+        for p in plan
+        if not specs.family(p.family).actionable or p.source == "employees"
+    }
 
 
-def check_signal(tables: Tables, specs: FeatureSpecs, signal: str, features: list[str] | None = None
-                 ) -> Settable:
+def check_signal(
+    tables: Tables, specs: FeatureSpecs, signal: str, features: list[str] | None = None
+) -> Settable:
     """The settable signal, or a one-line ConfigError saying why it cannot be set."""
 
     name = signal.strip()
@@ -132,12 +150,15 @@ def split_assignment(text: str) -> tuple[str, str]:
     """`SIGNAL=VALUE` -> (signal, value as typed); `check_value` reads the value, once the
     signal is known, so a refusal can name the signal and the range it takes."""
     if text.count("=") != 1:
-        raise ConfigError(f"`--set` must be SIGNAL=VALUE, e.g. after_hours_ratio=0.05. "
-                          f"Got {text!r} instead.")
+        raise ConfigError(
+            f"`--set` must be SIGNAL=VALUE, e.g. after_hours_ratio=0.05. Got {text!r} instead."
+        )
     name, raw = (part.strip() for part in text.split("="))
     if not name or not raw:
-        raise ConfigError(f"`--set` must be SIGNAL=VALUE with a number, e.g. "
-                          f"after_hours_ratio=0.05. Got {text!r} instead.")
+        raise ConfigError(
+            f"`--set` must be SIGNAL=VALUE with a number, e.g. "
+            f"after_hours_ratio=0.05. Got {text!r} instead."
+        )
     return name, raw
 
 
@@ -146,8 +167,10 @@ def parse_assignment(text: str) -> tuple[str, float]:
     name, raw = split_assignment(text)
     value = _number(raw)
     if value is None:
-        raise ConfigError(f"`--set` must be SIGNAL=VALUE with a number, e.g. "
-                          f"after_hours_ratio=0.05. Got {text!r} instead.")
+        raise ConfigError(
+            f"`--set` must be SIGNAL=VALUE with a number, e.g. "
+            f"after_hours_ratio=0.05. Got {text!r} instead."
+        )
     return name, value
 
 
@@ -162,22 +185,26 @@ def _number(raw: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def signal_range(tables: Tables, setting: Settable, as_of: pd.Period | str | None
-                 ) -> tuple[float, float]:
+def signal_range(
+    tables: Tables, setting: Settable, as_of: pd.Period | str | None
+) -> tuple[float, float]:
     """The lowest and highest raw value of the signal the organisation's data hold, over all
     teams, as known at the end of `as_of` (later rows are the future of that what-if)."""
     month = resolve_as_of(tables, as_of)
     frame = tables.table(setting.table)
     if frame is None or setting.column not in frame.columns:
-        raise ConfigError(f"`--set` signal {setting.signal}: the data have no "
-                          f"{setting.table} table with it.")
+        raise ConfigError(
+            f"`--set` signal {setting.signal}: the data have no {setting.table} table with it."
+        )
     values = pd.to_numeric(frame.loc[frame["month"] <= month, setting.column], errors="coerce")
     values = values.to_numpy(np.float64)
     values = values[np.isfinite(values)]
     if not len(values):
-        raise ConfigError(f"`--as-of {month_str(month)}`: the data have no value of "
-                          f"{setting.signal} up to that month, so a what-if of it cannot be "
-                          f"checked against them; choose a later month.")
+        raise ConfigError(
+            f"`--as-of {month_str(month)}`: the data have no value of "
+            f"{setting.signal} up to that month, so a what-if of it cannot be "
+            f"checked against them; choose a later month."
+        )
     return float(values.min()), float(values.max())
 
 
@@ -193,16 +220,19 @@ def _outward(lo: float, hi: float, digits: int = 3) -> tuple[float, float]:
 
     # The 1e-9 keeps float noise (0.31 / 0.001 = 310.00000000000006) from adding a step.
     qlo, qhi = step(lo), step(hi)
-    return (clean(math.floor(lo / qlo + 1e-9) * qlo, qlo) if lo else 0.0,
-            clean(math.ceil(hi / qhi - 1e-9) * qhi, qhi) if hi else 0.0)
+    return (
+        clean(math.floor(lo / qlo + 1e-9) * qlo, qlo) if lo else 0.0,
+        clean(math.ceil(hi / qhi - 1e-9) * qhi, qhi) if hi else 0.0,
+    )
 
 
 def _show(x: float) -> str:
     return np.format_float_positional(x, trim="-")
 
 
-def check_value(tables: Tables, setting: Settable, value: object,
-                as_of: pd.Period | str | None) -> float:
+def check_value(
+    tables: Tables, setting: Settable, value: object, as_of: pd.Period | str | None
+) -> float:
     """The value a what-if may hold `setting` at, as a float, or a one-line ConfigError.
 
     Refused: text that is not a finite number, and a number outside the range the
@@ -243,8 +273,11 @@ def recent_csat(tables: Tables, teams: list[str], as_of: pd.Period) -> np.ndarra
         return np.full(len(teams), np.nan)
     month = pd.Period(as_of, freq="M")
     f = cx.loc[(cx["month"] > month - 3) & (cx["month"] <= month) & cx["csat"].notna()]
-    w = (f["responses"].astype("float64").fillna(1.0) if "responses" in f.columns
-         else pd.Series(1.0, index=f.index))
+    w = (
+        f["responses"].astype("float64").fillna(1.0)
+        if "responses" in f.columns
+        else pd.Series(1.0, index=f.index)
+    )
     team = f["team_id"].astype(str)
     num = (f["csat"].astype("float64") * w).groupby(team).sum()
     den = w.groupby(team).sum()
@@ -262,8 +295,7 @@ def csat_change_bounds(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def bound_result(result: pd.DataFrame, headcount: np.ndarray, level: np.ndarray
-                 ) -> pd.DataFrame:
+def bound_result(result: pd.DataFrame, headcount: np.ndarray, level: np.ndarray) -> pd.DataFrame:
     """An engine's result (rows in team order) with expected leavers after the change in
     [0, headcount] and every CSAT change (and interval bound) such that the team's recent level
     plus the change stays within 0..100: a held value the models never saw together with this
@@ -318,12 +350,14 @@ def as_json_records(result: pd.DataFrame) -> list[dict[str, Any]]:
             "as_of": str(r["as_of"]),
             "signal": str(r["signal"]),
             "value": float(r["value"]),
-            "before": {"expected_leavers": num(r["before_expected_leavers"]),
-                       "csat_change": num(r["before_csat_change"])},
-            "after": {"expected_leavers": num(r["after_expected_leavers"]),
-                      "csat_change": num(r["after_csat_change"])},
+            "before": {
+                "expected_leavers": num(r["before_expected_leavers"]),
+                "csat_change": num(r["before_csat_change"]),
+            },
+            "after": {
+                "expected_leavers": num(r["after_expected_leavers"]),
+                "csat_change": num(r["after_csat_change"]),
+            },
         }
         for _, r in result.iterrows()
     ]
-
-

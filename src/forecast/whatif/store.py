@@ -102,7 +102,6 @@ def what_if_signals(tables: Tables, specs: FeatureSpecs, wanted: str | list[str]
     return list(dict.fromkeys(out))
 
 
-
 def default_workers() -> int:
     """The CPUs this process may use (its affinity, not the machine's count)."""
     try:
@@ -139,8 +138,16 @@ class FitJob:
 
     MAX_WORKER_PROCESSES = 4
 
-    def __init__(self, tables: Tables, specs: FeatureSpecs, signals: list[str], horizon: int, *,
-                 settings: EngineSettings | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        specs: FeatureSpecs,
+        signals: list[str],
+        horizon: int,
+        *,
+        settings: EngineSettings | None = None,
+        workers: int | None = None,
+    ) -> None:
         self.args = (tables, specs, settings or EngineSettings(), int(horizon))
         self.signals = list(signals)
         cpus = workers if workers is not None else default_workers()
@@ -170,9 +177,19 @@ class FitJob:
         self._loaded = loaded = ctx.Value("i", 0)
         for number in range(1, n + 1):
             process = ctx.Process(
-                target=_work, name=f"forecast-whatif-{number}", daemon=True,
-                args=(number, n, str(self._folder), self._claims, self._stopping, loaded,
-                      os.getpid()))
+                target=_work,
+                name=f"forecast-whatif-{number}",
+                daemon=True,
+                args=(
+                    number,
+                    n,
+                    str(self._folder),
+                    self._claims,
+                    self._stopping,
+                    loaded,
+                    os.getpid(),
+                ),
+            )
             process.start()
             self._processes.append(process)
 
@@ -200,11 +217,14 @@ class FitJob:
         """Who fits each signal so far: "main", "worker N", or None (not claimed yet)."""
         with self._claims.get_lock():
             values = list(self._claims[:])
-        return {s: None if v == 0 else "main" if v == _MAIN else f"worker {v}"
-                for s, v in zip(self.signals, values, strict=True)}
+        return {
+            s: None if v == 0 else "main" if v == _MAIN else f"worker {v}"
+            for s, v in zip(self.signals, values, strict=True)
+        }
 
-    def wait(self, progress: Callable[[str, int, int], None] | None = None
-             ) -> tuple[dict[str, StoredFit], dict[str, str]]:
+    def wait(
+        self, progress: Callable[[str, int, int], None] | None = None
+    ) -> tuple[dict[str, StoredFit], dict[str, str]]:
         if self._outcome is not None:
             return self._outcome
         if self._stopped:
@@ -236,8 +256,13 @@ class FitJob:
             if data is None:
                 skipped[signal] = reason
                 continue
-            fits[signal] = StoredFit(fit=loads(data), as_of=as_of, horizon=horizon,
-                                     settings=settings_dict(settings), spec_hash=specs.hash())
+            fits[signal] = StoredFit(
+                fit=loads(data),
+                as_of=as_of,
+                horizon=horizon,
+                settings=settings_dict(settings),
+                spec_hash=specs.hash(),
+            )
         self._outcome = fits, skipped
         return self._outcome
 
@@ -260,7 +285,8 @@ class FitJob:
                 raise ModelError(
                     f"the process fitting the what-if engine for {signal} ended before it "
                     f"finished (exit code {process.exitcode}: killed, or out of memory?). "
-                    "Train again, with fewer `what_if.signals` or --no-what-if-fit.")
+                    "Train again, with fewer `what_if.signals` or --no-what-if-fit."
+                )
             multiprocessing.connection.wait([process.sentinel], timeout=_POLL_SECONDS)
         if result.get("error"):
             raise RuntimeError(result["error"])
@@ -275,7 +301,10 @@ class FitJob:
                 log.warning(
                     "what-if worker process %d ended before it started (exit code %s); this "
                     "process fitted its signals. A script that trains must start under "
-                    '`if __name__ == "__main__":`.', number, process.exitcode)
+                    '`if __name__ == "__main__":`.',
+                    number,
+                    process.exitcode,
+                )
 
 
 def _claim(claims: Any, index: int, who: int) -> bool:
@@ -297,8 +326,9 @@ def _read_result(folder: Path, index: int) -> dict[str, Any] | None:
         return None
 
 
-def _fit_one(tables: Tables, specs: FeatureSpecs, settings: EngineSettings, horizon: int,
-             signal: str) -> tuple[bytes | None, str, str]:
+def _fit_one(
+    tables: Tables, specs: FeatureSpecs, settings: EngineSettings, horizon: int, signal: str
+) -> tuple[bytes | None, str, str]:
     """(the fit's bytes, its as-of month, "") or (None, "", why it could not be fitted)."""
     # One engine per signal: its cache would otherwise keep every signal's effect frame.
     engine = CausalEngine(specs=specs, settings=settings, horizon=horizon)
@@ -309,8 +339,9 @@ def _fit_one(tables: Tables, specs: FeatureSpecs, settings: EngineSettings, hori
     return dumps(fit), month_str(month), ""
 
 
-def _work(number: int, workers: int, folder: str, claims: Any, stopping: Any, loaded: Any,
-          parent: int) -> None:
+def _work(
+    number: int, workers: int, folder: str, claims: Any, stopping: Any, loaded: Any, parent: int
+) -> None:
     """A worker process: claim the next free signal, fit it, hand the fit back as a file;
     until none is free, a fit failed, or the caller is gone."""
     inputs = Path(folder) / "inputs.pickle"
@@ -327,12 +358,17 @@ def _work(number: int, workers: int, folder: str, claims: Any, stopping: Any, lo
             continue
         try:
             data, as_of, reason = _fit_one(*args, signal)
-            result = {"fit": None if data is None else data.decode("utf-8"), "as_of": as_of,
-                      "reason": reason}
+            result = {
+                "fit": None if data is None else data.decode("utf-8"),
+                "as_of": as_of,
+                "reason": reason,
+            }
         except Exception:  # noqa: BLE001 - handed back as text, raised by the caller
             stopping.value = 1
-            result = {"error": f"fitting the what-if engine for {signal} failed in a worker "
-                               f"process:\n{traceback.format_exc()}"}
+            result = {
+                "error": f"fitting the what-if engine for {signal} failed in a worker "
+                f"process:\n{traceback.format_exc()}"
+            }
         path = _result_path(Path(folder), index)
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(result), encoding="utf-8")
@@ -353,10 +389,13 @@ def fit_metrics(fits: dict[str, StoredFit]) -> dict[str, float]:
 def fit_table(fits: dict[str, StoredFit], skipped: dict[str, str]) -> pd.DataFrame:
     """One row per signal: as-of month, horizon and `EffectFit.metrics()`, or why it was
     skipped. Signal-level figures only."""
-    rows = [{"signal": s, "status": "fitted", "as_of": f.as_of, "horizon": f.horizon,
-             **f.fit.metrics()} for s, f in sorted(fits.items())]
-    rows += [{"signal": s, "status": "skipped", "reason": why}
-             for s, why in sorted(skipped.items())]
+    rows = [
+        {"signal": s, "status": "fitted", "as_of": f.as_of, "horizon": f.horizon, **f.fit.metrics()}
+        for s, f in sorted(fits.items())
+    ]
+    rows += [
+        {"signal": s, "status": "skipped", "reason": why} for s, why in sorted(skipped.items())
+    ]
     return pd.DataFrame(rows)
 
 
@@ -386,8 +425,11 @@ def encode(value: Any) -> Any:
         return {"__booster__": _model_text(value)}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         arr = np.ascontiguousarray(value)
-        return {"__ndarray__": arr.dtype.str, "shape": list(arr.shape),
-                "data": base64.b64encode(arr.tobytes()).decode("ascii")}
+        return {
+            "__ndarray__": arr.dtype.str,
+            "shape": list(arr.shape),
+            "data": base64.b64encode(arr.tobytes()).decode("ascii"),
+        }
     if isinstance(value, tuple):
         return {"__tuple__": [encode(v) for v in value]}
     if isinstance(value, list):
@@ -396,11 +438,14 @@ def encode(value: Any) -> Any:
         return {"__dict__": [[encode(k), encode(v)] for k, v in value.items()]}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
-        return {"__dataclass__": f"{cls.__module__}.{cls.__qualname__}",
-                "fields": {f.name: encode(getattr(value, f.name))
-                           for f in dataclasses.fields(value)}}
-    raise TypeError(f"cannot store a {type(value).__name__} in a what-if fit; teach "
-                    "forecast.effects_store.encode about it")
+        return {
+            "__dataclass__": f"{cls.__module__}.{cls.__qualname__}",
+            "fields": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        }
+    raise TypeError(
+        f"cannot store a {type(value).__name__} in a what-if fit; teach "
+        "forecast.effects_store.encode about it"
+    )
 
 
 def decode(data: Any) -> Any:
@@ -417,15 +462,13 @@ def decode(data: Any) -> Any:
         return _booster(data["__booster__"])
     if "__ndarray__" in data:
         raw = base64.b64decode(data["data"])
-        return np.frombuffer(raw, dtype=np.dtype(data["__ndarray__"])).reshape(
-            data["shape"]).copy()
+        return np.frombuffer(raw, dtype=np.dtype(data["__ndarray__"])).reshape(data["shape"]).copy()
     if "__tuple__" in data:
         return tuple(decode(v) for v in data["__tuple__"])
     if "__dict__" in data:
         return {decode(k): decode(v) for k, v in data["__dict__"]}
     if "__dataclass__" in data:
-        return _dataclass(data["__dataclass__"], {k: decode(v)
-                                                  for k, v in data["fields"].items()})
+        return _dataclass(data["__dataclass__"], {k: decode(v) for k, v in data["fields"].items()})
     raise ValueError(f"unknown encoding {sorted(data)[:1]}")
 
 
@@ -437,8 +480,10 @@ def _dataclass(name: str, values: dict[str, Any]) -> Any:
         cls = getattr(importlib.import_module(module), qualname)
     except (ImportError, AttributeError):
         # Pairs registered before the package's layout changed (issue 16) name old modules.
-        raise ValueError(f"{name} no longer exists: the pair was registered by an older "
-                         f"forecast; retrain it with `forecast train --data DIR`") from None
+        raise ValueError(
+            f"{name} no longer exists: the pair was registered by an older "
+            f"forecast; retrain it with `forecast train --data DIR`"
+        ) from None
     init = {f.name for f in dataclasses.fields(cls) if f.init}
     out = cls(**{k: v for k, v in values.items() if k in init})
     for key, value in values.items():
@@ -486,13 +531,23 @@ def save_fits(path: Path, fits: dict[str, StoredFit]) -> Path:
         taken.add(name)
         data = dumps(stored.fit)
         (path / name).write_bytes(data)
-        entries.append({
-            "signal": signal, "file": name, "as_of": stored.as_of, "horizon": stored.horizon,
-            "settings": stored.settings, "spec_hash": stored.spec_hash,
-            "sha256": hashlib.sha256(data).hexdigest(),
-        })
-    manifest = {"format": FORMAT, "fit_class": f"{EffectFit.__module__}.EffectFit",
-                "fields": fit_fields(), "fits": entries}
+        entries.append(
+            {
+                "signal": signal,
+                "file": name,
+                "as_of": stored.as_of,
+                "horizon": stored.horizon,
+                "settings": stored.settings,
+                "spec_hash": stored.spec_hash,
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+    manifest = {
+        "format": FORMAT,
+        "fit_class": f"{EffectFit.__module__}.EffectFit",
+        "fields": fit_fields(),
+        "fits": entries,
+    }
     (path / MANIFEST).write_text(json_text(manifest), encoding="utf-8")
     return path
 
@@ -509,8 +564,10 @@ def load_fits(path: Path) -> dict[str, StoredFit] | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read the stored what-if fits in {path} ({exc}).") from None
     if manifest.get("format") != FORMAT or manifest.get("fields") != fit_fields():
-        log.info("the pair's stored what-if fits were made by another version of the engine; "
-                 "what-ifs refit the engine instead.")
+        log.info(
+            "the pair's stored what-if fits were made by another version of the engine; "
+            "what-ifs refit the engine instead."
+        )
         return {}
     out = {}
     for entry in manifest.get("fits", []):
@@ -519,13 +576,24 @@ def load_fits(path: Path) -> dict[str, StoredFit] | None:
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise ValueError(f"{entry['file']} does not match its checksum")
             fit = loads(data)
-        except (OSError, KeyError, TypeError, ValueError, AttributeError, ImportError,
-                EOFError) as exc:
+        except (
+            OSError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            ImportError,
+            EOFError,
+        ) as exc:
             raise ModelError(
                 f"cannot load the stored what-if fit of {entry.get('signal')} from {path} "
-                f"({exc}); re-register the pair or train again.") from None
+                f"({exc}); re-register the pair or train again."
+            ) from None
         out[str(entry["signal"])] = StoredFit(
-            fit=fit, as_of=str(entry["as_of"]), horizon=int(entry["horizon"]),
-            settings=dict(entry["settings"]), spec_hash=str(entry.get("spec_hash", "")))
+            fit=fit,
+            as_of=str(entry["as_of"]),
+            horizon=int(entry["horizon"]),
+            settings=dict(entry["settings"]),
+            spec_hash=str(entry.get("spec_hash", "")),
+        )
     return out
-

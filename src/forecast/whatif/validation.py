@@ -1,8 +1,8 @@
 """Validation of the what-if engine against known effects, in a form MLflow can log.
 
 `validate_engine` takes a few small organisations with known after-hours effects (including
-none; `forecast.simulate.known_effects` makes them), holds after-hours at the organisation median for the 20 most loaded teams
-with the engine, and compares with the simulator's intervention truth; it also runs the
+none; `forecast.simulate.known_effects` makes them), holds after-hours at the organisation
+median for the 20 most loaded teams with the engine, and compares with the simulator's intervention truth; it also runs the
 distractor `system_uptime`, whose true effect is zero. It returns a dict of metrics and a
 small table, ready for `mlflow.log_metrics` and `mlflow.log_table`.
 
@@ -24,10 +24,17 @@ VALIDATION_SEEDS, VALIDATION_SCALES = (61, 62), (0.0, 1.0)
 VALIDATION_TEAMS, VALIDATION_MONTHS = 400, 36
 
 
-def _one(engine: CausalEngine, tables: Tables, truth: pd.DataFrame, signal: str) -> dict[str, float]:
+def _one(
+    engine: CausalEngine, tables: Tables, truth: pd.DataFrame, signal: str
+) -> dict[str, float]:
     g = truth.loc[truth["signal"] == signal]
-    res = engine.estimate(tables, None, list(g["team_id"]), signal, float(g["value"].iloc[0]),
-                          g["as_of"].iloc[0]).set_index("team_id").loc[list(g["team_id"])]
+    res = (
+        engine.estimate(
+            tables, None, list(g["team_id"]), signal, float(g["value"].iloc[0]), g["as_of"].iloc[0]
+        )
+        .set_index("team_id")
+        .loc[list(g["team_id"])]
+    )
     before = res["before_expected_leavers"].sum()
     true_ratio = g["intervened_expected_leavers"].sum() / g["baseline_expected_leavers"].sum()
     d_true = (g["intervened_csat_change"] - g["baseline_csat_change"]).to_numpy()
@@ -39,12 +46,14 @@ def _one(engine: CausalEngine, tables: Tables, truth: pd.DataFrame, signal: str)
         "ratio_p10": float(res["after_leavers_p10"].sum() / before),
         "ratio_p90": float(res["after_leavers_p90"].sum() / before),
         "csat_direction": float(np.mean(np.sign(d_true[moved]) == np.sign(d_est[moved])))
-        if moved.any() else float("nan"),
+        if moved.any()
+        else float("nan"),
     }
 
 
 def validate_engine(
-    orgs: list[tuple[int, float, Tables, pd.DataFrame]], settings: EngineSettings | None = None,
+    orgs: list[tuple[int, float, Tables, pd.DataFrame]],
+    settings: EngineSettings | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """(metrics, table): the engine's error against the intervention truth per organisation,
     given as (seed, effect scale, tables, intervention truth rows)."""
@@ -52,12 +61,19 @@ def validate_engine(
     for seed, scale, tables, iv in orgs:
         engine = CausalEngine(settings=settings or EngineSettings())
         for signal in (SIGNAL, DISTRACTOR):
-            rows.append({"seed": seed, "after_hours_scale": scale, "signal": signal,
-                         **_one(engine, tables, iv, signal)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "after_hours_scale": scale,
+                    "signal": signal,
+                    **_one(engine, tables, iv, signal),
+                }
+            )
     table = pd.DataFrame(rows)
     table["error"] = table["ratio"] - table["true_ratio"]
     table["covered"] = (table["ratio_p10"] <= table["true_ratio"]) & (
-        table["true_ratio"] <= table["ratio_p90"])
+        table["true_ratio"] <= table["ratio_p90"]
+    )
     return _metrics(table), table
 
 
@@ -73,4 +89,3 @@ def _metrics(table: pd.DataFrame) -> dict[str, float]:
         "whatif.distractor_max_abs_error": float(dis["error"].abs().max()),
         "whatif.orgs": float(len(ah)),
     }
-
