@@ -2,9 +2,10 @@
 
 `validate_engine` takes a few small organisations with known after-hours effects (including
 none; `forecast.simulate.known_effects` makes them), holds after-hours at the organisation
-median for the 20 most loaded teams with the engine, and compares with the simulator's intervention truth; it also runs the
-distractor `system_uptime`, whose true effect is zero. It returns a dict of metrics and a
-small table, ready for `mlflow.log_metrics` and `mlflow.log_table`.
+median for the 20 most loaded teams with the engine, and compares with the simulator's
+intervention truth; it also runs the distractor `system_uptime`, whose true effect is zero. It
+returns a dict of metrics and a small table, ready for `mlflow.log_metrics` and
+`mlflow.log_table`.
 
 Pure: never writes files or talks to MLflow itself.
 """
