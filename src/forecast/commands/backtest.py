@@ -33,15 +33,11 @@ from forecast.errors import ModelError, check_param
 from forecast.features.panel import build_panel
 from forecast.features.specs import load_specs
 from forecast.features.targets import build_targets
-from forecast.models import intervals
 from forecast.models.backtest import (
     MIN_HISTORY_MONTHS,
     BacktestResult,
-    attrition_metrics,
-    csat_metrics,
-    decile_table,
-    honest_coverage,
     poisson_deviance,
+    pooled_result,
     run_backtest,
 )
 from forecast.models.config import ModelConfig, load_model_config
@@ -147,39 +143,7 @@ def pool_results(parts: list[BacktestResult], config: ModelConfig) -> BacktestRe
         [p.predictions.drop(columns=drop, errors="ignore") for p in parts], ignore_index=True
     )
     has_truth = bool(pred.get("true_leavers", pd.Series(dtype=float)).notna().any())
-    level = config.interval_level
-    mu, y = pred["pred_model"].to_numpy(), pred["leavers"].to_numpy()
-    dispersion = intervals.estimate_dispersion(y, mu)
-    q = intervals.conformal_halfwidth(
-        (pred["csat_change"] - pred["csat_pred_model"]).to_numpy(), level
-    )
-    by_origin = pred.assign(v=intervals.nb_variance(mu, dispersion)).groupby("origin")
-    sd = intervals.org_model_sd(
-        by_origin["pred_model"].sum().to_numpy(),
-        by_origin["leavers"].sum().to_numpy(),
-        by_origin["v"].sum().to_numpy(),
-    )
-    coverage, org = honest_coverage(pred, level)
-    pred["leavers_p10"], pred["leavers_p90"] = intervals.nb_interval(mu, dispersion, level)
-    cuts = np.quantile(pred["rate_model"].to_numpy(), config.risk_quantiles)
-    metrics = pd.concat(
-        [attrition_metrics(pred, has_truth), csat_metrics(pred, has_truth)], ignore_index=True
-    )
-    return BacktestResult(
-        horizon=config.horizon,
-        origins=[o for p in parts for o in p.origins],
-        metrics=metrics,
-        predictions=pred,
-        calibration=decile_table(pred),
-        coverage=coverage,
-        org_totals=org,
-        dispersion=dispersion,
-        csat_residual_q80=q,
-        org_total_model_sd=sd,
-        risk_cuts=(float(cuts[0]), float(cuts[1])),
-        config_hash=config.hash(),
-        folds=[f for p in parts for f in p.folds],
-    )
+    return pooled_result(pred, [f for p in parts for f in p.folds], config, has_truth)
 
 
 # --------------------------------------------------------------------------- the run

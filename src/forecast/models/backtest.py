@@ -433,12 +433,14 @@ def run_backtest(
             progress(i + 1, len(origins))
     pred = pd.concat(parts, ignore_index=True)
     has_truth = _attach_truth(pred, truth, config.horizon)
-    return _result(pred, folds, config, has_truth)
+    return pooled_result(pred, folds, config, has_truth)
 
 
-def _result(
+def pooled_result(
     pred: pd.DataFrame, folds: list[Fold], config: ModelConfig, has_truth: bool
 ) -> BacktestResult:
+    """The result of out-of-sample predictions pooled over origins: calibration, leave-one-
+    origin-out coverage, risk cuts and metrics, all computed on the pooled rows."""
     level = config.interval_level
     dispersion, q, sd = _calibrate(pred, level)
     coverage, org = honest_coverage(pred, level)

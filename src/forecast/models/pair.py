@@ -33,6 +33,26 @@ from forecast.models.fit import (
 )
 
 DRIFT_FILE = "drift_reference.csv"
+# The forecasts of one team, each a float: expected leavers over the horizon with their interval,
+# the per-head rate, and the CSAT change with its interval.
+FORECAST_COLUMNS = (
+    "expected_leavers",
+    "attrition_rate",
+    "csat_change",
+    "leavers_p10",
+    "leavers_p90",
+    "csat_change_p10",
+    "csat_change_p90",
+)
+# What `ModelPair.predict` returns, in this order.
+PREDICTION_COLUMNS = (
+    "team_id",
+    "as_of",
+    "headcount",
+    *FORECAST_COLUMNS,
+    "risk_band",
+    RATE_FEATURE,
+)
 
 
 # --------------------------------------------------------------------------- the pair
@@ -72,21 +92,7 @@ class ModelPair:
         out["csat_change_p10"] = out["csat_change"] - q
         out["csat_change_p90"] = out["csat_change"] + q
         out["risk_band"] = risk_band(out["attrition_rate"].to_numpy(), self.risk_cuts)
-        cols = [
-            "team_id",
-            "as_of",
-            "headcount",
-            "expected_leavers",
-            "attrition_rate",
-            "csat_change",
-            "leavers_p10",
-            "leavers_p90",
-            "csat_change_p10",
-            "csat_change_p90",
-            "risk_band",
-            "expected_attrition_rate",
-        ]
-        return out[cols].reset_index(drop=True)
+        return out[list(PREDICTION_COLUMNS)].reset_index(drop=True)
 
     def org_total_interval(self, predictions: pd.DataFrame) -> dict[str, float]:
         """Expected total leavers with an interval that is not a sum of team bounds."""

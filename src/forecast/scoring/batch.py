@@ -39,7 +39,7 @@ from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
 from forecast.models.fit import RATE_FEATURE, design_matrix
-from forecast.models.pair import ModelPair
+from forecast.models.pair import FORECAST_COLUMNS, ModelPair
 
 MIN_GROUP = 5
 HISTORY_MONTHS = 12
@@ -128,15 +128,7 @@ def scores_frame(predictions: pd.DataFrame, as_of: str, min_group: int) -> pd.Da
             "headcount": p["headcount"].to_numpy(dtype=np.int64),
         }
     )
-    for col in (
-        "expected_leavers",
-        "attrition_rate",
-        "csat_change",
-        "leavers_p10",
-        "leavers_p90",
-        "csat_change_p10",
-        "csat_change_p90",
-    ):
+    for col in FORECAST_COLUMNS:
         out[col] = p[col].to_numpy(dtype=np.float64, na_value=np.nan)
     out["reportable"] = out["headcount"] >= min_group
     out["risk_band"] = p["risk_band"].astype(str).to_numpy(dtype=object)

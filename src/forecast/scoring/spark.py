@@ -52,7 +52,7 @@ from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
 from forecast.models.fit import RATE_FEATURE, design_matrix
-from forecast.models.pair import ModelPair
+from forecast.models.pair import FORECAST_COLUMNS, ModelPair
 from forecast.scoring.batch import (
     ScoreBatch,
     batch_drift,
@@ -461,16 +461,7 @@ def score_bucket(
     return out
 
 
-PRED_COLUMNS = (
-    "expected_leavers",
-    "attrition_rate",
-    "csat_change",
-    "leavers_p10",
-    "leavers_p90",
-    "csat_change_p10",
-    "csat_change_p90",
-    "expected_attrition_rate",
-)
+PRED_COLUMNS = (*FORECAST_COLUMNS, RATE_FEATURE)
 
 
 def output_schema(n_features: int) -> Any:

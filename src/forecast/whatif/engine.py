@@ -68,6 +68,7 @@ from forecast.features.panel import build_panel
 from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.features.targets import _window, build_targets
 from forecast.whatif.signals import (
+    RESULT_COLUMNS,
     Forecaster,
     bound_result,
     csat_change_bounds,
@@ -84,16 +85,6 @@ EXAMPLE_SIGNAL = "after_hours_ratio"
 INTERVAL_LEVEL = 0.8
 FUTURE = "future__"  # prefix of other signals' means over the horizon (concurrent controls)
 MAX_SHARE = 0.98  # a horizon share leaving above this is treated as this (cum. hazard finite)
-RESULT_COLUMNS = [
-    "team_id",
-    "as_of",
-    "signal",
-    "value",
-    "before_expected_leavers",
-    "after_expected_leavers",
-    "before_csat_change",
-    "after_csat_change",
-]
 # Transforms that describe a team's state at t; everything else (long-run means and rates,
 # vs-long-run, trends, long windows) describes its history and is not a control here.
 STATE_KINDS = ("current", "last", "age_months", "change", "median")
