@@ -3,3 +3,6 @@ the layers below. `forecast.cli` parses options and calls one function here.
 
 May import every layer below; never `forecast.cli`.
 """
+
+# MLflow's quiet environment must be set before a command module imports MLflow.
+import forecast.mlops  # noqa: E402, F401

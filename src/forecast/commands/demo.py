@@ -7,6 +7,7 @@ touches the user's MLflow `champion`.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,6 @@ def run_demo(
         )
     if data_dir.exists():
         # A re-run starts from fresh data (the simulation is deterministic per seed).
-        import shutil
 
         shutil.rmtree(data_dir)
     write_simulation(result, data_dir, truth=True)

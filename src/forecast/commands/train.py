@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import numpy as np
 import pandas as pd
 import yaml
+from rich.table import Table
 
 from forecast import __version__
 from forecast.data.atomic import json_text
@@ -270,7 +274,6 @@ class TrainingRecord:
 
 def backtest_table(backtest: BacktestResult) -> Any:
     """The backtest as a Rich table: each model against the baselines, per target."""
-    from rich.table import Table
 
     columns = [
         ("deviance", "Poisson deviance"),
@@ -301,13 +304,11 @@ def backtest_table(backtest: BacktestResult) -> Any:
 def backtest_metrics(backtest: BacktestResult) -> dict[str, float]:
     """MLflow metric names may not contain everything pandas does; keep the flat summary keys
     (`attrition.lightgbm.deviance`, ...) and drop non-finite values, which MLflow rejects."""
-    import math
 
     return {k: v for k, v in backtest.summary().items() if math.isfinite(v)}
 
 
 def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, str, PairRef]:
-    import mlflow
 
     with tracking_errors(tracking.uri):
         with (
@@ -352,9 +353,6 @@ def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
     """The stored what-if fits' effects (`EffectFit.metrics()`: theta, its 80% interval, CSAT
     thetas, rows) as metrics `whatif.<metric>.<signal>`, and `whatif_effects.csv` (one row per
     signal, skipped ones with the reason) into the run folder `root`."""
-    import math
-
-    import mlflow
 
     fits = record.what_if_fits
     if fits is None:
@@ -535,7 +533,6 @@ def _json(path: Path, content: Any) -> None:
 
 
 def _plain(value: Any) -> Any:
-    import numpy as np
 
     if isinstance(value, np.generic):
         return value.item()

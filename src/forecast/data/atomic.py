@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from forecast.errors import OutputError
 
 
@@ -128,7 +130,6 @@ def output_lock(
     a waiter that opened it then finds an unlinked inode and starts over on a fresh file
     (filelock checks the link count after locking), so mutual exclusion holds.
     """
-    from filelock import FileLock, Timeout
 
     lock_path = Path(lock_path)
     try:

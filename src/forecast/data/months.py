@@ -76,7 +76,6 @@ def today() -> dt.date:
     The one source of "today" for the package: the latest complete month is never later than
     the month before this date's month, and data dated after it are events not yet happened.
     """
-    from forecast.errors import ConfigError
 
     text = os.environ.get(TODAY_ENV, "").strip()
     if not text:

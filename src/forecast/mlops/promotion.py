@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from forecast.data.tables import Tables
 from forecast.errors import ConfigError, ModelError
@@ -116,7 +117,6 @@ def comparison_table(evals: list[Evaluation]) -> pd.DataFrame:
 
 def comparison_rich(outcome: PromotionOutcome) -> Any:
     """The comparison as a Rich table (metrics by row, champion and challenger by column)."""
-    from rich.table import Table
 
     table = Table(
         title=f"Champion vs challenger, backtest origins {', '.join(outcome.origins)}",

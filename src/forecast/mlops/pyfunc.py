@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 
 from forecast.data.lineage import package_versions
 from forecast.mlops.tracking import muted
@@ -108,7 +109,6 @@ def example_input(pair: ModelPair, panel: pd.DataFrame, *, csat: bool) -> pd.Dat
 def log_pair_models(pair: ModelPair, pair_dir: str, panel: pd.DataFrame) -> dict[str, str | None]:
     """Log both wrappers into the active run; returns their model URIs (`csat` None when the
     pair has no CSAT model)."""
-    from mlflow.models import infer_signature
 
     versions = package_versions()
     # Explicit requirements: MLflow's inference would re-load the model in a subprocess (slow)

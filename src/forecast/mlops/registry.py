@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from rich import box
+from rich.table import Table
 
 from forecast.errors import ModelError
 from forecast.mlops.tracking import (
@@ -186,7 +189,6 @@ def set_pair_alias(tracking: Tracking, alias: str, ref: PairRef) -> None:
 
 
 def _csat_alias_exists(tracking: Tracking, alias: str) -> bool:
-    from mlflow.exceptions import MlflowException
 
     try:
         tracking.client.get_model_version_by_alias(CSAT_MODEL, alias)
@@ -200,7 +202,6 @@ def _csat_alias_exists(tracking: Tracking, alias: str) -> bool:
 
 def _version_by_alias(tracking: Tracking, alias: str) -> str | None:
     """The attrition version holding `alias`, or None (no registered model or no alias)."""
-    from mlflow.exceptions import MlflowException
 
     try:
         return str(tracking.client.get_model_version_by_alias(ATTRITION_MODEL, alias).version)
@@ -212,7 +213,6 @@ def _version_by_alias(tracking: Tracking, alias: str) -> str | None:
 
 def load_ref(tracking: Tracking, attrition_version: str) -> PairRef:
     """Metadata of the pair whose attrition model is `attrition_version`."""
-    from mlflow.exceptions import MlflowException
 
     client = tracking.client
     with tracking_errors(tracking.uri):
@@ -301,8 +301,6 @@ def list_pairs(tracking_uri: str | None = None) -> list[PairRef]:
 
 def models_table(pairs: list[PairRef]) -> Any:
     """`forecast models` as a Rich table, newest pair first."""
-    from rich import box
-    from rich.table import Table
 
     table = Table(
         title="Registered model pairs (attrition/csat versions)",

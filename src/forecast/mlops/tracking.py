@@ -21,6 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import mlflow
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.utils.logging_utils import disable_logging
+
 from forecast.errors import TrackingError
 
 EXPERIMENT = "forecast"
@@ -35,13 +41,6 @@ HTTP_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-# MLflow writes "View run ... at ..." straight to stdout, which would pollute our results.
-QUIET_ENV = {
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_LOGGING_LEVEL": "ERROR",
-    "GIT_PYTHON_REFRESH": "quiet",
 }
 NOISY_LOGGERS = ("mlflow", "alembic", "urllib3", "git", "sqlalchemy", "huggingface_hub")
 
@@ -76,10 +75,6 @@ def artifact_root(uri: str) -> str | None:
 def quiet_mlflow() -> None:
     """Silence MLflow's logging, stdout links and warnings in normal runs (--verbose and --debug
     still see our own logs)."""
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
-    from mlflow.utils.logging_utils import disable_logging
-
     # MLflow configures its loggers when imported and prints some notices ("Successfully
     # registered model ...") past the logging levels; its own switch silences both.
     disable_logging()
@@ -165,9 +160,6 @@ def _unreachable(uri: str, reason: str) -> TrackingError:
 @contextmanager
 def tracking_errors(uri: str) -> Iterator[None]:
     """Turn MLflow and HTTP failures into one TrackingError line naming the store."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
     try:
         yield
     except MlflowException as exc:
@@ -190,7 +182,7 @@ class Tracking:
     """A checked connection: the resolved URI, a client and the `forecast` experiment id."""
 
     uri: str
-    client: object  # mlflow.MlflowClient; typed loosely so importing this module stays cheap
+    client: MlflowClient
     experiment_id: str
 
 
@@ -201,8 +193,8 @@ def connect(
     `mlflow.pyfunc.log_model` logs through the fluent API.
 
     `read_only=True` is for every command that only reads the registry (score, what-if, models,
-    promote): an SQLite store that does not exist is then an error, before MLflow is even
-    imported, since opening it would create its folder and an empty database. Only `train` (and
+    promote): an SQLite store that does not exist is then an error, before MLflow opens it,
+    since opening it would create its folder and an empty database. Only `train` (and
     `demo`, in its own folder) may create a store."""
     uri = resolve_tracking_uri(tracking_uri)
     if read_only:
@@ -210,8 +202,6 @@ def connect(
     quiet_mlflow()
     bound_http_retries()
     check_reachable(uri)
-    import mlflow
-    from mlflow import MlflowClient
 
     with tracking_errors(uri):
         mlflow.set_tracking_uri(uri)

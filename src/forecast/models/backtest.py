@@ -474,6 +474,8 @@ def pooled_result(
 def calibration_plot(result: BacktestResult, path: Path) -> Path:
     """Predicted vs realised leavers by risk decile, and the org total per origin with its
     interval; saved as a PNG."""
+    # Lazy: pyplot needs the Agg backend chosen before it is imported, and only the plot pays
+    # for it (about 0.5 s).
     import matplotlib
 
     matplotlib.use("Agg")

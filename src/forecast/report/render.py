@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from forecast.data.atomic import write_text_atomic
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
@@ -823,6 +824,8 @@ def org_drivers(drivers: pd.DataFrame | None, top: int = 15) -> dict[str, Any] |
 
 def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str | None:
     """SHAP's beeswarm of the attrition model as a base64 PNG (None when shap cannot draw)."""
+    # Lazy: pyplot needs the Agg backend chosen before it is imported, and SHAP's plotting
+    # costs seconds to import; only the beeswarm pays for them.
     try:
         import matplotlib
 
@@ -1129,7 +1132,6 @@ def build_context(
 
 
 def render(context: dict[str, Any]) -> str:
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
         loader=PackageLoader("forecast.report.render", "templates"),

@@ -465,6 +465,7 @@ PRED_COLUMNS = (*FORECAST_COLUMNS, RATE_FEATURE)
 
 
 def output_schema(n_features: int) -> Any:
+    # pyspark is the optional `spark` extra: imported only when the Spark engine runs.
     from pyspark.sql.types import (
         ArrayType,
         DoubleType,
@@ -519,7 +520,7 @@ def spark_panel_and_scores(
     spark: Any, tables: Tables, pair: ModelPair, layout: Layout, min_group: int
 ) -> SparkRun:
     """Pass 1 (org counts) and pass 2 (features, scores, SHAP), collected through Arrow."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # the optional extra, see spark_session
 
     n_teams = int(tables.employees["team_id"].nunique())
     n = n_buckets_for(spark, n_teams)
