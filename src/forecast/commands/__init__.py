@@ -5,4 +5,4 @@ May import every layer below; never `forecast.cli`.
 """
 
 # MLflow's quiet environment must be set before a command module imports MLflow.
-import forecast.mlops  # noqa: E402, F401
+import forecast.mlops  # noqa: F401
