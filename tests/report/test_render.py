@@ -301,6 +301,22 @@ def test_forecast_report_without_scores_is_a_one_line_error(tmp_path: Path) -> N
     assert "scores.parquet" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_forecast_report_rebuilds_the_same_bytes_from_the_folder_alone(tmp_path: Path) -> None:
+    """The report is a pure function of the output folder: rebuilt later, by another process,
+    it is the same file (its time is the manifest's, not the clock's)."""
+    out = make_outputs(tmp_path / AS_OF)
+    first = write_report(out).read_bytes()
+    assert b"2024-07-02 08:00 UTC" in first  # the manifest's created_at
+    result = subprocess.run(
+        [sys.executable, "-m", "forecast", "report", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "report.html").read_bytes() == first
+
+
 def test_render_is_pure_given_a_fixed_clock(sample) -> None:
     from datetime import UTC, datetime
 
