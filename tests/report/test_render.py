@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.cli import main
 from forecast.models.fairness import composition_bands, fairness_audit
 from forecast.report import words
 from forecast.report.render import build_context, load_outputs, render, rollups, write_report
@@ -274,13 +275,7 @@ def test_forecast_report_rebuilds_the_html_and_its_manifest_entry(tmp_path: Path
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"] = {"scores.parquet": "kept as it was", "report.html": "stale"}
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "forecast", "report", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_bytes()
     assert len(html) > 10_000
     files = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]
@@ -307,13 +302,7 @@ def test_forecast_report_rebuilds_the_same_bytes_from_the_folder_alone(tmp_path:
     out = make_outputs(tmp_path / AS_OF)
     first = write_report(out).read_bytes()
     assert b"2024-07-02 08:00 UTC" in first  # the manifest's created_at
-    result = subprocess.run(
-        [sys.executable, "-m", "forecast", "report", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    assert main(["report", str(out)]) == 0  # what `forecast report OUT` runs
     assert (out / "report.html").read_bytes() == first
 
 
