@@ -272,7 +272,7 @@ class TrainingRecord:
         return out
 
 
-def backtest_table(backtest: BacktestResult) -> Any:
+def backtest_table(backtest: BacktestResult) -> Table:
     """The backtest as a Rich table: each model against the baselines, per target."""
 
     columns = [

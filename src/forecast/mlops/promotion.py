@@ -115,7 +115,7 @@ def comparison_table(evals: list[Evaluation]) -> pd.DataFrame:
     return table.replace([np.inf, -np.inf], np.nan)
 
 
-def comparison_rich(outcome: PromotionOutcome) -> Any:
+def comparison_rich(outcome: PromotionOutcome) -> Table:
     """The comparison as a Rich table (metrics by row, champion and challenger by column)."""
 
     table = Table(

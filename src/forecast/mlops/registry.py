@@ -299,7 +299,7 @@ def list_pairs(tracking_uri: str | None = None) -> list[PairRef]:
     ]
 
 
-def models_table(pairs: list[PairRef]) -> Any:
+def models_table(pairs: list[PairRef]) -> Table:
     """`forecast models` as a Rich table, newest pair first."""
 
     table = Table(

@@ -132,7 +132,7 @@ class Layout:
     specs: FeatureSpecs
     first: int  # ordinal of the grid's first month (data_start or the org's first month)
     as_of: int  # ordinal of the as-of month
-    data_start: Any
+    data_start: pd.Period | None
     signals: dict[str, list[str]]
     protected: list[str]
     employee_columns: tuple[str, ...]  # opted-in protected attributes shipped as text
@@ -192,7 +192,7 @@ def pair_files(pair: ModelPair) -> dict[str, bytes]:
 _PAIRS: dict[int, Any] = {}
 
 
-def load_pair(files: dict[str, bytes]) -> Any:
+def load_pair(files: dict[str, bytes]) -> ModelPair:
     """One ModelPair per worker process and model (buckets of a run share it)."""
 
     key = hash(tuple(sorted((k, hash(v)) for k, v in files.items())))
@@ -338,7 +338,7 @@ def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:
 # --------------------------------------------------------------------------- per bucket
 
 
-def shrunk_counts(known: Any, layout: Layout, owned: np.ndarray) -> pd.DataFrame:
+def shrunk_counts(known: Tables, layout: Layout, owned: np.ndarray) -> pd.DataFrame:
     """Per owned team and `longrun_rate_shrunk` feature: cumulative leavers and person-months
     at the as-of month, counted exactly as features.longrun_rate_shrunk counts them."""
 

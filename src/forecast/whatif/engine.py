@@ -70,6 +70,7 @@ from forecast.features.targets import _window, build_targets
 from forecast.whatif.signals import (
     RESULT_COLUMNS,
     Forecaster,
+    Settable,
     bound_result,
     csat_change_bounds,
     history_signals,
@@ -145,7 +146,7 @@ def _refusal(signal: str, why: str, example: str) -> ConfigError:
     )
 
 
-def check_what_if_signal(tables: Tables, specs: FeatureSpecs, signal: str) -> Any:
+def check_what_if_signal(tables: Tables, specs: FeatureSpecs, signal: str) -> Settable:
     """The `whatif.Settable` for `signal`, or a one-line ConfigError saying why not.
 
     Protected attributes, tenure, past leavers and other history signals are never levers:
@@ -188,7 +189,7 @@ def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def dose_frame(tables: Tables, setting: Any, horizon: int) -> pd.DataFrame:
+def dose_frame(tables: Tables, setting: Settable, horizon: int) -> pd.DataFrame:
     """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
     falls in the window or the window runs past the data), and `future__<signal>`, the same
     mean of every other workload signal. Rows in panel order."""
@@ -700,7 +701,9 @@ def _bootstrap(
 # --------------------------------------------------------------------------- estimates
 
 
-def effect_frame(tables: Tables, specs: FeatureSpecs, setting: Any, horizon: int) -> pd.DataFrame:
+def effect_frame(
+    tables: Tables, specs: FeatureSpecs, setting: Settable, horizon: int
+) -> pd.DataFrame:
     """Panel + targets + dose, one row per (team, as_of)."""
 
     panel = build_panel(tables, specs)
@@ -822,7 +825,7 @@ class CausalEngine:
         default_factory=dict, repr=False
     )
 
-    def _specs(self) -> Any:
+    def _specs(self) -> FeatureSpecs:
         if self.specs is None:
             self.specs = load_specs()
         return self.specs
