@@ -38,17 +38,13 @@ def train(work: Path) -> str:
 def child(data: Path, out: Path, uri: str) -> dict:
     """One scoring run, then the drivers timed in isolation on the same rows."""
 
+    from forecast.commands.score import prepare, run_score
     from forecast.features.names import feature_catalog
     from forecast.features.panel import build_panel
     from forecast.models import explain
     from forecast.models.fit import RATE_FEATURE, design_matrix
-    from forecast.scoring.batch import (
-        explain_batch,
-        prepare,
-        run_score,
-        scores_frame,
-        write_parquet,
-    )
+    from forecast.scoring.batch import explain_batch, scores_frame
+    from forecast.scoring.output import write_parquet
 
     started = time.perf_counter()
     result = run_score(data, out, tracking_uri=uri, report=False)

@@ -24,10 +24,10 @@ SET = "most_after_hours"
 
 
 def engines(fast: bool) -> dict[str, object]:
-    from forecast.whatif.candidates import SLearnerEngine, StructuralEngine
+    from whatif_candidates import SLearnerEngine, StructuralEngine
+    from whatif_engines import RescoringEngine
 
     from forecast.whatif.engine import CausalEngine, EngineSettings
-    from forecast.whatif.signals import RescoringEngine
 
     s = EngineSettings()
     return {
