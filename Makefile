@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/forecast demo
 
 # System packages the tests use (headless Chromium for the report's browser test, Java for
-# the Spark engine's test).
+# the Spark engine's test, the PostgreSQL server that the `--data URL` tests start themselves).
 system-deps:
 	@bash scripts/install-system-deps.sh
 
@@ -41,7 +41,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/score.py
+	$(BIN)/python benchmarks/score_report.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:

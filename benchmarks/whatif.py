@@ -23,14 +23,14 @@ import pandas as pd
 SET = "most_after_hours"
 
 
-def engines(fast: bool) -> dict[str, object]:
+def engines(only: list[str] | None = None) -> dict[str, object]:
     from whatif_candidates import SLearnerEngine, StructuralEngine
     from whatif_engines import RescoringEngine
 
     from forecast.whatif.engine import CausalEngine, EngineSettings
 
     s = EngineSettings()
-    return {
+    every = {
         "rescoring": RescoringEngine(),
         "causal-dml (chosen)": CausalEngine(settings=s),
         "dml, one split": CausalEngine(settings=replace(s, repeats=1)),
@@ -38,6 +38,7 @@ def engines(fast: bool) -> dict[str, object]:
         "lgbm monotone+linear": SLearnerEngine(settings=s),
         "structural 2-stage": StructuralEngine(settings=s),
     }
+    return {k: v for k, v in every.items() if only is None or k in only}
 
 
 def train_pair(tables: object) -> object:
@@ -58,7 +59,9 @@ def train_pair(tables: object) -> object:
     return fit(panel, build_targets(tables, config.horizon), config)
 
 
-def run_org(teams: int, months: int, seed: int, scale: float) -> list[dict]:
+def run_org(
+    teams: int, months: int, seed: int, scale: float, only: list[str] | None = None
+) -> list[dict]:
     from forecast.data import contract
     from forecast.simulate import Effects, SimConfig, simulate
 
@@ -77,7 +80,7 @@ def run_org(teams: int, months: int, seed: int, scale: float) -> list[dict]:
     iv = iv.loc[iv["team_set"] == SET]
     last = iv["as_of"].max()
     out = []
-    for name, engine in engines(True).items():
+    for name, engine in engines(only).items():
         for (as_of, signal), g in iv.groupby(["as_of", "signal"]):
             if signal not in ("after_hours_ratio", "system_uptime"):
                 continue
@@ -144,6 +147,12 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     parser.add_argument("--out", default=None, help="optional CSV of every row")
     parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=None,
+        help="only these engines (e.g. 'causal-dml (chosen)'; default: all)",
+    )
+    parser.add_argument(
         "--merge",
         nargs="+",
         default=None,
@@ -156,7 +165,7 @@ def main() -> None:
         rows = []
         for seed in args.seeds:
             for scale in args.scales:
-                rows += run_org(args.teams, args.months, seed, scale)
+                rows += run_org(args.teams, args.months, seed, scale, args.engines)
                 print(f"done seed {seed} scale {scale}", flush=True)
         df = pd.DataFrame(rows)
     if args.out:

@@ -224,7 +224,13 @@ def registry_copy(registry_org: RegistryOrg, tmp_path: Path) -> str:
 # --------------------------------------------------------------------------- the slow marker
 # Tests that train models carry `slow` (still run by `make test`): those that use a fixture
 # which trains, and those in modules that train or fit the what-if engine themselves.
-TRAINING_FIXTURES = {"trained_org", "modelled_org", "registry_org", "registry_copy"}
+TRAINING_FIXTURES = {
+    "trained_org",
+    "modelled_org",
+    "registry_org",
+    "registry_copy",
+    "pg_trained",
+}
 TRAINING_MODULES = {
     "tests/commands/test_backtest.py",
     "tests/commands/test_promote.py",
@@ -241,3 +247,110 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & TRAINING_FIXTURES or module in TRAINING_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+# --------------------------------------------------------------------------- databases (issue 19)
+# One PostgreSQL server per session (tests/databases.py), one small organisation written as a
+# directory and loaded, with real column types, into PostgreSQL, SQLite and DuckDB (over
+# Parquet files), and one tiny training read from PostgreSQL that the database tests share.
+
+
+@dataclass
+class DbOrg:
+    """The same rows as a CSV directory (no meta.json: a database has none), an SQLite file, a
+    source file for DuckDB reading the rows from Parquet files, and (pg_org) PostgreSQL."""
+
+    data: Path
+    sqlite: str  # URL
+    duckdb: Path  # source file
+    latest: str
+    frames: dict  # the typed frames loaded into the databases
+    postgres: str = ""  # URL without the password (FORECAST_DB_PASSWORD has it)
+    server: object = None  # tests.databases.PostgresServer
+
+
+@pytest.fixture(scope="session")
+def db_org(tmp_path_factory: pytest.TempPathFactory) -> DbOrg:
+    from forecast.data.contract import latest_complete_month, load_tables
+    from forecast.data.months import month_str
+    from forecast.simulate import SimConfig, simulate, write_simulation
+    from tests.databases import load_frames, typed_frames
+
+    root = tmp_path_factory.mktemp("db_org")
+    result = simulate(SimConfig(n_teams=16, n_months=30, seed=13, compute_truth=False))
+    first_team = sorted(result.frames["employees"]["team_id"].unique())[0]
+    for frame in result.frames.values():
+        if frame is not None and "team_id" in frame:
+            frame["team_id"] = frame["team_id"].replace({first_team: "007"})
+    data = root / "data"
+    write_simulation(result, data)
+    (data / "meta.json").unlink()
+    frames = typed_frames(data)
+    sqlite = f"sqlite:///{root / 'hr.db'}"
+    load_frames(sqlite, frames)
+    lake = root / "lake"
+    lake.mkdir()
+    queries = {}
+    for name, frame in frames.items():
+        frame.to_parquet(lake / f"{name}.parquet", index=False)
+        queries[name] = {"query": f"SELECT * FROM read_parquet('{lake / name}.parquet')"}
+    duckdb = root / "lake.yaml"
+    duckdb.write_text(
+        yaml.safe_dump({"url": "duckdb:///:memory:", "tables": queries}), encoding="utf-8"
+    )
+    latest = month_str(latest_complete_month(load_tables(data)))
+    return DbOrg(data=data, sqlite=sqlite, duckdb=duckdb, latest=latest, frames=frames)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on a loopback port for the session, with FORECAST_DB_PASSWORD set."""
+    from tests.databases import PASSWORD, postgres_bin, postgres_server
+
+    if postgres_bin() is None:
+        pytest.skip(
+            "no PostgreSQL server binaries (initdb) on this machine: `make test` installs the "
+            "Debian package postgresql"
+        )
+    with pytest.MonkeyPatch.context() as patch, postgres_server() as server:
+        patch.setenv("FORECAST_DB_PASSWORD", PASSWORD)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_org(db_org: DbOrg, postgres) -> DbOrg:
+    from tests.databases import load_frames
+
+    url = postgres.create_database("org")
+    load_frames(postgres.url("org", password=True), db_org.frames)
+    return DbOrg(**{**db_org.__dict__, "postgres": url, "server": postgres})
+
+
+@dataclass
+class DbTrained:
+    org: DbOrg
+    tracking_uri: str
+    store: Path
+    config_path: Path
+    outcome: object  # forecast.commands.train.TrainingOutcome
+
+
+@pytest.fixture(scope="session")
+def pg_trained(pg_org: DbOrg, tmp_path_factory: pytest.TempPathFactory) -> DbTrained:
+    """TINY_MODEL trained once from PostgreSQL, the password in the URL (a local test
+    database), so the tests can check it went nowhere."""
+    from forecast.commands.train import run_training
+    from forecast.models.config import DEFAULT_CONFIG_PATH
+
+    root = tmp_path_factory.mktemp("pg_trained")
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    for key, value in TINY_MODEL.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    config_path = root / "model.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    store = root / "mlruns"
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    outcome = run_training(
+        pg_org.server.url("org", password=True), tracking_uri=uri, config_path=config_path
+    )
+    return DbTrained(pg_org, uri, store, config_path, outcome)

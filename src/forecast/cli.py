@@ -11,8 +11,11 @@ seconds instead of a fraction of one (measured in the closing note of issue 16).
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +27,7 @@ from forecast.errors import ConfigError, ForecastError, Interrupted, NotBuiltErr
 
 if TYPE_CHECKING:  # for annotations only: importing it at run time would slow `--help`
     from forecast.data.contract import Summary
+    from forecast.mlops.sidecar import RegistrySide
 
 app = typer.Typer(
     name="forecast",
@@ -77,6 +81,14 @@ def warn(message: str) -> None:
         err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
 
 
+# Every `--data`: a folder, a SQLAlchemy URL or a source file (docs/data-contract.md). Text, not a
+# Path: a URL is not a file name.
+DATA_HELP = (
+    "The data directory, a database URL (postgresql+psycopg://USER@HOST/DB, sqlite:///hr.db, "
+    "duckdb:///lake.duckdb; password from FORECAST_DB_PASSWORD) or a source .yaml."
+)
+
+
 def progress():
     """A Rich progress bar on stderr, hidden with --quiet."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -128,12 +140,16 @@ def simulate(
 
 @app.command()
 def validate(
-    data: Annotated[Path, typer.Argument(help="The data directory to check.")],
+    data: Annotated[str, typer.Argument(help=DATA_HELP)],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Only the rows known at the end of this month (YYYY-MM)."),
+    ] = None,
 ) -> None:
-    """Check a data directory against the contract; exit 0 if usable."""
+    """Check a data directory or a database against the contract; exit 0 if usable."""
     from forecast.commands.validate import run_validate
 
-    summary, feeds = run_validate(data)
+    summary, feeds = run_validate(data, as_of=as_of)
     _print_summary(summary)
     for table, names in feeds.items():
         if names:
@@ -168,7 +184,7 @@ def _print_summary(s: Summary) -> None:
 
 @app.command()
 def features(
-    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write the panel to.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="Only this month (YYYY-MM).")] = None,
     spec_dir: Annotated[
@@ -186,7 +202,7 @@ def features(
 
 @app.command("backtest")
 def backtest_command(
-    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     horizon: Annotated[
         int | None, typer.Option(help="Months ahead to forecast (default: training/model.yaml).")
     ] = None,
@@ -261,7 +277,7 @@ def demo(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     horizon: Annotated[
         int | None, typer.Option(help="Months ahead to forecast (default: training/model.yaml).")
     ] = None,
@@ -319,7 +335,7 @@ def train(
 
 @app.command()
 def score(
-    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM.")] = None,
     model: Annotated[
@@ -350,13 +366,10 @@ def score(
 ) -> None:
     """Batch-score every team as of a month with the registered models."""
     check_param("--engine", engine, engine in ("local", "spark"), "one of local, spark")
-    if engine == "spark" and catch_up:
-        raise ConfigError(
-            "`--engine spark` scores one month (`--out OUT`); run --catch-up locally."
-        )
     if catch_up:
         if out_root is None or out_dir is not None or as_of is not None:
             raise ConfigError("`--catch-up` needs `--out-root ROOT` (not --out or --as-of).")
+        side = _registry_side(model)
         from forecast.commands.score import run_catch_up
 
         done = run_catch_up(
@@ -369,6 +382,9 @@ def score(
             horizon=horizon,
             say=say,
             warn=warn,
+            engine=engine,
+            master=master,
+            side=side,
         )
         for month, why in done.skipped.items():
             say(f"{month}: {why}")
@@ -381,10 +397,14 @@ def score(
         return
     if out_dir is None or out_root is not None or since is not None:
         raise ConfigError("`forecast score` needs `--out OUT` (or `--out-root ROOT --catch-up`).")
-    if engine == "spark":
-        from forecast.commands.score import run_score_spark as run_score
-    else:
-        from forecast.commands.score import run_score
+    side = _registry_side(model)
+    try:  # Ctrl-C while the command's modules load: nothing was written yet
+        if engine == "spark":
+            from forecast.commands.score import run_score_spark as run_score
+        else:
+            from forecast.commands.score import run_score
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {Path(os.path.abspath(out_dir))} left as it was") from None
     extra = {"master": master} if engine == "spark" else {}
     result = run_score(
         data,
@@ -395,6 +415,7 @@ def score(
         report=not no_report,
         horizon=horizon,
         warn=warn,
+        side=side,
         **extra,
     )
     m = result.manifest
@@ -407,9 +428,18 @@ def score(
     )
 
 
+def _registry_side(model: str) -> RegistrySide:
+    """MLflow's side process for `forecast score`, started before the command's imports: MLflow's
+    import and SQL store (about 3 s) then run on the other core while pandas, LightGBM and the
+    data load here (forecast.mlops.sidecar, issue 17)."""
+    from forecast.mlops.sidecar import RegistrySide
+
+    return RegistrySide(model)
+
+
 @app.command()
 def review(
-    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     out_root: Annotated[Path, typer.Option("--out-root", help="ROOT of scored month folders.")],
 ) -> None:
     """Compare past forecasts under ROOT whose horizon has passed with what happened."""
@@ -429,7 +459,7 @@ def review(
 
 @app.command()
 def promote(
-    data: Annotated[Path | None, typer.Option("--data", help="The data directory.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help=DATA_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote whatever the gate says.")] = False,
 ) -> None:
     """Move `champion` to the challenger when its backtest is not worse.
@@ -480,7 +510,7 @@ def models() -> None:
 
 @app.command("what-if")
 def what_if(
-    data: Annotated[Path, typer.Option("--data", help="The data directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
     team: Annotated[list[str], typer.Option("--team", help="Team id (repeatable).")],
     set_: Annotated[str, typer.Option("--set", help="SIGNAL=VALUE.")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM.")] = None,
@@ -684,7 +714,25 @@ def individual(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry: run the app, turn our errors into one line and an exit code."""
+    """Console-script entry: run the app, turn our errors into one line and an exit code.
+
+    As the console script (`argv` None), the process then ends without tearing the interpreter
+    down module by module: with pandas, LightGBM, MLflow and SHAP loaded that took about a
+    second of every `forecast score` and `forecast what-if` (issue 17). Output is flushed and
+    the exit handlers run first (logging, temporary folders, child processes), and a thread
+    still running gets the ordinary exit."""
+    code = _main(argv)
+    if argv is None and threading.active_count() == 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args

@@ -30,6 +30,8 @@ class DataError(ForecastError):
             where.append(f"column {column}")
         if row is not None:
             where.append(f"row {row}" + (f" ({key})" if key else ""))
+        elif key:  # a database row has no number: its key values name it
+            where.append(f"row {key}")
         super().__init__((", ".join(where) + ": " if where else "") + message)
 
 

@@ -235,3 +235,36 @@ def test_protected_attribute_opt_in_is_logged(caplog):
     with caplog.at_level(logging.WARNING, logger="forecast"):
         assert warn_protected(specs_from_dict(content)) == ["gender"]
     assert "protected attribute(s) gender" in caplog.text
+
+
+def test_report_signals_are_the_signals_the_leaders_report_moves(modelled_org):
+    from forecast.commands.train import report_signals
+    from forecast.features.specs import load_specs
+    from forecast.models.fit import Fitted
+    from forecast.scoring.batch import build_batch
+    from forecast.scoring.extras import report_whatifs
+
+    org, specs = modelled_org, load_specs()
+    month = org.panel["as_of"].max()
+    batch = build_batch(org.tables, org.pair, specs, as_of=month)
+    moved: list[str] = []
+
+    class Recorder:  # an engine that only notes which signals the report asks about
+        def estimate(self, tables, pair, teams, signal, value, as_of=None):
+            moved.append(signal)
+            return pd.DataFrame({"team_id": teams})
+
+    report_whatifs(
+        org.tables, org.pair, specs, batch.scores, batch.drivers, month, engine=Recorder()
+    )
+    fitted = Fitted(
+        features=org.pair.features,
+        attrition=org.pair.attrition_booster,
+        csat=org.pair.csat_booster,
+        attrition_rounds=0,
+        csat_rounds=0,
+        trained_until=org.pair.trained_until,
+        holdout=None,
+    )
+    assert moved
+    assert report_signals(fitted, org.panel, org.tables, specs) == sorted(set(moved))

@@ -104,3 +104,13 @@ def test_report_table_and_calibration_plot(modelled_org, tmp_path):
         assert word in text
     png = calibration_plot(modelled_org.backtest, tmp_path / "calibration.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_origins_fitted_in_a_worker_process_give_the_same_backtest(modelled_org):
+    org = modelled_org
+    cheap = org.config.replace(num_boost_round=20, early_stopping_rounds=5)
+    here = run_backtest(org.panel, org.targets, cheap, n_origins=3)
+    pooled = run_backtest(org.panel, org.targets, cheap, n_origins=3, workers=2)
+    assert pooled.origins == here.origins
+    pd.testing.assert_frame_equal(pooled.predictions, here.predictions)
+    pd.testing.assert_frame_equal(pooled.metrics, here.metrics)

@@ -62,8 +62,8 @@ def test_unknown_or_reserved_keys_are_rejected(tmp_path):
         load_model_config(bad)
 
 
-def test_what_if_section_defaults_to_auto_and_is_validated(tmp_path):
-    assert load_model_config().what_if == {"signals": "auto"}
+def test_what_if_section_defaults_to_report_and_is_validated(tmp_path):
+    assert load_model_config().what_if == {"signals": "report"}
     good = tmp_path / "model.yaml"
     good.write_text("what_if: {signals: [after_hours_ratio]}\n", encoding="utf-8")
     assert load_model_config(good).what_if == {"signals": ["after_hours_ratio"]}
@@ -249,3 +249,10 @@ def test_team_without_csat_in_the_before_window_gets_null_csat_change(modelled_o
     pred = org.pair.predict(latest)
     assert np.isnan(pred["csat_change"].iloc[0])
     assert pred["csat_change"].iloc[1:].notna().all()
+
+
+def test_with_a_backtest_the_final_models_grow_its_newest_origins_trees(modelled_org):
+    org = modelled_org
+    last = org.backtest.folds[-1]
+    assert org.pair.attrition_booster.current_iteration() == last.attrition_rounds
+    assert org.pair.csat_booster.current_iteration() == last.csat_rounds

@@ -26,9 +26,9 @@ import pandas as pd
 from forecast import __version__
 from forecast.commands.train import check_horizon
 from forecast.data.atomic import check_writable_dir, json_text, write_text_atomic
-from forecast.data.contract import find_table_files, load_tables
-from forecast.data.lineage import data_hash, data_summary
+from forecast.data.lineage import data_summary
 from forecast.data.months import month_str, parse_month_option
+from forecast.data.sources import check_source, load_tables
 from forecast.errors import ModelError, check_param
 from forecast.features.panel import build_panel
 from forecast.features.specs import load_specs
@@ -193,10 +193,9 @@ def run_real_backtest(
     config = load_model_config(config_path, horizon=horizon)
     every = every or config.horizon
     specs = load_specs()
-    data_dir = Path(data_dir).resolve()
-    find_table_files(data_dir)
+    source = check_source(data_dir)
     step("reading data")
-    tables = load_tables(data_dir)
+    tables = load_tables(source)
     step("building features")
     panel = build_panel(tables, specs)
     targets = build_targets(tables, config.horizon)
@@ -231,7 +230,12 @@ def run_real_backtest(
         requested=n_origins,
         config=config,
         spec_hash=specs.hash(),
-        data={"path": str(data_dir), "hash": data_hash(data_dir), **data_summary(tables)},
+        data={
+            **source.describe(),
+            "path": str(source.location),  # a URL without its password for a database
+            "hash": source.hash(),
+            **data_summary(tables),
+        },
         warnings=warnings,
     )
     step("writing")

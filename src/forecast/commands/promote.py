@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forecast.data.contract import load_tables
+from forecast.data.sources import Source, load_tables, open_source
 from forecast.errors import ConfigError, ModelError
 from forecast.features.targets import build_targets
 from forecast.mlops.promotion import (
@@ -89,25 +89,26 @@ def run_promotion(
         champion=champion,
         challenger=challenger,
         decision=decision,
-        data_dir=folder,
+        data_dir=folder.location,
         tracking_uri=tracking.uri,
         origins=origins,
         comparison=comparison_table(evals),
     )
 
 
-def _data_dir(data_dir: Path | str | None, challenger: PairRef) -> Path:
+def _data_dir(data_dir: Path | str | None, challenger: PairRef) -> Source:
     if data_dir is not None:
-        return Path(data_dir)
+        return open_source(data_dir)
     recorded = challenger.tags.get("data_dir")
     if not recorded:
         raise ConfigError(
             f"`--data` is required: {challenger.describe()} records no data directory."
         )
-    return Path(recorded)
+    # A directory, a source file, or a URL without its password (the environment has it).
+    return open_source(recorded)
 
 
-def _evaluate(folder: Path, evals: list[Evaluation], step: Callable[[str], None]) -> list[str]:
+def _evaluate(folder: Source, evals: list[Evaluation], step: Callable[[str], None]) -> list[str]:
     """Backtest each configuration once (identical configurations share one run, since the
     backtest is deterministic) and score both on the origins they share."""
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from forecast.data.atomic import check_writable_dir, write_atomic
-from forecast.data.contract import latest_complete_month, load_tables
+from forecast.data.contract import latest_complete_month
+from forecast.data.sources import load_tables
 from forecast.errors import OutputError
 from forecast.features.targets import build_targets
 from forecast.scoring.output import read_manifest, write_parquet
@@ -26,7 +27,7 @@ class ReviewResult:
     pending: list[str]  # month folders whose horizon has not passed yet
 
 
-def run_review(data: Path, root: Path) -> ReviewResult:
+def run_review(data: Path | str, root: Path) -> ReviewResult:
     """Review every due forecast under ROOT and write ROOT/review.parquet."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():

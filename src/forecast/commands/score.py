@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from forecast.data.atomic import check_writable_dir, check_writable_parent, output_lock
-from forecast.data.contract import latest_complete_month, load_tables
-from forecast.data.lineage import MANIFEST, data_hash, manifest_text, package_versions
+from forecast.data.contract import latest_complete_month
+from forecast.data.lineage import MANIFEST, manifest_text, package_versions
 from forecast.data.months import month_str, parse_month_option
+from forecast.data.sources import Source, load_tables, open_source
 from forecast.data.tables import Tables
 from forecast.errors import (
     ConfigError,
@@ -28,8 +28,9 @@ from forecast.errors import (
     check_param,
 )
 from forecast.features.specs import FeatureSpecs, load_specs
-from forecast.mlops.registry import ResolvedPair, resolve_pair
-from forecast.mlops.tracking import ATTRITION_MODEL, connect, tracking_errors
+from forecast.mlops.local import ResolvedPair, load_bundle
+from forecast.mlops.names import ATTRITION_MODEL
+from forecast.mlops.sidecar import BACKTEST_CALIBRATION, BACKTEST_PREDICTIONS, RegistrySide
 from forecast.models.pair import ModelPair
 from forecast.report.render import write_report
 from forecast.scoring.batch import (
@@ -54,10 +55,18 @@ from forecast.scoring.spark import DEFAULT_MASTER, build_batch_spark, n_buckets_
 from forecast.whatif.engine import NOTE as WHATIF_NOTE
 
 
-def report_extras(scorer: Scorer, batch: ScoreBatch, as_of: pd.Period) -> dict[str, pd.DataFrame]:
+def report_extras(
+    scorer: Scorer, batch: ScoreBatch, as_of: pd.Period, *, warn: Say = _quiet
+) -> dict[str, pd.DataFrame]:
     """The team-level files the report needs to be rebuilt offline (team attributes for
-    roll-ups, what-ifs, the fairness audit). Only with the report: not cheap for a very large
-    organisation."""
+    roll-ups, what-ifs, the fairness audit). Only with the report. What it has to say (e.g.
+    teams left without a what-if) goes to `warn` and into the batch's warnings (the manifest,
+    and the report's list of warnings)."""
+
+    def note(message: str) -> None:
+        batch.warnings.append(message)
+        warn(message)
+
     extras = score_extras(
         scorer.tables,
         scorer.pair,
@@ -66,7 +75,8 @@ def report_extras(scorer: Scorer, batch: ScoreBatch, as_of: pd.Period) -> dict[s
         batch.drivers,
         as_of,
         what_if_fits=scorer.resolved.what_if_fits,
-        backtest_predictions=backtest_predictions(scorer.resolved),
+        backtest_predictions=scorer.backtest_predictions,
+        warn=note,
     )
     return {
         name: frame.sort_values("team_id", kind="stable").reset_index(drop=True)
@@ -80,13 +90,18 @@ def report_extras(scorer: Scorer, batch: ScoreBatch, as_of: pd.Period) -> dict[s
 class Scorer:
     """What every month of a run shares: the data, the pair and where both came from."""
 
-    data: Path
+    data: Source
     tables: Tables
     specs: FeatureSpecs
     resolved: ResolvedPair
     data_hash: str
+    # The process that talks to MLflow for this run (it tags the model version after each
+    # month); `close()` ends it.
+    side: RegistrySide = field(repr=False)
     warnings: list[str] = field(default_factory=list)
     calibration: pd.DataFrame | None = None
+    # The training run's out-of-sample backtest predictions per team (fairness audit).
+    backtest_predictions: pd.DataFrame | None = None
     _reference: tuple[pd.DataFrame | None, str] | None = None
 
     @property
@@ -98,6 +113,9 @@ class Scorer:
         if self._reference is None:
             self._reference = training_reference(self.tables, self.pair, self.specs)
         return self._reference
+
+    def close(self) -> None:
+        self.side.close()
 
 
 @dataclass
@@ -112,58 +130,68 @@ def parse_as_of(text: str | None, option: str = "--as-of") -> pd.Period | None:
 
 
 def prepare(
-    data: Path,
+    data: Path | str | Source,
     *,
     model: str = "champion",
     horizon: int | None = None,
     tracking_uri: str | None = None,
     warn: Say = _quiet,
+    as_of: pd.Period | None = None,
+    side: RegistrySide | None = None,
 ) -> Scorer:
-    """Resolve the pair (fails within seconds when MLflow is unreachable), then read the data."""
+    """Resolve the pair and read the data (as of a month: only the rows known at its end; a
+    database filters them in the query) at the same time: MLflow's calls run in a side process
+    (`forecast.mlops.sidecar`, which fails within seconds when MLflow is unreachable) while
+    this one reads the data. `side`: one already started for `model` and `tracking_uri` (the
+    CLI starts it before its imports); it is closed when preparing fails."""
 
-    resolved = resolve_pair(model, tracking_uri)
-    pair = resolved.pair
-    if horizon is not None and int(horizon) != int(pair.config.horizon):
-        raise ConfigError(
-            f"`--horizon` must match the model's horizon ({pair.config.horizon} months: "
-            f"{resolved.ref.describe()}). Got {horizon} instead; the horizon comes from the model."
+    side = side if side is not None else RegistrySide(model, tracking_uri)
+    try:
+        source = open_source(data)
+        tables = load_tables(source, as_of=as_of)
+        answer = side.answer()
+        pair, fits = load_bundle(answer.pair_dir)
+        resolved = ResolvedPair(
+            pair=pair, ref=answer.ref, tracking_uri=answer.tracking_uri, what_if_fits=fits
         )
-    tables = load_tables(data)
-    specs = load_specs()
-    scorer = Scorer(
-        data=Path(data), tables=tables, specs=specs, resolved=resolved, data_hash=data_hash(data)
-    )
+        if horizon is not None and int(horizon) != int(pair.config.horizon):
+            raise ConfigError(
+                f"`--horizon` must match the model's horizon ({pair.config.horizon} months: "
+                f"{resolved.ref.describe()}). Got {horizon} instead; the horizon comes from the "
+                f"model."
+            )
+        specs = load_specs()
+        scorer = Scorer(
+            data=source,
+            tables=tables,
+            specs=specs,
+            resolved=resolved,
+            data_hash=source.hash(),
+            side=side,
+            calibration=_read_table(answer.artifacts.get(BACKTEST_CALIBRATION)),
+            backtest_predictions=_read_table(answer.artifacts.get(BACKTEST_PREDICTIONS)),
+        )
+    except BaseException:
+        side.close()
+        raise
     if pair.spec_hash and pair.spec_hash != specs.hash():
         scorer.warnings.append(
             f"the feature specs under features/ changed since the model was trained (spec hash "
             f"{specs.hash()[:12]} vs {pair.spec_hash[:12]}); scores may not match training."
         )
-    scorer.calibration = backtest_calibration(resolved)
     for w in scorer.warnings:
         warn(w)
     return scorer
 
 
-def _run_artifact(resolved: ResolvedPair, path: str) -> pd.DataFrame | None:
-    """A table logged with the model's training run; None when the run has none."""
-    try:
-        tracking = connect(resolved.tracking_uri, create_experiment=False, read_only=True)
-        with tracking_errors(tracking.uri), tempfile.TemporaryDirectory() as tmp:
-            local = tracking.client.download_artifacts(resolved.ref.run_id, path, tmp)
-            return pd.read_parquet(local) if path.endswith(".parquet") else pd.read_csv(local)
-    except (TrackingError, OSError):
+def _read_table(path: Path | None) -> pd.DataFrame | None:
+    """A table logged with the pair's training run (None: the run has none)."""
+    if path is None:
         return None
-
-
-def backtest_calibration(resolved: ResolvedPair) -> pd.DataFrame | None:
-    """The training run's backtest calibration table (by decile of predicted rate), for the
-    report's "how well did this model do" chart."""
-    return _run_artifact(resolved, "backtest/calibration.csv")
-
-
-def backtest_predictions(resolved: ResolvedPair) -> pd.DataFrame | None:
-    """The training run's team-level out-of-sample backtest predictions (fairness audit)."""
-    return _run_artifact(resolved, "backtest/predictions.parquet")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except OSError:
+        return None
 
 
 def manifest_for(
@@ -199,7 +227,7 @@ def manifest_for(
                 else None
             ),
         },
-        "data": {"path": str(Path(os.path.abspath(scorer.data))), "hash": scorer.data_hash},
+        "data": {**scorer.data.describe(), "hash": scorer.data_hash},
         "feature_spec_hash": {"scoring": scorer.specs.hash(), "training": scorer.pair.spec_hash},
         "rows": {
             "scores": len(scores),
@@ -270,7 +298,7 @@ def score_month(
         for w in batch.warnings:
             warn(w)
         if report:
-            batch.extra.update(report_extras(scorer, batch, as_of))
+            batch.extra.update(report_extras(scorer, batch, as_of, warn=warn))
         publish(out, write, lock=lock)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} left as it was") from None
@@ -296,18 +324,13 @@ def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> N
     ref = scorer.resolved.ref
     key, value = f"scored.{as_of}", str(out)
     try:
-        tracking = connect(scorer.resolved.tracking_uri, create_experiment=False, read_only=True)
-        with tracking_errors(tracking.uri):
-            tracking.client.set_model_version_tag(
-                ATTRITION_MODEL, ref.attrition_version, key, value
-            )
-            tracking.client.set_tag(ref.run_id, key, value)
+        scorer.side.tag(ATTRITION_MODEL, ref.attrition_version, ref.run_id, key, value)
     except TrackingError as exc:
         warn(f"scores written, but tagging the model in MLflow failed: {exc}")
 
 
 def run_score(
-    data: Path,
+    data: Path | str,
     out: Path,
     *,
     as_of: str | None = None,
@@ -317,8 +340,10 @@ def run_score(
     horizon: int | None = None,
     tracking_uri: str | None = None,
     warn: Say = _quiet,
+    side: RegistrySide | None = None,
 ) -> ScoreResult:
-    """`forecast score --data DIR --out OUT`: one month (default: the latest complete one)."""
+    """`forecast score --data DIR --out OUT`: one month (default: the latest complete one).
+    `side`: the MLflow side process, when the caller started it early (see `prepare`)."""
     check_param(
         "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
     )
@@ -329,15 +354,26 @@ def run_score(
         # must not cost a whole scoring run.
         check_writable_parent(out, "--out")
         check_replaceable(out)
-        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
+        scorer = prepare(
+            data,
+            model=model,
+            horizon=horizon,
+            tracking_uri=tracking_uri,
+            warn=warn,
+            as_of=month,
+            side=side,
+        )
         month = month if month is not None else latest_complete_month(scorer.tables)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} left as it was") from None
-    return score_month(scorer, month, out, min_group=min_group, report=report, warn=warn)
+    try:
+        return score_month(scorer, month, out, min_group=min_group, report=report, warn=warn)
+    finally:
+        scorer.close()
 
 
 def run_score_spark(
-    data: Path,
+    data: Path | str,
     out: Path,
     *,
     as_of: str | None = None,
@@ -349,6 +385,7 @@ def run_score_spark(
     warn: Any = None,
     master: str = DEFAULT_MASTER,
     spark: Any = None,
+    side: RegistrySide | None = None,
 ) -> Any:
     """`forecast score --engine spark`: score.run_score with the batch built on Spark, written
     by score.py's own writer and published the same atomic way."""
@@ -361,7 +398,15 @@ def run_score_spark(
     out = Path(os.path.abspath(out))
     check_writable_parent(out, "--out")  # before the Spark session, MLflow or the data
     check_replaceable(out)
-    scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=say)
+    scorer = prepare(
+        data,
+        model=model,
+        horizon=horizon,
+        tracking_uri=tracking_uri,
+        warn=say,
+        as_of=month,
+        side=side,
+    )
     month = month if month is not None else latest_complete_month(scorer.tables)
     own = spark is None
     session = spark_session(master) if own else spark
@@ -384,9 +429,19 @@ def run_score_spark(
     finally:
         if own:
             session.stop()
-    return score_month(
-        scorer, month, out, min_group=min_group, report=report, warn=say, batch=batch, engine=engine
-    )
+    try:
+        return score_month(
+            scorer,
+            month,
+            out,
+            min_group=min_group,
+            report=report,
+            warn=say,
+            batch=batch,
+            engine=engine,
+        )
+    finally:
+        scorer.close()
 
 
 def _root_lock_path(root: Path) -> Path:
@@ -395,7 +450,7 @@ def _root_lock_path(root: Path) -> Path:
 
 
 def run_catch_up(
-    data: Path,
+    data: Path | str,
     root: Path,
     *,
     since: str | None = None,
@@ -406,8 +461,14 @@ def run_catch_up(
     tracking_uri: str | None = None,
     say: Say = _quiet,
     warn: Say = _quiet,
+    engine: str = "local",
+    master: str = DEFAULT_MASTER,
+    spark: Any = None,
+    side: RegistrySide | None = None,
 ) -> CatchUpResult:
-    """Score every due month into ROOT/YYYY-MM/ with one loaded pair and one read of the data."""
+    """Score every due month into ROOT/YYYY-MM/ with one loaded pair and one read of the data.
+    `engine="spark"`: each month's batch is built on Spark (one session for the run, started
+    only when a month is due), written and published as the local engine's."""
     check_param(
         "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
     )
@@ -418,7 +479,9 @@ def run_catch_up(
     try:
         # The lock goes beside ROOT, and ROOT may have to be created: both checked up front.
         check_writable_parent(root, "--out-root")
-        scorer = prepare(data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn)
+        scorer = prepare(
+            data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn, side=side
+        )
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {root} left as it was") from None
     latest = latest_complete_month(scorer.tables)
@@ -444,6 +507,7 @@ def run_catch_up(
                 report=report,
                 say=say,
                 warn=warn,
+                spark=SparkBatches(master, spark) if engine == "spark" else None,
             )
     except KeyboardInterrupt:
         if not result.scored:
@@ -455,6 +519,8 @@ def run_catch_up(
         if not result.scored:
             raise
         raise Interrupted(f"{exc}; {', '.join(result.scored)} scored before it") from None
+    finally:
+        scorer.close()
     return result
 
 
@@ -469,6 +535,7 @@ def _score_due(
     report: bool,
     say: Say,
     warn: Say,
+    spark: SparkBatches | None = None,
 ) -> None:
     """Decided under the lock: a run that waited sees what the other one wrote."""
     existing = month_folders(root)
@@ -488,14 +555,63 @@ def _score_due(
         return
     check_writable_dir(root, "--out-root")  # only now: a run with nothing to do touches nothing
     root.mkdir(parents=True, exist_ok=True)
-    for month in months:
-        name = month_str(month)
-        say(f"scoring {name} into {root / name}")
-        # The root lock already serialises writers; a per-month lock file would litter ROOT.
-        score_month(
-            scorer, month, root / name, min_group=min_group, report=report, lock=False, warn=warn
+    try:
+        for month in months:
+            name = month_str(month)
+            say(f"scoring {name} into {root / name}")
+            built = spark.build(scorer, month, min_group) if spark is not None else {}
+            # The root lock already serialises writers; a per-month lock file would litter ROOT.
+            score_month(
+                scorer,
+                month,
+                root / name,
+                min_group=min_group,
+                report=report,
+                lock=False,
+                warn=warn,
+                **built,
+            )
+            result.scored.append(name)
+    finally:
+        if spark is not None:
+            spark.stop()
+
+
+@dataclass
+class SparkBatches:
+    """`--catch-up --engine spark`: one Spark session for every month of the run (the one
+    given, or one started at the first due month and stopped at the end)."""
+
+    master: str = DEFAULT_MASTER
+    session: Any = None
+    own: bool = False
+
+    def build(self, scorer: Scorer, month: pd.Period, min_group: int) -> dict[str, Any]:
+        """score_month's `batch` and `engine` for one month."""
+        if self.session is None:
+            self.session, self.own = spark_session(self.master), True
+        teams = int(scorer.tables.employees["team_id"].nunique())
+        batch = build_batch_spark(
+            self.session,
+            scorer.tables,
+            scorer.pair,
+            scorer.specs,
+            as_of=month,
+            min_group=min_group,
+            reference=scorer.reference(),
+            calibration=scorer.calibration,
         )
-        result.scored.append(name)
+        engine = {
+            "name": "spark",
+            "master": self.master,
+            "buckets": n_buckets_for(self.session, teams),
+        }
+        return {"batch": batch, "engine": engine}
+
+    def stop(self) -> None:
+        if self.own and self.session is not None:
+            self.session.stop()
+            self.session, self.own = None, False
 
 
 @dataclass

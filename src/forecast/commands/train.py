@@ -7,11 +7,16 @@ an unreachable server fails in seconds, not after the backtest. The modelling it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import multiprocessing
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,29 +25,50 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
+from mlflow.entities import Metric, Param, RunTag
 from rich.table import Table
 
 from forecast import __version__
 from forecast.data.atomic import json_text
-from forecast.data.contract import find_table_files, load_tables
-from forecast.data.lineage import data_hash, data_summary, package_versions
+from forecast.data.lineage import data_summary, package_versions
+from forecast.data.sources import check_source, load_tables
 from forecast.data.tables import MAX_HORIZON, Tables
 from forecast.errors import check_param
-from forecast.features.names import feature_catalog
+from forecast.features.names import feature_catalog, split_feature
 from forecast.features.panel import build_panel
 from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.features.targets import build_targets
 from forecast.mlops.pyfunc import log_pair_models
 from forecast.mlops.registry import PairRef, register_pair, save_bundle
 from forecast.mlops.tracking import EXPERIMENT, Tracking, connect, tracking_errors
-from forecast.models.backtest import BacktestResult, calibration_plot, run_backtest
+from forecast.models import explain
+from forecast.models.backtest import (
+    BacktestResult,
+    OriginPool,
+    calibration_plot,
+    combine_origins,
+    end_pool,
+    plan_backtest,
+    run_origin,
+)
 from forecast.models.config import ModelConfig, load_model_config
 from forecast.models.drift import drift_reference
-from forecast.models.pair import ModelPair, train_pair
+from forecast.models.fit import Fitted, design_matrix, predict_fitted
+from forecast.models.pair import ModelPair, assemble_pair, fit_final
+from forecast.scoring.batch import MIN_GROUP
+from forecast.scoring.extras import WHATIF_TEAMS
 from forecast.simulate.known_effects import known_effect_orgs
 from forecast.whatif import validation
 from forecast.whatif.engine import StoredFit
-from forecast.whatif.store import FitJob, fit_metrics, fit_table, what_if_signals
+from forecast.whatif.signals import settable_signals
+from forecast.whatif.store import (
+    REPORT,
+    FitJob,
+    default_workers,
+    fit_metrics,
+    fit_table,
+    what_if_signals,
+)
 
 log = logging.getLogger("forecast")
 
@@ -75,6 +101,107 @@ class TrainingOutcome:
     # What was logged (pair, panel, backtest, configs): lets a caller log the same pair to
     # another store without retraining.
     record: TrainingRecord | None = field(default=None, repr=False)
+    # Wall seconds of each step in this process, then of each fit wherever it ran
+    # (`backtest origin YYYY-MM`, `what-if fit SIGNAL (main|worker N)`).
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class StepTimer:
+    """Wall and CPU seconds (this process's) of each step of a training, in order. The steps
+    follow one another in this process, so their wall times add up to the run's; worker
+    processes work meanwhile (their fits' times: `TrainingOutcome.timings`)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
+
+    def table(self) -> str:
+        return "\n".join(
+            f"  {name:<34} {self.wall[name]:7.1f} s wall {self.cpu[name]:7.1f} s CPU"
+            for name in self.wall
+        )
+
+
+def validate_what_if_engine(
+    seeds: tuple[int, ...] = validation.VALIDATION_SEEDS,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The what-if engine against intervention truth on the simulated organisations of
+    `forecast.whatif.validation` (metrics and table, as `TrainingRecord` keeps them); `seeds`:
+    of those organisations' seeds, the ones to check (the demo checks one)."""
+    return validation.validate_engine(
+        known_effect_orgs(
+            seeds,
+            validation.VALIDATION_SCALES,
+            validation.VALIDATION_TEAMS,
+            validation.VALIDATION_MONTHS,
+        )
+    )
+
+
+class ValidationJob:
+    """`validate_what_if_engine` in a spawned worker process while training goes on (it is
+    seeded and single-threaded, so where it runs never shows); in this process if the worker
+    cannot start or dies."""
+
+    def __init__(self, seeds: tuple[int, ...] = validation.VALIDATION_SEEDS) -> None:
+        self.seeds = tuple(seeds)
+        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        self._future = self._pool.submit(validate_what_if_engine, self.seeds)
+
+    def result(self) -> tuple[dict[str, float], pd.DataFrame]:
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            log.warning("the what-if validation's worker process ended early; validating here.")
+            return validate_what_if_engine(self.seeds)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the worker (a validation still running is dropped)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            end_pool(pool, self._future.done())
+
+
+def report_signals(
+    fitted: Fitted, panel: pd.DataFrame, tables: Tables, specs: FeatureSpecs
+) -> list[str]:
+    """The signals the leaders' report moves when these models score the latest month of
+    `panel`: of the `WHATIF_TEAMS` reportable teams with the most expected leavers, each
+    team's top actionable attrition driver (largest positive SHAP value of a settable
+    signal's feature), as `forecast.scoring.extras.report_whatifs` picks them. Sorted."""
+    now = panel.loc[panel["as_of"] == panel["as_of"].max()].reset_index(drop=True)
+    pred = predict_fitted(fitted.attrition, fitted.csat, now, fitted.features)
+    pred = pred.assign(team_id=pred["team_id"].astype(str))
+    rep = pred.loc[pred["headcount"] >= MIN_GROUP].sort_values(
+        ["expected_leavers", "team_id"], ascending=[False, True], kind="stable"
+    )
+    rows = now.loc[rep.index[:WHATIF_TEAMS]]
+    contrib = explain.contributions(fitted.attrition, design_matrix(rows, fitted.features))
+    settable = settable_signals(tables, specs, list(fitted.features))
+    names = np.array(fitted.features, dtype=object)
+    signal = np.array([split_feature(f)[1] if f.count("__") >= 2 else "" for f in names])
+    usable = np.isin(signal, list(settable))
+    out: set[str] = set()
+    for values in contrib[:, :-1]:
+        ok = np.flatnonzero(usable & (values > 0))
+        if ok.size:
+            # Largest SHAP value first; ties by feature name, as the report sorts them.
+            best = min(ok, key=lambda j: (-values[j], names[j]))
+            out.add(str(signal[best]))
+    return sorted(out)
 
 
 def check_horizon(horizon: object) -> None:
@@ -109,70 +236,109 @@ def run_training(
     spec_dir: Path | None = None,
     validate_what_if: bool = False,
     what_if_fit: bool = True,
+    truth: pd.DataFrame | None = None,
+    validation_seeds: tuple[int, ...] = validation.VALIDATION_SEEDS,
 ) -> TrainingOutcome:
     """Load, backtest, train, log one MLflow run and register the pair (see registry.py for
     the aliases a fresh pair gets). With `what_if_fit` (default), also fit the causal what-if
-    engine for the signals of `what_if.signals` in the model configuration on the same data
-    and save the fits with the pair (forecast.effects_store), so `forecast what-if` and the
-    report need not refit it; the fits run in a worker process while the models train
-    (`FitJob`). With `validate_what_if`, also run the what-if engine's
+    engine for the signals of `what_if.signals` in the model configuration (`report`: those
+    the leaders' report moves, `report_signals`) on the same data and save the fits with the
+    pair (forecast.whatif.store), so `forecast what-if` and the report need not refit it; the
+    fits run in this process and a worker (`FitJob`) while a second worker fits the older
+    backtest origins (`OriginPool`). With `validate_what_if`, also run the what-if engine's
     validation against intervention truth on simulated organisations (about 40 s) and log it
-    with the models."""
+    with the models (`validation_seeds`: on the organisations of these seeds; it runs in its
+    own process meanwhile). `truth`: a simulation's true expected values (`forecast simulate
+    --truth`), for the backtest's correlations with them (benchmarks)."""
 
     step = progress or (lambda _message: None)
     if horizon is not None:
         check_horizon(horizon)
     config = load_model_config(config_path, horizon=horizon)
     specs = load_specs(spec_dir)
-    data_dir = Path(data_dir).resolve()
-    find_table_files(data_dir)  # a mistyped --data fails before the store is opened
+    source = check_source(data_dir)  # a mistyped --data fails before the store is opened
+    data_dir = source.location  # recorded with the pair: never a password
     tracking = connect(tracking_uri)
 
+    timings = StepTimer()
     step("reading data")
-    tables = load_tables(data_dir)
-    digest = data_hash(data_dir)
-    # A signal the configuration names but these data cannot set fails now, not after training.
-    signals = what_if_signals(tables, specs, config.what_if["signals"]) if what_if_fit else []
-    # The what-if fits need only the data: they run in worker processes meanwhile.
-    with FitJob(tables, specs, signals, config.horizon) as job:
+    with timings("reading data"):
+        tables = load_tables(source)
+        digest = source.hash()
+    wanted = config.what_if["signals"] if what_if_fit else []
+    # A signal the configuration names but these data cannot set fails now, not after training;
+    # `report` signals are known once the final models have scored the latest month.
+    signals = None if wanted == REPORT else what_if_signals(tables, specs, wanted)
+    workers = default_workers()
+    # Three kinds of work share the CPUs: the backtest's older origins in a worker process
+    # (`OriginPool`); the newest origin, the final models and then the what-if fits here; the
+    # what-if fits also in a worker (`FitJob`, started as soon as its signals are known).
+    # Every fit is seeded and single-threaded, so which process made it never shows.
+    job = FitJob(tables, specs, signals or [], config.horizon)
+    checking = None
+    try:
+        # The validation needs none of this run's data: it runs in its own process meanwhile.
+        checking = ValidationJob(validation_seeds) if validate_what_if else None
         step("building features")
-        panel = build_panel(tables, specs)
-        warnings = list(panel.attrs.get("warnings", []))
-        opted = warn_protected(specs)
-        targets = build_targets(tables, config.horizon)
+        with timings("features + targets"):
+            panel = build_panel(tables, specs)
+            warnings = list(panel.attrs.get("warnings", []))
+            opted = warn_protected(specs)
+            targets = build_targets(tables, config.horizon)
+            plan = plan_backtest(panel, targets, config, n_origins=N_ORIGINS)
         step("backtesting")
-        backtest = run_backtest(panel, targets, config, n_origins=N_ORIGINS)
-        step("training")
-        pair = train_pair(panel, targets, config, spec_hash=specs.hash(), backtest=backtest)
-        pair.drift_reference = drift_reference(
-            panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
-        )
-        skipped: dict[str, str] = {}
-        what_if_fits = None  # no stored fits without signals, as with --no-what-if-fit
-        if signals:
-            step("fitting the what-if engine")
-            what_if_fits, skipped = job.wait(
-                progress=lambda signal, i, n: step(
-                    f"fitting the what-if engine: {signal} ({i + 1}/{n})"
-                ),
-            )
+        *older, newest = plan.origins
+        with OriginPool(plan, older, workers - 1) as pool:
+            with timings("backtest: newest origin"):
+                outcomes = {newest: run_origin(plan, newest)}
+            step("training")
+            last = outcomes[newest][1]
+            with timings("final fit"):
+                # The trees early stopping chose at the newest origin (see train_pair).
+                fitted = fit_final(
+                    panel, targets, config, (last.attrition_rounds, last.csat_rounds)
+                )
+            if signals is None:
+                with timings("report signals"):
+                    signals = report_signals(fitted, panel, tables, specs)
+                job.stop()
+                job = FitJob(tables, specs, signals, config.horizon)
+            skipped: dict[str, str] = {}
+            what_if_fits = None  # no stored fits without signals, as with --no-what-if-fit
+            if signals:
+                step("fitting the what-if engine")
+                with timings(f"what-if fits ({len(signals)})"):
+                    what_if_fits, skipped = job.wait(
+                        progress=lambda signal, i, n: step(
+                            f"fitting the what-if engine: {signal} ({i + 1}/{n})"
+                        ),
+                    )
+            step("collecting the backtest")
+            with timings("backtest: older origins, rest"):
+                for origin in older:
+                    outcomes[origin] = pool.result(origin)
+    except BaseException:
+        if checking is not None:
+            checking.stop()
+        raise
+    finally:
+        job.stop()
+    backtest = combine_origins(plan, outcomes, truth)
+    pair = assemble_pair(fitted, config, spec_hash=specs.hash(), backtest=backtest)
+    pair.drift_reference = drift_reference(
+        panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
+    )
     for signal, why in skipped.items():
         message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
         log.warning(message)
         warnings.append(message)
 
-    step("logging to MLflow")
     whatif = None
-    if validate_what_if:
+    if checking is not None:
         step("validating the what-if engine")
-        whatif = validation.validate_engine(
-            known_effect_orgs(
-                validation.VALIDATION_SEEDS,
-                validation.VALIDATION_SCALES,
-                validation.VALIDATION_TEAMS,
-                validation.VALIDATION_MONTHS,
-            )
-        )
+        with timings("what-if validation (rest)"):
+            whatif = checking.result()
+    step("logging to MLflow")
     record = TrainingRecord(
         data_dir=data_dir,
         data_hash=digest,
@@ -188,7 +354,15 @@ def run_training(
         whatif_skipped=skipped,
         what_if_fits=what_if_fits,
     )
-    run_id, artifact_uri, ref = log_and_register(tracking, record)
+    with timings("MLflow logging + registry"):
+        run_id, artifact_uri, ref = log_and_register(tracking, record)
+    fits = {f"what-if fit {s} ({where})": secs for s, (secs, where) in job.seconds.items()}
+    origins = {f"backtest origin {f.origin}": f.seconds for f in backtest.folds}
+    log.info("training steps (this process):\n%s", timings.table())
+    log.info(
+        "fits (in whichever process ran them):\n%s",
+        "\n".join(f"  {k:<48} {v:7.1f} s" for k, v in {**origins, **fits}.items()),
+    )
     return TrainingOutcome(
         run_id=run_id,
         tracking_uri=tracking.uri,
@@ -199,6 +373,11 @@ def run_training(
         warnings=warnings,
         artifact_uri=artifact_uri,
         record=record,
+        timings={
+            **{k: timings.wall[k] for k in timings.wall},
+            **origins,
+            **fits,
+        },
     )
 
 
@@ -206,7 +385,7 @@ def run_training(
 class TrainingRecord:
     """Everything one training run records; built by `run_training`."""
 
-    data_dir: Path
+    data_dir: Path | str
     data_hash: str
     specs: FeatureSpecs
     config: ModelConfig
@@ -316,25 +495,31 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
             tempfile.TemporaryDirectory() as tmp,
         ):
             run_id = run.info.run_id
-            mlflow.set_tags(
-                {
-                    "forecast.command": "train",
-                    "horizon": str(record.config.horizon),
-                    "data_hash": record.data_hash,
-                    "spec_hash": record.specs.hash(),
-                    "protected_opt_in": ",".join(record.protected) or "none",
-                }
-            )
-            mlflow.log_params(record.params())
-            mlflow.log_metrics(backtest_metrics(record.backtest))
-            mlflow.set_tag("whatif_engine", "causal-dml")
+            tags = {
+                "forecast.command": "train",
+                "horizon": str(record.config.horizon),
+                "data_hash": record.data_hash,
+                "spec_hash": record.specs.hash(),
+                "protected_opt_in": ",".join(record.protected) or "none",
+                "whatif_engine": "causal-dml",
+            }
+            metrics = backtest_metrics(record.backtest)
             root = Path(tmp) / "run"
             write_run_artifacts(root, record, package_versions())
             if record.whatif_validation is not None:
-                metrics, table = record.whatif_validation
-                mlflow.log_metrics(metrics)
+                checks, table = record.whatif_validation
+                metrics |= checks
                 table.to_csv(root / "whatif_validation.csv", index=False)
-            log_what_if_fits(root, record)
+            fit_metrics_, fit_tags = log_what_if_fits(root, record)
+            # One call for every parameter, metric and tag: each call is a round trip (and a
+            # transaction of the SQLite store).
+            now = int(time.time() * 1000)
+            mlflow.MlflowClient().log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in (metrics | fit_metrics_).items()],
+                params=[Param(k, str(v)) for k, v in record.params().items()],
+                tags=[RunTag(k, v) for k, v in (tags | fit_tags).items()],
+            )
             mlflow.log_artifacts(str(root))
             pair_dir = save_bundle(Path(tmp) / "pair", record.pair, record.what_if_fits)
             uris = log_pair_models(record.pair, str(pair_dir), record.panel)
@@ -349,17 +534,18 @@ def log_and_register(tracking: Tracking, record: TrainingRecord) -> tuple[str, s
     return run_id, artifact_uri, ref
 
 
-def log_what_if_fits(root: Path, record: TrainingRecord) -> None:
+def log_what_if_fits(root: Path, record: TrainingRecord) -> tuple[dict[str, float], dict[str, str]]:
     """The stored what-if fits' effects (`EffectFit.metrics()`: theta, its 80% interval, CSAT
-    thetas, rows) as metrics `whatif.<metric>.<signal>`, and `whatif_effects.csv` (one row per
-    signal, skipped ones with the reason) into the run folder `root`."""
+    thetas, rows) as metrics `whatif.<metric>.<signal>` and the tag `whatif_fits`, returned for
+    the run's one batch, and `whatif_effects.csv` (one row per signal, skipped ones with the
+    reason) written into the run folder `root`."""
 
     fits = record.what_if_fits
     if fits is None:
-        return
-    mlflow.log_metrics({k: v for k, v in fit_metrics(fits).items() if math.isfinite(v)})
-    mlflow.set_tag("whatif_fits", ",".join(sorted(fits)) or "none")
+        return {}, {}
     fit_table(fits, record.whatif_skipped).to_csv(root / "whatif_effects.csv", index=False)
+    metrics = {k: v for k, v in fit_metrics(fits).items() if math.isfinite(v)}
+    return metrics, {"whatif_fits": ",".join(sorted(fits)) or "none"}
 
 
 # --------------------------------------------------------------------------- artifacts

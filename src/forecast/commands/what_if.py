@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.data.contract import latest_complete_month, load_tables
+from forecast.data.contract import latest_complete_month
 from forecast.data.months import month_str, parse_month_option
+from forecast.data.sources import load_tables
 from forecast.errors import (
     ConfigError,
 )
 from forecast.features.specs import load_specs
-from forecast.mlops.registry import resolve_pair
-from forecast.whatif.engine import check_what_if_signal, make_engine
+from forecast.mlops.local import local_pair
+from forecast.models.pair import ModelPair
+from forecast.whatif.engine import StoredFit, check_what_if_signal, make_engine
 from forecast.whatif.signals import check_value, split_assignment
 
 
@@ -44,9 +46,25 @@ def run_what_if(
             f"{month_str(latest)}. Got {as_of!r} instead."
         )
     value = check_value(tables, setting, raw, month)
-    resolved = resolve_pair(model, tracking_uri)
+    pair, fits = registered_pair(model, tracking_uri)
     # The causal engine: re-scoring would let history features absorb the effect
     # (docs/what-if.md). It reuses the fits `forecast train` stored with the pair when they
     # can answer this what-if.
-    engine = make_engine(specs, stored=resolved.what_if_fits)
-    return engine.estimate(tables, resolved.pair, teams, signal, value, month)
+    engine = make_engine(specs, stored=fits)
+    return engine.estimate(tables, pair, teams, signal, value, month)
+
+
+def registered_pair(
+    model: str, tracking_uri: str | None
+) -> tuple[ModelPair, dict[str, StoredFit] | None]:
+    """The pair and its what-if fits: read in place from a local SQLite store when it can be
+    (`forecast.mlops.local`), else through MLflow."""
+    found = local_pair(model, tracking_uri)
+    if found is not None:
+        return found
+    # Lazy, measured: importing MLflow and opening its SQL store cost about 3 s of the
+    # command's 4 (issue 17); only a store the local path cannot read pays for them.
+    from forecast.mlops.registry import resolve_pair
+
+    resolved = resolve_pair(model, tracking_uri)
+    return resolved.pair, resolved.what_if_fits

@@ -3,8 +3,9 @@
 This module is the input edge: it finds each table by stem (CSV or Parquet), reads identifiers
 as strings, parses dates and months, discovers signal columns by type, and checks every hard
 error the contract lists, raising `DataError` that names the file, the column and the first
-offending row (1-based data row, header not counted) with its key values. It never builds
-features and never writes anything.
+offending row (1-based data row, header not counted) with its key values. A table read from a
+database (`forecast.data.sources`) goes through the same checks; its rows have no number, so
+they are named by their key values alone. It never builds features and never writes anything.
 """
 
 from __future__ import annotations
@@ -66,11 +67,21 @@ _NAT = np.datetime64("NaT", "D")
 
 @dataclass
 class RawTable:
-    """One table as read: every column as text (CSV) or as stored (Parquet), plus its file name."""
+    """One table as read: every column as text (CSV) or as stored (Parquet, a database), plus
+    where it came from (a file name, or a database table) for messages. `numbered`: rows are
+    named by their 1-based data row number and key values (a file); a database's rows have no
+    order of their own, so they are named by their key values only. `rows`: the file's row
+    numbers when some rows were left out (read as of a month), else None (row i is number
+    i + 1)."""
 
     name: str
     file: str
     frame: pd.DataFrame
+    numbered: bool = True
+    rows: np.ndarray | None = None
+
+    def row_number(self, idx: int) -> int:
+        return int(self.rows[idx]) if self.rows is not None else int(idx) + 1
 
 
 @dataclass
@@ -206,6 +217,8 @@ def _key_text(frame: pd.DataFrame, idx: int, keys: tuple[str, ...]) -> str:
     for k in keys:
         if k in frame.columns:
             v = frame[k].iloc[idx]
+            if k == "month" and isinstance(v, dt.date):  # a database's DATE month
+                v = f"{v.year:04d}-{v.month:02d}"
             parts.append(f"{k}={'' if pd.isna(v) else v}")
     return ", ".join(parts)
 
@@ -215,9 +228,16 @@ def _fail(raw: RawTable, column: str, idx: int, message: str) -> DataError:
         message,
         file=raw.file,
         column=column,
-        row=int(idx) + 1,
+        row=raw.row_number(idx) if raw.numbered else None,
         key=_key_text(raw.frame, int(idx), KEY_COLUMNS[raw.name]) or None,
     )
+
+
+def _row_ref(raw: RawTable, idx: int) -> str:
+    """A row for a message: `row 17` in a file, `row team_id=T1, month=2020-02` in a database."""
+    if raw.numbered:
+        return f"row {raw.row_number(idx)}"
+    return f"row {_key_text(raw.frame, int(idx), KEY_COLUMNS[raw.name])}"
 
 
 def _first(mask: np.ndarray | pd.Series) -> int | None:
@@ -323,6 +343,9 @@ def _parse_months(raw: RawTable) -> pd.Series:
         if idx is not None:
             raise _fail(raw, "month", idx, "month is empty.")
         return pd.Series(from_ordinal(ordinals), index=s.index)
+    if s.dtype == object:
+        # A DATE column (a database's, or Parquet's) holding months: each date's month.
+        s = s.map(lambda v: f"{v.year:04d}-{v.month:02d}" if isinstance(v, dt.date) else v)
     text = _date_text(s)
     shaped = text.str.match(MONTH_RE.pattern).fillna(False).astype(bool)
     year = pd.to_numeric(text.str.slice(0, 4).where(shaped), errors="coerce")
@@ -497,8 +520,8 @@ def _check_future_dates(
     if ahead.any():
         warnings.append(
             f"{raw.file}: {int(ahead.sum())} row(s) hold a hire or exit date after today "
-            f"({now.isoformat()}), first at row {_first(ahead) + 1}; they are events that have not "
-            f"happened yet and never move the latest complete month."
+            f"({now.isoformat()}), first at {_row_ref(raw, _first(ahead))}; they are events that "
+            f"have not happened yet and never move the latest complete month."
         )
 
 
@@ -523,7 +546,7 @@ def _check_overlaps(raw: RawTable, emp: pd.DataFrame) -> None:
             raw,
             "hire_date",
             idx,
-            f"this spell overlaps the spell on row {other + 1} of the same employee "
+            f"this spell overlaps the spell on {_row_ref(raw, other)} of the same employee "
             f"(a spell may start only on or after the previous one's exit date).",
         )
 
@@ -564,8 +587,8 @@ def _parse_monthly(
         if not always_numeric and not nums.mostly_numeric():
             # A text column is kept for reference but is never a signal.
             warnings.append(
-                f"{raw.file}, column {col}: non-numeric values (first at row "
-                f"{nums.text_rows[0] + 1}); treated as text, not a signal."
+                f"{raw.file}, column {col}: non-numeric values (first at "
+                f"{_row_ref(raw, nums.text_rows[0])}); treated as text, not a signal."
             )
             out[col] = f[col]
             continue
@@ -625,8 +648,8 @@ def _check_months(
     if ahead.any():
         warnings.append(
             f"{raw.file}: {int(ahead.sum())} row(s) are for the current month "
-            f"{month_str(current)} or later (first at row {_first(ahead) + 1}); a month counts "
-            f"only once it has ended, so they never move the latest complete month."
+            f"{month_str(current)} or later (first at {_row_ref(raw, _first(ahead))}); a month "
+            f"counts only once it has ended, so they never move the latest complete month."
         )
 
 

@@ -147,7 +147,7 @@ class PromotionOutcome:
     champion: PairRef | None  # before the decision
     challenger: PairRef
     decision: GateDecision
-    data_dir: Path | None
+    data_dir: Path | str | None  # a directory, a source file or a URL without password
     tracking_uri: str
     origins: list[str] = field(default_factory=list)
     comparison: pd.DataFrame | None = None

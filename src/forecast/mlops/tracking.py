@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
@@ -28,10 +27,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.logging_utils import disable_logging
 
 from forecast.errors import TrackingError
+from forecast.mlops.names import (
+    ATTRITION_MODEL,
+    CSAT_MODEL,
+    default_tracking_uri,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 
 EXPERIMENT = "forecast"
-ATTRITION_MODEL = "forecast-attrition"
-CSAT_MODEL = "forecast-csat"
 HEALTH_TIMEOUT_S = 5.0
 
 # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) retry an unreachable server for
@@ -43,26 +47,6 @@ HTTP_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
 NOISY_LOGGERS = ("mlflow", "alembic", "urllib3", "git", "sqlalchemy", "huggingface_hub")
-
-
-def default_tracking_uri(cwd: Path | None = None) -> str:
-    """`mlruns/` in the working directory as an SQLite store (MLflow 3's own default is
-    ./mlflow.db, and its plain file store is deprecated)."""
-    root = (cwd or Path.cwd()).resolve() / "mlruns"
-    return f"sqlite:///{root / 'mlflow.db'}"
-
-
-def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """An explicit URI (e.g. the demo's own store) wins, then MLFLOW_TRACKING_URI, then mlruns/."""
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or default_tracking_uri()
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of an `sqlite:///` URI (without SQLAlchemy's `?option=...`), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
 def artifact_root(uri: str) -> str | None:

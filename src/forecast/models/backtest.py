@@ -9,12 +9,18 @@ The out-of-sample residuals calibrate the intervals (NB dispersion, conformal CS
 org-level model error) and the risk bands; the coverage reported for each interval is honest:
 each origin's intervals are calibrated on the other origins only.
 
-Pure: frames in, a `BacktestResult` out. Only `calibration_plot` writes a file.
+Pure: frames in, a `BacktestResult` out. Only `calibration_plot` writes a file; `OriginPool`
+fits origins in worker processes (each a pure function of the plan).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +51,8 @@ CSAT_MODELS = {
     "zero_change": "csat_pred_zero",
     "team_mean": "csat_pred_team_mean",
 }
+log = logging.getLogger("forecast")
+
 NULL_MODEL, LONG_RUN_MODEL = "org_rate", "long_run_shrunk"
 # Fewest training months before an origin (beyond the purge) for it to be worth backtesting.
 MIN_HISTORY_MONTHS = 12
@@ -59,6 +67,7 @@ class Fold:
     test_rows: np.ndarray
     attrition_rounds: int = 0
     csat_rounds: int = 0
+    seconds: float = 0.0  # how long the origin's fits took (for timing breakdowns only)
 
 
 @dataclass
@@ -203,6 +212,7 @@ def csat_baselines(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 def _run_origin(
     frame: pd.DataFrame, features: list[str], config: ModelConfig, origin: int
 ) -> tuple[pd.DataFrame, Fold]:
+    start = time.perf_counter()
     m = months_of(frame)
     train_mask = m + config.horizon <= origin  # the leakage rule: every label known by `o`
     test_mask = (m == origin) & frame["labelled"].to_numpy() & (frame["headcount"] >= 1).to_numpy()
@@ -236,6 +246,7 @@ def _run_origin(
         test_rows=np.flatnonzero(test_mask),
         attrition_rounds=fitted.attrition_rounds,
         csat_rounds=fitted.csat_rounds,
+        seconds=time.perf_counter() - start,
     )
     return out.reset_index(drop=True), fold
 
@@ -401,6 +412,58 @@ def _attach_truth(pred: pd.DataFrame, truth: pd.DataFrame | None, h: int) -> boo
     return bool(pred["true_leavers"].notna().any())
 
 
+@dataclass
+class BacktestPlan:
+    """What one backtest fits: the panel joined with its targets, the features, the
+    configuration and the origins (month ordinals, oldest first)."""
+
+    frame: pd.DataFrame
+    features: list[str]
+    config: ModelConfig
+    origins: list[int]
+
+
+def plan_backtest(
+    panel: pd.DataFrame,
+    targets: pd.DataFrame,
+    config: ModelConfig,
+    *,
+    n_origins: int = 4,
+    skip_last: int = 0,
+) -> BacktestPlan:
+    """The origins of a backtest at up to `n_origins` origins; `skip_last` moves them that
+    many months earlier (used by tuning, so that the latest months stay unseen). A
+    ModelError when the history is too short for one."""
+    frame = join_targets(panel, targets, config.horizon).reset_index(drop=True)
+    origins = choose_origins(frame, config, n_origins, skip_last=skip_last)
+    if not origins:
+        need = config.valid_months + config.horizon + MIN_HISTORY_MONTHS
+        raise ModelError(
+            f"too little history to backtest: need at least {need} labelled as-of months "
+            f"before an origin."
+        )
+    return BacktestPlan(frame, feature_columns(panel), config, origins)
+
+
+def run_origin(plan: BacktestPlan, origin: int) -> tuple[pd.DataFrame, Fold]:
+    """One origin of the plan: its out-of-sample rows and its fold."""
+    return _run_origin(plan.frame, plan.features, plan.config, origin)
+
+
+def combine_origins(
+    plan: BacktestPlan,
+    outcomes: dict[int, tuple[pd.DataFrame, Fold]],
+    truth: pd.DataFrame | None = None,
+) -> BacktestResult:
+    """The result from every origin's outcome, pooled in origin order (whichever process
+    fitted which origin, and in whatever order they finished)."""
+    parts = [outcomes[o][0] for o in plan.origins]
+    folds = [outcomes[o][1] for o in plan.origins]
+    pred = pd.concat(parts, ignore_index=True)
+    has_truth = _attach_truth(pred, truth, plan.config.horizon)
+    return pooled_result(pred, folds, plan.config, has_truth)
+
+
 def run_backtest(
     panel: pd.DataFrame,
     targets: pd.DataFrame,
@@ -410,30 +473,101 @@ def run_backtest(
     n_origins: int = 4,
     progress: Callable[[int, int], None] | None = None,
     skip_last: int = 0,
+    workers: int = 1,
 ) -> BacktestResult:
     """Backtest at up to `n_origins` origins; `skip_last` moves them that many months earlier
-    (used by tuning, so that the latest months stay unseen)."""
-    frame = join_targets(panel, targets, config.horizon).reset_index(drop=True)
-    features = feature_columns(panel)
-    origins = choose_origins(frame, config, n_origins, skip_last=skip_last)
-    if not origins:
-        need = config.valid_months + config.horizon + MIN_HISTORY_MONTHS
-        raise ModelError(
-            f"too little history to backtest: need at least {need} labelled as-of months "
-            f"before an origin."
+    (used by tuning, so that the latest months stay unseen). With `workers` > 1, the older
+    origins are fitted in that many - 1 worker processes (`OriginPool`) while this one fits
+    the newest: the same result, byte for byte."""
+    plan = plan_backtest(panel, targets, config, n_origins=n_origins, skip_last=skip_last)
+    *older, newest = plan.origins
+    outcomes: dict[int, tuple[pd.DataFrame, Fold]] = {}
+    with OriginPool(plan, older if workers > 1 else [], workers - 1) as pool:
+        # Origins are independent; in one process they are fitted one after the other
+        # (threaded LightGBM fits crashed in CI; see fit.fit_models).
+        for origin in [newest, *older]:
+            outcomes[origin] = pool.result(origin) if origin in pool else run_origin(plan, origin)
+            if progress:
+                progress(len(outcomes), len(plan.origins))
+    return combine_origins(plan, outcomes, truth)
+
+
+class OriginPool:
+    """Backtest origins fitted in spawned worker processes while the caller goes on (`forecast
+    train` fits the newest origin, the final models and the what-if engine meanwhile).
+
+    Each worker gets the plan once (pickled at its start) and fits origins newest first; every
+    fit is seeded and single-threaded, so an origin's outcome is the same bytes in any process.
+    A pool that cannot start or loses its worker (killed, out of memory) is not an error: the
+    caller's process fits what is left (`result`). No workers: nothing starts.
+    """
+
+    def __init__(self, plan: BacktestPlan, origins: list[int], workers: int = 1) -> None:
+        self.plan = plan
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[int, Future] = {}
+        if workers < 1 or not origins:
+            return
+        self._pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(origins)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(plan,),
         )
-    parts, folds = [], []
-    # Origins are independent but fitted one after the other, in origin order (threaded
-    # LightGBM fits crashed in CI; see fit.fit_models).
-    for i, origin in enumerate(origins):
-        part, fold = _run_origin(frame, features, config, origin)
-        parts.append(part)
-        folds.append(fold)
-        if progress:
-            progress(i + 1, len(origins))
-    pred = pd.concat(parts, ignore_index=True)
-    has_truth = _attach_truth(pred, truth, config.horizon)
-    return pooled_result(pred, folds, config, has_truth)
+        for origin in sorted(origins, reverse=True):
+            self._futures[origin] = self._pool.submit(_origin_in_worker, origin)
+
+    def __contains__(self, origin: int) -> bool:
+        return origin in self._futures
+
+    def __enter__(self) -> OriginPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def result(self, origin: int) -> tuple[pd.DataFrame, Fold]:
+        """The origin's outcome: the worker's, or fitted here if the worker could not."""
+        future = self._futures.get(origin)
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                log.warning(
+                    "the backtest's worker process ended early (killed, or out of memory?); "
+                    "this process fits origin %s instead.",
+                    month_str(origin),
+                )
+        return run_origin(self.plan, origin)
+
+    def close(self) -> None:
+        """Stop the workers (origins still running are dropped)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            end_pool(pool, all(f.done() for f in self._futures.values()))
+
+
+def end_pool(pool: ProcessPoolExecutor, done: bool) -> None:
+    """Shut a worker pool down; unless its work is `done`, end its processes first (a failure
+    or Ctrl-C in the caller must not wait for fits nobody will read)."""
+    if not done:
+        # ProcessPoolExecutor can only wait for running work (before Python 3.14).
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+_PLAN: BacktestPlan | None = None  # a worker process's copy of the plan
+
+
+def _start_worker(plan: BacktestPlan) -> None:
+    global _PLAN
+    _PLAN = plan
+
+
+def _origin_in_worker(origin: int) -> tuple[pd.DataFrame, Fold]:
+    assert _PLAN is not None
+    return run_origin(_PLAN, origin)
 
 
 def pooled_result(

@@ -229,13 +229,20 @@ def oof_attrition_rates(
 
 
 def fit_csat(
-    rows: pd.DataFrame, features: list[str], oof_rate: np.ndarray, config: ModelConfig
+    rows: pd.DataFrame,
+    features: list[str],
+    oof_rate: np.ndarray,
+    config: ModelConfig,
+    rounds: int | None = None,
 ) -> tuple[lgb.Booster, int, pd.DataFrame]:
+    """The CSAT model; with `rounds`, that many trees and no early-stopping probe."""
     X = design_matrix(rows, features)
     X[RATE_FEATURE] = oof_rate
     y = rows["csat_change"].to_numpy(dtype="float64")
     w = rows["csat_weight"].fillna(1.0).to_numpy(dtype="float64")
-    rounds, valid, held = _probe("csat", X, y, w, months_of(rows), config)
+    valid = held = None
+    if rounds is None:
+        rounds, valid, held = _probe("csat", X, y, w, months_of(rows), config)
     booster = _train(config.lgb_params("csat"), X, y, w, rounds)
     holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
     if valid is not None:
@@ -249,11 +256,18 @@ def fit_csat(
     return booster, rounds, holdout
 
 
-def fit_models(frame: pd.DataFrame, features: list[str], config: ModelConfig) -> Fitted:
+def fit_models(
+    frame: pd.DataFrame,
+    features: list[str],
+    config: ModelConfig,
+    rounds: tuple[int, int] | None = None,
+) -> Fitted:
     """Both models on every labelled row of `frame` (the caller chooses the rows).
 
     The number of trees comes from early stopping on the last months; the final models are
     then refitted on every row (the last months are the most informative about the present).
+    With `rounds` (attrition, CSAT), those numbers of trees instead, with no early-stopping
+    probe and so no hold-out (`train_pair` passes those of the latest backtest origin).
     Fits run one after the other on one thread each: LightGBM fits side by side in threads
     crashed the interpreter in CI (LGBM_BoosterFree while another thread built a Dataset).
     """
@@ -264,19 +278,24 @@ def fit_models(frame: pd.DataFrame, features: list[str], config: ModelConfig) ->
             f"{config.horizon}-month outcome (need at least {MIN_TRAIN_ROWS})."
         )
     X, y, w = _attrition_xyw(att, features)
-    rounds, valid, held = _probe("attrition", X, y, w, months_of(att), config)
+    valid = held = None
+    if rounds is None:
+        att_rounds, valid, held = _probe("attrition", X, y, w, months_of(att), config)
+    else:
+        att_rounds = rounds[0]
     csat_booster, csat_rounds = None, 0
     csat_holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
-    booster = _train(config.lgb_params("attrition"), X, y, w, rounds)
+    booster = _train(config.lgb_params("attrition"), X, y, w, att_rounds)
     cs = csat_rows(frame)
     if len(cs) >= MIN_TRAIN_ROWS:
-        oof = oof_attrition_rates(cs, att, features, config, rounds)
-        csat_booster, csat_rounds, csat_holdout = fit_csat(cs, features, oof, config)
+        oof = oof_attrition_rates(cs, att, features, config, att_rounds)
+        fixed = rounds[1] if rounds is not None and rounds[1] > 0 else None
+        csat_booster, csat_rounds, csat_holdout = fit_csat(cs, features, oof, config, fixed)
     return Fitted(
         features=list(features),
         attrition=booster,
         csat=csat_booster,
-        attrition_rounds=rounds,
+        attrition_rounds=att_rounds,
         csat_rounds=csat_rounds,
         trained_until=month_str(att["as_of"].max()),
         holdout=Holdout(_attrition_holdout(att, valid, held), csat_holdout),

@@ -43,6 +43,7 @@ import pickle
 import re
 import shutil
 import tempfile
+import time
 import traceback
 import weakref
 from collections.abc import Callable
@@ -76,6 +77,8 @@ log = logging.getLogger("forecast")
 FORMAT = 1
 MANIFEST = "manifest.json"
 AUTO = "auto"
+# The signals the leaders' report moves (known once the pair exists; forecast.commands.train).
+REPORT = "report"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,80}")
 
 # The model text each loaded booster came from: re-serialising a loaded booster may reorder
@@ -88,10 +91,13 @@ _TEXTS: weakref.WeakKeyDictionary[lgb.Booster, str] = weakref.WeakKeyDictionary(
 
 def what_if_signals(tables: Tables, specs: FeatureSpecs, wanted: str | list[str]) -> list[str]:
     """The signals `what_if.signals` names: `auto` = every settable (actionable) signal of
-    these data, sorted; a list is checked one by one (a ConfigError names the first bad one)."""
+    these data, sorted; a list is checked one by one (a ConfigError names the first bad one).
+    Not for `report`: those come from the trained pair (`commands.train.report_signals`)."""
 
     if wanted == AUTO:
         return sorted(settable_signals(tables, specs))
+    if wanted == REPORT:
+        raise ValueError("`report` signals come from a trained pair (commands.train)")
     out = []
     for name in wanted:
         try:
@@ -155,6 +161,8 @@ class FitJob:
         self._processes: list[Any] = []  # multiprocessing's spawned Process objects
         self._outcome: tuple[dict[str, StoredFit], dict[str, str]] | None = None
         self._stopped = False
+        # Seconds each signal's fit took, and where: {signal: (seconds, "main" | "worker N")}.
+        self.seconds: dict[str, tuple[float, str]] = {}
         ctx = multiprocessing.get_context("spawn")
         self._claims = ctx.Array("i", len(self.signals))  # 0: free, else who fits it
         self._stopping = ctx.Value("b", 0)  # set when a worker's fit fails or the job stops
@@ -241,7 +249,9 @@ class FitJob:
                 self._raise_failure()
                 if _claim(self._claims, index, _MAIN):
                     report(signal)
+                    start = time.perf_counter()
                     done[signal] = _fit_one(tables, specs, settings, horizon, signal)
+                    self.seconds[signal] = (time.perf_counter() - start, "main")
             for index, signal in enumerate(self.signals):
                 if signal not in done:
                     report(signal)
@@ -290,6 +300,7 @@ class FitJob:
             multiprocessing.connection.wait([process.sentinel], timeout=_POLL_SECONDS)
         if result.get("error"):
             raise RuntimeError(result["error"])
+        self.seconds[signal] = (float(result["seconds"]), f"worker {self._claims[index]}")
         fit = result["fit"]
         return (None if fit is None else fit.encode("utf-8")), result["as_of"], result["reason"]
 
@@ -357,11 +368,13 @@ def _work(
         if not _claim(claims, index, number):
             continue
         try:
+            start = time.perf_counter()
             data, as_of, reason = _fit_one(*args, signal)
             result = {
                 "fit": None if data is None else data.decode("utf-8"),
                 "as_of": as_of,
                 "reason": reason,
+                "seconds": time.perf_counter() - start,
             }
         except Exception:  # noqa: BLE001 - handed back as text, raised by the caller
             stopping.value = 1

@@ -1,0 +1,473 @@
+"""Benchmark `forecast score` with the leaders' report and `forecast what-if` for one team, as
+whole processes, with a per-step breakdown (issue 17: fast where people wait).
+
+    .venv/bin/python benchmarks/score_report.py                  # 1,500 teams x 42 months
+    .venv/bin/python benchmarks/score_report.py --what-if-signals after_hours_ratio engagement
+    .venv/bin/python benchmarks/score_report.py --repeat 1 --no-baseline
+    .venv/bin/python benchmarks/score_report.py --work /tmp/sr --profile 30   # reuse, + cProfile
+
+Setup (not timed): a training organisation (seed 1) and a held-out one (seed 7, the one that
+is scored), both simulated as Parquet; one pair trained with `forecast train`'s defaults
+(training/model.yaml; `--what-if-signals` may shorten `what_if.signals` for setup speed only,
+and the output says so) into a temporary MLflow store, with its what-if fits.
+
+Timed, each in a fresh process (Python start, imports, MLflow, reading the data, the work,
+writing): `forecast score --data D --out O` with the report, and `forecast what-if --data D
+--team T --set after_hours_ratio=<the organisation's median>`; wall time and CPU time (user +
+system of the child), the median of `--repeat` runs, with the load average beside them (other
+people's runs on a shared machine show there). The per-step breakdown comes from one more run
+of each command in a child process whose steps' functions are wrapped by a timer (wall time,
+each step without the steps it calls; no profiler overhead).
+
+Baseline, in the same run: "the code before issue 17" where it still exists as a slow
+reference. The report's sections, ranked table and roll-ups by the per-row loops of
+tests/report/reference.py and the team attributes by the per-team loop of
+tests/scoring/reference.py, patched into the same `forecast score` (run as this script's
+child, so without the console script's quick exit; whole process, and per step); the report
+of one output folder rendered both ways must give the same bytes. Not in the baseline (their
+code is gone): MLflow in the scoring process (import and SQL store, about 3 s, now in a side
+process), the what-if panel built once per signal, `forecast what-if` through MLflow, and the
+interpreter's teardown at exit (about 1 s); the issue's own figure is printed for the whole:
+157 s for `score` with the report, 250 of 270 s of its profile in the report.
+Goals, 2 cores: `score` with the report at most about 13 s, `what-if` for one team under 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import json
+import os
+import pstats
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STARTED = time.perf_counter()  # before any import of forecast: the child's start-up counts
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORE_GOAL_S, WHAT_IF_GOAL_S = 13.0, 2.0
+ISSUE_SCORE_S = 157.0
+TRAIN_SEED, HELD_OUT_SEED = 1, 7
+WHAT_IF_SIGNAL = "after_hours_ratio"
+
+
+# --------------------------------------------------------------------------- per-step timing
+
+
+class Steps:
+    """Wall time per step, each without the time of the steps it calls (a stack of timers)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._stack: list[list[float]] = []
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        """Time `owner.name` (a module's or a class's attribute) as `label`; absent: skipped."""
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+        steps = self
+
+        def timed(*args, **kwargs):
+            steps._stack.append([time.perf_counter(), 0.0])
+            try:
+                return original(*args, **kwargs)
+            finally:
+                start, inner = steps._stack.pop()
+                spent = time.perf_counter() - start
+                steps.seconds[label] = steps.seconds.get(label, 0.0) + spent - inner
+                steps.calls[label] = steps.calls.get(label, 0) + 1
+                if steps._stack:
+                    steps._stack[-1][1] += spent
+
+        setattr(owner, name, timed)
+
+
+def score_steps(steps: Steps) -> None:
+    """Wrap the steps of `forecast score` where the code looks them up."""
+    from forecast.commands import score as command
+    from forecast.mlops import sidecar
+    from forecast.models import explain
+    from forecast.report import render
+    from forecast.scoring import batch, extras
+    from forecast.whatif import engine
+
+    for owner, name, label in [
+        (sidecar.RegistrySide, "answer", "MLflow: waiting for the side process"),
+        (sidecar.RegistrySide, "tag", "MLflow: tag the model version"),
+        (command, "load_bundle", "load the pair's folder"),
+        (command, "load_tables", "read and check the data"),
+        (command, "open_source", "read and check the data"),
+        (batch, "build_panel", "features (panel)"),
+        (batch, "explain_batch", "SHAP (TreeSHAP, additivity)"),
+        (explain, "long_form", "SHAP (drivers, long form)"),
+        (explain, "by_family", "SHAP (drivers, long form)"),
+        (batch, "training_reference", "drift"),
+        (batch, "batch_drift", "drift"),
+        (batch, "team_history", "history for sparklines"),
+        (extras, "team_attributes", "report extras: team attributes"),
+        (extras, "report_whatifs", "report extras: what-ifs (stored fits)"),
+        (extras, "fairness_input", "report extras: fairness audit"),
+        (extras, "fairness_audit", "report extras: fairness audit"),
+        (engine, "fit_effect", "what-if engine FITS (must not happen)"),
+        (command, "write_batch_files", "write the Parquet outputs"),
+        (render, "load_outputs", "report: read the output folder"),
+        (render, "team_sections", "report: team sections (drivers)"),
+        (render, "team_table", "report: ranked table, sparklines"),
+        (render, "rollups", "report: roll-ups"),
+        (render, "org_drivers", "report: organisation drivers"),
+        (render, "beeswarm_png", "report: SHAP beeswarm (shap, matplotlib)"),
+        (render, "trust_view", "report: trust, fairness, what-if views"),
+        (render, "fairness_view", "report: trust, fairness, what-if views"),
+        (render, "whatif_by_team", "report: trust, fairness, what-if views"),
+        (render, "render", "report: HTML template"),
+        (render, "write_text_atomic", "report: write"),
+    ]:
+        steps.wrap(owner, name, label)
+
+
+def what_if_steps(steps: Steps) -> None:
+    from forecast.commands import what_if as command
+    from forecast.whatif import engine
+
+    for owner, name, label in [
+        (command, "load_tables", "read and check the data"),
+        (command, "registered_pair", "the pair and its fits (local store or MLflow)"),
+        (engine.CausalEngine, "_month_rows", "what-if: panel of the as-of month"),
+        (engine, "fit_effect", "what-if engine FITS (no stored fit could answer)"),
+        (engine.CausalEngine, "estimate", "what-if: estimate (forecasts, effects)"),
+    ]:
+        steps.wrap(owner, name, label)
+
+
+def use_slow_references() -> None:
+    """The code before issue 17, where it is kept as a slow reference (tests/)."""
+    sys.path.insert(0, str(ROOT))
+    from forecast.report import render
+    from forecast.scoring import extras
+    from tests.report import reference as report_reference
+    from tests.scoring import reference as scoring_reference
+
+    render.team_sections = report_reference.team_sections
+    render.team_table = report_reference.team_table
+    render.rollups = report_reference.rollups
+    extras.team_attributes = scoring_reference.team_attributes
+
+
+def child(kind: str, args: list[str], slow: bool, profile: int) -> None:
+    """One command in this process, its steps timed; prints one JSON line (after cProfile's
+    `profile` slowest functions of the package by cumulative time, on stderr, when asked)."""
+    steps = Steps()
+    t = time.perf_counter()
+    # What the console script imports before the command runs, then the command's module.
+    import forecast.cli as cli
+
+    if kind == "score":
+        # As the CLI does: the MLflow side process starts before the command's imports.
+        from forecast.mlops.sidecar import RegistrySide
+
+        early = RegistrySide("champion")
+        cli._registry_side = lambda _model: early
+        import forecast.commands.score
+    else:
+        import forecast.commands.what_if  # noqa: F401
+    imports = time.perf_counter() - t
+    if slow:
+        use_slow_references()
+    (score_steps if kind == "score" else what_if_steps)(steps)
+    profiler = cProfile.Profile() if profile else None
+    with contextlib.redirect_stdout(sys.stderr):
+        if profiler is not None:
+            profiler.enable()
+        code = cli.main(args)
+        if profiler is not None:
+            profiler.disable()
+            stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative")
+            stats.print_stats(
+                r"forecast/(commands|scoring|report|models|whatif|mlops|features)", profile
+            )
+    total = time.perf_counter() - STARTED
+    steps.seconds = {"start-up and imports": t - STARTED + imports, **steps.seconds}
+    own, side = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    cpu = {"own": own.ru_utime + own.ru_stime, "side": side.ru_utime + side.ru_stime}
+    print(json.dumps({"code": code, "total": total, "steps": steps.seconds, "cpu": cpu}))
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall, CPU of the child, stdout) of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        print(proc.stdout[-2000:], proc.stderr[-3000:], sep="\n")
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
+
+
+def timed_runs(cmd: list[str], env: dict[str, str], repeat: int) -> dict[str, float]:
+    walls, cpus, loads = [], [], []
+    for _ in range(repeat):
+        loads.append(os.getloadavg()[0])
+        wall, cpu, _ = run(cmd, env)
+        walls.append(wall)
+        cpus.append(cpu)
+    return {
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus),
+        "min": min(walls),
+        "load": statistics.median(loads),
+    }
+
+
+def breakdown(
+    kind: str, args: list[str], env: dict[str, str], slow: bool = False, profile: int = 0
+) -> dict:
+    flags = [*(["--slow"] if slow else []), *(["--profile", str(profile)] if profile else [])]
+    cmd = [sys.executable, __file__, "--child", kind, *flags, "--", *args]
+    if profile:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        start = proc.stderr.find("   Ordered by")
+        print(f"cProfile of `forecast {kind}` (wall times inflated by the profiler):")
+        print(proc.stderr[start:] if start >= 0 else proc.stderr[-4000:])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    _, _, out = run(cmd, env)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def print_steps(title: str, runs: dict[str, dict], names: list[str]) -> None:
+    """Steps as rows, runs as columns (seconds), slowest first by the first run."""
+    first = next(iter(runs.values()))
+    labels = sorted(
+        {k for r in runs.values() for k in r["steps"]},
+        key=lambda k: -first["steps"].get(k, 0.0),
+    )
+    print(title)
+    print(f"  {'step':<46}" + "".join(f"{n:>15}" for n in names))
+    for label in labels:
+        cells = "".join(f"{r['steps'].get(label, 0.0):>14.2f}s" for r in runs.values())
+        print(f"  {label:<46}{cells}")
+    rest = "".join(f"{r['total'] - sum(r['steps'].values()):>14.2f}s" for r in runs.values())
+    print(f"  {'everything else (CLI, manifest, publish, ...)':<46}{rest}")
+    print(
+        f"  {'total (in the child)':<46}" + "".join(f"{r['total']:>14.2f}s" for r in runs.values())
+    )
+    for who, key in (("this process", "own"), ("its child processes (MLflow side)", "side")):
+        cells = "".join(f"{r['cpu'][key]:>14.2f}s" for r in runs.values())
+        print(f"  {'CPU time of ' + who:<46}{cells}")
+    print()
+
+
+def setup(work: Path, teams: int, months: int, signals: list[str] | None) -> tuple[Path, str]:
+    import yaml
+
+    from forecast.commands.train import run_training
+    from forecast.models.config import DEFAULT_CONFIG_PATH
+    from forecast.simulate import SimConfig, simulate, write_simulation
+
+    for seed, name in ((TRAIN_SEED, "train-data"), (HELD_OUT_SEED, "data")):
+        sim = simulate(SimConfig(n_teams=teams, n_months=months, seed=seed, compute_truth=False))
+        write_simulation(sim, work / name, fmt="parquet")
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    if signals is not None:
+        config["what_if"] = {"signals": signals}
+    (work / "model.yaml").write_text(yaml.safe_dump(config))
+    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+    t = time.perf_counter()
+    run_training(work / "train-data", tracking_uri=uri, config_path=work / "model.yaml")
+    print(
+        f"setup: trained a pair on {teams:,} teams x {months} months (seed {TRAIN_SEED}) in "
+        f"{time.perf_counter() - t:.0f} s, what_if.signals: "
+        + (
+            "as training/model.yaml says"
+            if signals is None
+            else f"{signals} (shortened for setup speed only)"
+        )
+    )
+    return work / "data", uri
+
+
+def what_if_setting(data: Path, out: Path) -> tuple[str, float]:
+    """The team most at risk, and the organisation's median of the signal at the latest month
+    (inside the range `check_value` accepts)."""
+    import pandas as pd
+
+    scores = pd.read_parquet(out / "scores.parquet")
+    team = str(scores.sort_values("expected_leavers", ascending=False)["team_id"].iloc[0])
+    w = pd.read_parquet(data / "workload.parquet")
+    latest = w["month"].astype(str).max()
+    return team, round(float(w.loc[w["month"].astype(str) == latest, WHAT_IF_SIGNAL].median()), 4)
+
+
+def report_both_ways(out: Path) -> tuple[float, float, bool]:
+    """The report of one output folder, built by the fast code and by the slow references:
+    seconds each, and whether the bytes agree."""
+    from datetime import UTC, datetime
+
+    from forecast.report import render
+
+    sys.path.insert(0, str(ROOT))
+    from tests.report import reference
+
+    now = datetime(2024, 7, 2, tzinfo=UTC)
+    inputs = render.load_outputs(out)
+    render.beeswarm_png(inputs.drivers.loc[inputs.drivers["target"] == "attrition"])  # warm
+    t = time.perf_counter()
+    fast = render.render(render.build_context(inputs, now=now))
+    fast_s = time.perf_counter() - t
+    saved = render.team_sections, render.team_table, render.rollups
+    render.team_sections, render.team_table, render.rollups = (
+        reference.team_sections,
+        reference.team_table,
+        reference.rollups,
+    )
+    try:
+        t = time.perf_counter()
+        slow = render.render(render.build_context(inputs, now=now))
+        slow_s = time.perf_counter() - t
+    finally:
+        render.team_sections, render.team_table, render.rollups = saved
+    return fast_s, slow_s, fast == slow
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teams", type=int, default=1500)
+    parser.add_argument("--months", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--what-if-signals", nargs="*", default=None)
+    parser.add_argument("--work", type=Path, default=None, help="keep the setup here (reused)")
+    parser.add_argument("--child", choices=["score", "what-if"], help=argparse.SUPPRESS)
+    parser.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also print cProfile's N slowest"
+    )
+    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.rest, args.slow, args.profile)
+        return
+
+    with contextlib.ExitStack() as stack:
+        if args.work is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            work = args.work.resolve()
+            work.mkdir(parents=True, exist_ok=True)
+        if (work / "mlruns" / "mlflow.db").exists() and (work / "data").is_dir():
+            data, uri = work / "data", f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+            print(f"setup: reusing the organisations and the pair in {work}")
+        else:
+            data, uri = setup(work, args.teams, args.months, args.what_if_signals)
+        measure(work, data, uri, args)
+
+
+def measure(work: Path, data: Path, uri: str, args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+    env.pop("FORECAST_DEBUG", None)
+    forecast = str(Path(sys.executable).with_name("forecast"))
+    out = work / "out"
+    score_args = ["score", "--data", str(data), "--out", str(out)]
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start; "
+        f"held-out organisation {args.teams:,} teams x {args.months} months (seed "
+        f"{HELD_OUT_SEED})\n"
+    )
+
+    score = timed_runs([forecast, *score_args], env, args.repeat)
+    team, value = what_if_setting(data, out)
+    what_if_args = ["what-if", "--data", str(data), "--team", team]
+    what_if_args += ["--set", f"{WHAT_IF_SIGNAL}={value}"]
+    what_if = timed_runs([forecast, *what_if_args], env, args.repeat)
+    bare = timed_runs([sys.executable, "-c", "import forecast.cli"], env, args.repeat)
+
+    if args.profile:
+        breakdown("score", score_args, env, profile=args.profile)
+    runs = {"after": breakdown("score", score_args, env)}
+    if not args.no_baseline:
+        runs["slow reference"] = breakdown("score", score_args, env, slow=True)
+        baseline = timed_runs(
+            [sys.executable, __file__, "--child", "score", "--slow", "--", *score_args], env, 1
+        )
+    print_steps("`forecast score` with the report, per step (one run each):", runs, list(runs))
+    wi = {"after": breakdown("what-if", what_if_args, env)}
+    print_steps(f"`forecast what-if` for {team}, per step:", wi, list(wi))
+
+    fast_s, slow_s, same = report_both_ways(out)
+    print(
+        f"report of one output folder, context + HTML: {fast_s:.2f} s (fast paths) against "
+        f"{slow_s:.2f} s (slow references), {slow_s / fast_s:.0f}x; same bytes: {same}"
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    whatifs = pd.read_parquet(out / "whatif.parquet") if (out / "whatif.parquet").exists() else []
+    skipped = [w for w in manifest.get("warnings", []) if w.startswith("what-ifs as of")]
+    print(
+        f"what-ifs in the report: {len(whatifs)} teams, from the fits stored with the pair"
+        + (f"; {skipped[0]}" if skipped else " (every team most at risk has one)")
+    )
+    before = {f.name: f.read_bytes() for f in sorted(out.glob("*.parquet"))}
+    report = _without_time((out / "report.html").read_bytes())
+    run([forecast, *score_args], env)
+    again = {f.name: f.read_bytes() for f in sorted(out.glob("*.parquet"))}
+    same_report = report == _without_time((out / "report.html").read_bytes())
+    print(
+        f"outputs run to run: {len(again)} Parquet files identical: {before == again}; "
+        f"report.html identical but for its made-at time: {same_report}\n"
+    )
+
+    print(
+        f"whole processes (median of {args.repeat} runs; wall, CPU = user + system; what-if: "
+        f"{team}, {WHAT_IF_SIGNAL}={value:g}):"
+    )
+    rows = [
+        ("forecast score (with the report)", score, SCORE_GOAL_S),
+        ("forecast what-if (one team)", what_if, WHAT_IF_GOAL_S),
+        ("python -c 'import forecast.cli' (start-up)", bare, None),
+    ]
+    if not args.no_baseline:
+        rows.append(("baseline: score with the slow references", baseline, None))
+    for name, r, goal in rows:
+        verdict = (
+            ""
+            if goal is None
+            else f"  goal {goal:g} s: {'met' if r['wall'] <= goal else 'NOT met'}"
+        )
+        print(
+            f"  {name:<48} {r['wall']:6.2f} s wall (best {r['min']:.2f}), {r['cpu']:6.2f} s CPU, "
+            f"load {r['load']:.1f}{verdict}"
+        )
+    if not args.no_baseline:
+        print(f"  score: {baseline['wall'] / score['wall']:.1f}x faster than the slow references")
+    print(
+        f"  score: {ISSUE_SCORE_S / score['wall']:.1f}x faster than the issue's "
+        f"{ISSUE_SCORE_S:.0f} s (measured on the code before the change)"
+    )
+
+
+def _without_time(html: bytes) -> bytes:
+    """The report without the time its outputs were made (shown twice)."""
+    html = re.sub(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC", b"", html)
+    return re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", b"", html)
+
+
+if __name__ == "__main__":
+    main()
