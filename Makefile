@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/score_report.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -25,8 +25,20 @@ def test_version_and_help() -> None:
     assert run("--version").stdout.startswith("forecast ")
     helped = run("--help")
     assert helped.returncode == 0
-    for command in ("simulate", "validate", "train", "score", "demo", "promote", "what-if"):
+    for command in (
+        "simulate",
+        "validate",
+        "train",
+        "score",
+        "demo",
+        "promote",
+        "what-if",
+        "serve",
+        "users",
+    ):
         assert command in helped.stdout
+    for sub in ("add", "list", "remove", "passwd", "audit"):
+        assert sub in run("users", "--help").stdout
 
 
 def test_validate_good_directory_exits_0(tmp_path: Path) -> None:

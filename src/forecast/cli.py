@@ -273,6 +273,15 @@ def demo(
     out.print(f"Scores, drivers: {outcome.scores}")
     if outcome.report is not None:
         out.print(f"Leaders' report: {outcome.report}  (open it in a browser)")
+    # One line each, never wrapped: the command is meant to be copied.
+    out.print(
+        f"Served view:     forecast serve --out-root {outcome.root} --data {outcome.data} "
+        f"--users {outcome.users}",
+        soft_wrap=True,
+    )
+    out.print("                 then open http://127.0.0.1:8000/ and sign in as", soft_wrap=True)
+    for name, password, sees in outcome.accounts:
+        out.print(f"                 {name} / {password}  ({sees})", soft_wrap=True)
 
 
 @app.command()
@@ -574,12 +583,245 @@ def what_if(
 @app.command()
 def report(
     out_dir: Annotated[Path, typer.Argument(help="A `forecast score` output folder.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="KEY=VALUE (a team attribute, e.g. department=Sales; repeat for more): write a "
+            "report of the matching teams only, the rule `forecast serve` applies.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="With --scope: the file to write (default OUT/report-<scope>.html)."
+        ),
+    ] = None,
 ) -> None:
-    """Rebuild OUT/report.html from the outputs already in OUT."""
+    """Rebuild OUT/report.html from the outputs already in OUT (or, with --scope, write a
+    report limited to one scope)."""
+    if scope:
+        from forecast.report.render import write_scoped_report
+        from forecast.report.scope import parse_scope, scope_text
+
+        chosen = parse_scope(scope)
+        path, teams = write_scoped_report(out_dir, chosen, output)
+        out.print(f"report of {teams} teams ({scope_text(chosen)}) written to {path}")
+        return
+    if output is not None:
+        raise ConfigError(
+            "`--output` goes with `--scope`; `forecast report OUT` writes OUT/report.html."
+        )
     from forecast.report.render import write_report
 
     path = write_report(out_dir)
     out.print(f"report written to {path}")
+
+
+# --------------------------------------------------------------------------- serve / users
+
+DEFAULT_USERS = Path("forecast-users.db")
+USERS_HELP = "The user store, an SQLite file (default forecast-users.db in this directory)."
+
+users_app = typer.Typer(
+    name="users",
+    help="Accounts of `forecast serve`: add, list, remove, passwd, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (an e-mail address works).")],
+    role: Annotated[str, typer.Option("--role", help="analyst (whole organisation) or leader.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="KEY=VALUE: a team attribute a leader's teams match (department=Sales, "
+            "site=Leeds; repeat: a team matching any is seen).",
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    users: Annotated[Path, typer.Option("--users", help=USERS_HELP)] = DEFAULT_USERS,
+) -> None:
+    """Create an account (the password is hashed with argon2, never stored in clear)."""
+    from forecast.commands.users import add_user, read_password
+    from forecast.serve.users import check_name, check_role_scope
+
+    check_name(name)
+    check_role_scope(role, list(scope or []))  # refused before a password is asked for
+    user = add_user(users, name, role, list(scope or []), read_password(password_stdin))
+    out.print(f"added {user.name} ({user.role}, {user.describe_scope()}) to {users}")
+
+
+@users_app.command("list")
+def users_list(
+    users: Annotated[Path, typer.Option("--users", help=USERS_HELP)] = DEFAULT_USERS,
+) -> None:
+    """List the accounts: name, role, scope, dates, and whether failed sign-ins lock it."""
+    from rich.table import Table
+
+    from forecast.commands.users import list_users
+
+    rows = list_users(users)
+    t = Table(title=f"{len(rows)} account(s) in {users}")
+    for col in ("name", "role", "scope", "created", "password changed", "locked"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            *(r[c] for c in ("name", "role", "scope", "created", "password changed", "locked"))
+        )
+    out.print(t)
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    users: Annotated[Path, typer.Option("--users", help=USERS_HELP)] = DEFAULT_USERS,
+) -> None:
+    """Remove an account (its sessions end at its next request)."""
+    from forecast.commands.users import remove_user
+
+    remove_user(users, name)
+    out.print(f"removed {name} from {users}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    users: Annotated[Path, typer.Option("--users", help=USERS_HELP)] = DEFAULT_USERS,
+) -> None:
+    """Set a new password (ends the account's sessions and clears its failed sign-ins)."""
+    from forecast.commands.users import change_password, read_password, user_exists
+
+    user_exists(users, name)
+    change_password(users, name, read_password(password_stdin))
+    out.print(f"password of {name} changed in {users}")
+
+
+@users_app.command("audit")
+def users_audit(
+    limit: Annotated[int, typer.Option("--limit", help="The latest N entries.")] = 100,
+    user: Annotated[str | None, typer.Option("--user", help="One user's entries only.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    users: Annotated[Path, typer.Option("--users", help=USERS_HELP)] = DEFAULT_USERS,
+) -> None:
+    """The audit log: sign-ins, sign-outs, pages and teams viewed, what-ifs run (never a
+    password)."""
+    import json
+
+    from rich.table import Table
+
+    from forecast.commands.users import audit_log
+
+    rows = audit_log(users, limit=limit, user=user)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+        return
+    t = Table(title=f"audit log of {users} (latest {len(rows)})")
+    for col in ("at", "user", "action", "detail", "address"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(r[c] for c in ("at", "user", "action", "detail", "address")))
+    out.print(t)
+
+
+@app.command()
+def serve(
+    out_root: Annotated[
+        Path, typer.Option("--out-root", help="ROOT of scored month folders (score --catch-up).")
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help=DATA_HELP + " Needed for live what-ifs and the trend."),
+    ] = None,
+    users: Annotated[Path, typer.Option("--users", help=USERS_HELP)] = DEFAULT_USERS,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="The pair for what-ifs (alias, version, run id or models:/ URI; default: the "
+            "pair that scored the latest month).",
+        ),
+    ] = None,
+    trusted_header: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-header",
+            help="Take the user name from this request header, set by an SSO proxy in front "
+            "(e.g. X-Forwarded-Email); the server then listens on loopback only.",
+        ),
+    ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="With --trusted-header: allow a non-loopback --host (only behind a firewall "
+            "that lets nothing but the proxy in).",
+        ),
+    ] = False,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies",
+            help="Mark cookies Secure even when the proxy does not say the request was HTTPS.",
+        ),
+    ] = False,
+    session_hours: Annotated[
+        float, typer.Option("--session-hours", help="How long a sign-in lasts.")
+    ] = 8.0,
+) -> None:
+    """Serve the scored months to signed-in users: each leader sees only their teams."""
+    import re
+
+    from forecast.commands.serve import check_binding, check_port, prepare_serve, run_serve
+    from forecast.serve.context import ServeSettings
+
+    check_param("--port", port, 1 <= port <= 65535, "an integer between 1 and 65535")
+    check_param(
+        "--session-hours", session_hours, 0 < session_hours <= 720, "hours between 0 and 720"
+    )
+    if trusted_header is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", trusted_header):
+        raise ConfigError(
+            f"`--trusted-header` must be a header name such as X-Forwarded-Email. Got "
+            f"{trusted_header!r} instead."
+        )
+    check_binding(host, trusted_header, allow_remote)
+    check_port(host, port)
+    secret = os.environ.get("FORECAST_SERVE_SECRET", "").strip()
+    settings = ServeSettings(
+        trusted_header=trusted_header,
+        session_seconds=session_hours * 3600,
+        secure_cookies=secure_cookies,
+        secret=bytes.fromhex(secret) if re.fullmatch(r"(?:[0-9a-fA-F]{2}){16,}", secret) else None,
+    )
+    prepared = prepare_serve(
+        out_root, data=data, users=users, model=model, settings=settings, say=say, warn=warn
+    )
+    live = (
+        f"live what-ifs of {', '.join(prepared.live.signals(prepared.months[-1]).choices)}"
+        if prepared.live is not None
+        else f"no live what-ifs ({prepared.live_note})"
+    )
+    shown = f"[{host}]" if ":" in host else host
+    out.print(
+        f"serving {len(prepared.months)} scored month(s) of {prepared.root} (latest "
+        f"{prepared.months[-1]}) to {prepared.accounts} account(s) at http://{shown}:{port}/ ; "
+        f"{live}; Ctrl-C stops it"
+    )
+    run_serve(prepared, host=host, port=port)
 
 
 # --------------------------------------------------------------------------- import / individual

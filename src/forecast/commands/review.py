@@ -12,6 +12,7 @@ import pandas as pd
 from forecast.data.atomic import check_writable_dir, write_atomic
 from forecast.data.contract import latest_complete_month
 from forecast.data.sources import load_tables
+from forecast.data.tables import Tables
 from forecast.errors import OutputError
 from forecast.features.targets import build_targets
 from forecast.scoring.output import read_manifest, write_parquet
@@ -36,7 +37,16 @@ def run_review(data: Path | str, root: Path) -> ReviewResult:
             f"--out-root {root} --catch-up` first."
         )
     check_writable_dir(root, "--out-root")  # review.parquet goes there; known before reading
-    tables = load_tables(data)
+    review, reviewed, pending = review_frame(load_tables(data), root)
+    path = root / REVIEW_FILE
+    write_atomic(path, lambda tmp: write_parquet(review, tmp))
+    return ReviewResult(path=path, review=review, reviewed=reviewed, pending=pending)
+
+
+def review_frame(tables: Tables, root: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """`forecast review`'s rows for every month folder under ROOT whose horizon has passed
+    (team rows and one organisation row per month), the months reviewed and those not due
+    yet; writes nothing (`forecast serve` keeps the rows in memory)."""
     latest = latest_complete_month(tables)
     targets: dict[int, pd.DataFrame] = {}
     frames, reviewed, pending = [], [], []
@@ -78,6 +88,4 @@ def run_review(data: Path | str, root: Path) -> ReviewResult:
             **{c: "float64" for c in REVIEW_COLUMNS[7:]},
         }
     )
-    path = root / REVIEW_FILE
-    write_atomic(path, lambda tmp: write_parquet(review, tmp))
-    return ReviewResult(path=path, review=review, reviewed=reviewed, pending=pending)
+    return review, reviewed, pending

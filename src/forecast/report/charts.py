@@ -317,3 +317,70 @@ def interval_bar(
         f'fill="{SKY}"/>'
         f'<rect x="{_f(x(expected) - 1)}" y="1" width="2" height="12" fill="{BLACK}"/></svg>'
     )
+
+
+def forecast_vs_actual(
+    labels: Sequence[str],
+    expected: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    realised: Sequence[float | None],
+    *,
+    title: str,
+    desc: str,
+    width: float = 640,
+    height: float = 260,
+) -> str:
+    """Expected values per period as a line with its interval as a band, and what happened as
+    squares (missing where not known yet); a legend in words, so colour carries nothing alone."""
+    pad_l, pad_b, pad_t, pad_r = 48.0, 52.0, 12.0, 12.0
+    vals = _finite([*expected, *high, *(v for v in realised if v is not None)])
+    step = nice_step(max(vals, default=1.0) / 4)
+    top = step * math.ceil(max(vals, default=1.0) * 1.05 / step) or 1.0
+    pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
+    n = len(labels)
+
+    def sx(i: int) -> float:
+        return pad_l + (pw * (i + 0.5) / n if n else 0.0)
+
+    def sy(v: float) -> float:
+        return pad_t + ph - max(v, 0.0) / top * ph
+
+    parts = [_svg_open(width, height, title, desc, "trend")]
+    for k in range(round(top / step) + 1):
+        v = k * step
+        parts.append(
+            f'<line x1="{_f(pad_l)}" y1="{_f(sy(v))}" x2="{_f(pad_l + pw)}" y2="{_f(sy(v))}" '
+            f'stroke="#e3e3e3"/>'
+            f'<text x="{_f(pad_l - 4)}" y="{_f(sy(v) + 3)}" font-size="9" text-anchor="end" '
+            f'fill="{GREY}">{v:g}</text>'
+        )
+    if n:
+        band = [f"{_f(sx(i))},{_f(sy(v))}" for i, v in enumerate(high)]
+        band += [f"{_f(sx(i))},{_f(sy(v))}" for i, v in reversed(list(enumerate(low)))]
+        parts.append(f'<polygon points="{" ".join(band)}" fill="{SKY}" fill-opacity="0.35"/>')
+        line = " ".join(f"{_f(sx(i))},{_f(sy(v))}" for i, v in enumerate(expected))
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{BLUE}" stroke-width="2"/>')
+    for i, (lab, e, r) in enumerate(zip(labels, expected, realised, strict=True)):
+        parts.append(
+            f'<circle cx="{_f(sx(i))}" cy="{_f(sy(e))}" r="3.5" fill="{BLUE}"/>'
+            f'<text x="{_f(sx(i))}" y="{_f(pad_t + ph + 14)}" font-size="9" '
+            f'text-anchor="middle" fill="{GREY}">{escape(lab)}</text>'
+        )
+        if r is not None and math.isfinite(r):
+            parts.append(
+                f'<rect x="{_f(sx(i) - 4)}" y="{_f(sy(r) - 4)}" width="8" height="8" '
+                f'fill="{VERMILLION}"/>'
+            )
+    legend_y = height - 12
+    parts.append(
+        f'<circle cx="{_f(pad_l + 6)}" cy="{_f(legend_y - 3)}" r="3.5" fill="{BLUE}"/>'
+        f'<text x="{_f(pad_l + 14)}" y="{_f(legend_y)}" font-size="10">expected (band: 80% '
+        f"interval, approximate)</text>"
+        f'<rect x="{_f(pad_l + 300)}" y="{_f(legend_y - 7)}" width="8" height="8" '
+        f'fill="{VERMILLION}"/>'
+        f'<text x="{_f(pad_l + 312)}" y="{_f(legend_y)}" font-size="10">what happened '
+        f"(once the horizon has passed)</text>"
+    )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -36,9 +36,16 @@ from forecast.data.atomic import write_text_atomic
 from forecast.data.lineage import MANIFEST, file_sha256, manifest_text
 from forecast.data.months import is_month_folder
 from forecast.data.tables import PROTECTED, is_protected
-from forecast.errors import OutputError
+from forecast.errors import ConfigError, OutputError
 from forecast.features.names import RATE_FEATURE, is_feature_name
 from forecast.report import charts, words
+from forecast.report.scope import (
+    Scope,
+    check_scope_keys,
+    scope_inputs,
+    scope_text,
+    teams_in_scope,
+)
 
 MIN_GROUP = 5  # contract default of `--min-group`
 DETAIL_TEAMS = 50  # teams most at risk that get a full section; the rest get a compact row
@@ -86,6 +93,11 @@ class ReportInputs:
     review: pd.DataFrame | None = None
     previous: PreviousRun | None = None
     model_card: dict[str, Any] | None = None
+    # The reader's scope in words when the folder was cut down to it (report.scope), else None.
+    scope: str | None = None
+    # With a scope: the whole organisation's drivers, against which the scope's teams are put in
+    # words ("above the organisation's typical level"); never shown themselves.
+    reference_drivers: pd.DataFrame | None = None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame | None:
@@ -661,70 +673,96 @@ def ex_cx_link(csat_rows: list[dict[str, Any]], csat_change: float | None) -> di
     return {"shap": words.fmt_points(shap), "sentence": sentence}
 
 
+def group_drivers(
+    drivers: pd.DataFrame | None,
+    team_ids: set[str],
+    reference: pd.DataFrame | None = None,
+) -> TeamDrivers | None:
+    """The drivers of `team_ids`, grouped once for `driver_rows`, with each value's percentile
+    and typical level (for the words) among these teams, or, given `reference` (a scoped
+    reader's view), among the reference's teams: the whole organisation."""
+    if drivers is None or drivers.empty:
+        return None
+    if reference is None:
+        d = drivers.loc[drivers["team_id"].isin(team_ids)].copy()
+    else:
+        d = reference.copy()
+    d["team_id"] = d["team_id"].astype(str)
+    d["target"] = d["target"].astype(str)
+    d["pct"] = _percentiles(d)
+    stats = feature_stats(d)
+    if reference is not None:
+        d = d.loc[d["team_id"].isin({str(t) for t in team_ids})]
+    return team_drivers(d, stats)
+
+
+def team_section(
+    r: dict[str, Any], grouped: TeamDrivers | None, whatifs: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """One team's full section (a row of `scores` as a dict): drivers in words, both
+    waterfalls, the CSAT link and the stored what-if."""
+    team = str(r["team_id"])
+    hc = int(r["headcount"])
+    csat_v = _num(r.get("csat_change"))
+    att = driver_rows(grouped, team, "attrition") if grouped is not None else []
+    cs = driver_rows(grouped, team, "csat") if grouped is not None else []
+    top_actionable = next((x for x in att if x["actionable"] and x["shap"] > 0), None)
+    return {
+        "team_id": team,
+        "anchor": "team-" + re.sub(r"[^A-Za-z0-9_-]", "-", team),
+        "headcount": hc,
+        "band": str(r.get("risk_band", "")),
+        "expected": words.fmt_count(float(r["expected_leavers"])),
+        "leavers_interval": _interval_text(
+            r.get("leavers_p10"), r.get("leavers_p90"), lambda v: f"{v:.0f}"
+        ),
+        "rate": words.fmt_pct(_num(r["attrition_rate"]), 1),
+        "csat": words.fmt_points(csat_v),
+        "csat_interval": _interval_text(
+            r.get("csat_change_p10"), r.get("csat_change_p90"), words.fmt_points
+        ),
+        "actionable": [x for x in att if x["actionable"]][:TOP_DRIVERS],
+        "history": [x for x in att if not x["actionable"]][:TOP_DRIVERS],
+        "families": family_summary(att, "attrition"),
+        "waterfall": attrition_waterfall(team, hc, att),
+        "csat_waterfall": csat_waterfall(team, cs),
+        "ex_cx": ex_cx_link(cs, csat_v),
+        "top_actionable": top_actionable["sentence"] if top_actionable else None,
+        "whatif": whatifs.get(team),
+    }
+
+
 def team_sections(
     scores: pd.DataFrame,
     drivers: pd.DataFrame | None,
     whatif: pd.DataFrame | None,
     n_detail: int = DETAIL_TEAMS,
+    reference: pd.DataFrame | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Detailed sections for the `n_detail` reportable teams with the most expected leavers,
-    compact rows for the other reportable teams. Non-reportable teams get nothing."""
+    compact rows for the other reportable teams. Non-reportable teams get nothing.
+    `reference`: see `group_drivers`."""
     rep = scores.loc[scores["reportable"].astype(bool)].sort_values(
         ["expected_leavers", "team_id"], ascending=[False, True]
     )
-    grouped = None
-    if drivers is not None and not drivers.empty:
-        d = drivers.loc[drivers["team_id"].isin(set(rep["team_id"].astype(str)))].copy()
-        d["team_id"] = d["team_id"].astype(str)
-        d["target"] = d["target"].astype(str)
-        d["pct"] = _percentiles(d)
-        grouped = team_drivers(d, feature_stats(d))
+    grouped = group_drivers(drivers, set(rep["team_id"].astype(str)), reference)
     wi = whatif_by_team(whatif)
     detailed, compact = [], []
     for i, r in enumerate(rep.to_dict("records")):
-        team = str(r["team_id"])
-        hc = int(r["headcount"])
-        csat_v = _num(r.get("csat_change"))
-        if i >= n_detail:
-            # A compact row shows the top attrition driver only: its sentence is all it needs.
-            att = driver_rows(grouped, team, "attrition", limit=1) if grouped is not None else []
-            compact.append(
-                {
-                    "team_id": team,
-                    "headcount": hc,
-                    "expected": words.fmt_count(float(r["expected_leavers"])),
-                    "csat": words.fmt_points(csat_v),
-                    "band": str(r.get("risk_band", "")),
-                    "driver": att[0]["sentence"] if att else "",
-                }
-            )
+        if i < n_detail:
+            detailed.append(team_section(r, grouped, wi))
             continue
-        att = driver_rows(grouped, team, "attrition") if grouped is not None else []
-        cs = driver_rows(grouped, team, "csat") if grouped is not None else []
-        top_actionable = next((x for x in att if x["actionable"] and x["shap"] > 0), None)
-        detailed.append(
+        # A compact row shows the top attrition driver only: its sentence is all it needs.
+        team = str(r["team_id"])
+        att = driver_rows(grouped, team, "attrition", limit=1) if grouped is not None else []
+        compact.append(
             {
                 "team_id": team,
-                "anchor": "team-" + re.sub(r"[^A-Za-z0-9_-]", "-", team),
-                "headcount": hc,
-                "band": str(r.get("risk_band", "")),
+                "headcount": int(r["headcount"]),
                 "expected": words.fmt_count(float(r["expected_leavers"])),
-                "leavers_interval": _interval_text(
-                    r.get("leavers_p10"), r.get("leavers_p90"), lambda v: f"{v:.0f}"
-                ),
-                "rate": words.fmt_pct(_num(r["attrition_rate"]), 1),
-                "csat": words.fmt_points(csat_v),
-                "csat_interval": _interval_text(
-                    r.get("csat_change_p10"), r.get("csat_change_p90"), words.fmt_points
-                ),
-                "actionable": [x for x in att if x["actionable"]][:TOP_DRIVERS],
-                "history": [x for x in att if not x["actionable"]][:TOP_DRIVERS],
-                "families": family_summary(att, "attrition"),
-                "waterfall": attrition_waterfall(team, hc, att),
-                "csat_waterfall": csat_waterfall(team, cs),
-                "ex_cx": ex_cx_link(cs, csat_v),
-                "top_actionable": top_actionable["sentence"] if top_actionable else None,
-                "whatif": wi.get(team),
+                "csat": words.fmt_points(_num(r.get("csat_change"))),
+                "band": str(r.get("risk_band", "")),
+                "driver": att[0]["sentence"] if att else "",
             }
         )
     return detailed, compact
@@ -854,8 +892,11 @@ def _weighted_mean(values: np.ndarray, headcount: np.ndarray) -> float | None:
 # ---------------------------------------------------------------------- org drivers
 
 
-def org_drivers(drivers: pd.DataFrame | None, top: int = 15) -> dict[str, Any] | None:
-    """Mean |SHAP| of the attrition model by family and by feature across reportable teams."""
+def org_drivers(
+    drivers: pd.DataFrame | None, top: int = 15, *, beeswarm: bool = True
+) -> dict[str, Any] | None:
+    """Mean |SHAP| of the attrition model by family and by feature across reportable teams
+    (`beeswarm`: with SHAP's beeswarm picture, which costs seconds to draw)."""
     if drivers is None or drivers.empty:
         return None
     d = drivers.loc[drivers["target"].astype(str) == "attrition"].copy()
@@ -909,7 +950,7 @@ def org_drivers(drivers: pd.DataFrame | None, top: int = 15) -> dict[str, Any] |
             value_format=pct,
             colour=charts.ORANGE,
         ),
-        "beeswarm": beeswarm_png(d),
+        "beeswarm": beeswarm_png(d) if beeswarm else None,
     }
 
 
@@ -1136,12 +1177,21 @@ def trust_view(inputs: ReportInputs, suppressed: int) -> dict[str, Any]:
         "made_at": _pick(m, "created_at") or "–",
         "data_hash": str(_pick(m, "data.hash", "data_hash") or "–")[:12],
         "horizon": _pick(m, "horizon") or "–",
-        "calibration": calibration_view(inputs.calibration),
+        "calibration": _calibration_for(inputs),
         "drift": warnings,
         "review": review_view(inputs.review),
         "limits": limits,
         "suppressed": suppressed,
     }
+
+
+def _calibration_for(inputs: ReportInputs) -> dict[str, Any] | None:
+    """The backtest's calibration by risk decile (per team, the model's property); for a
+    scoped reader without its sentence, whose totals are the whole organisation's."""
+    view = calibration_view(inputs.calibration)
+    if view is not None and inputs.scope is not None:
+        view["sentence"] = ""
+    return view
 
 
 def fairness_view(fairness: pd.DataFrame | None) -> dict[str, Any] | None:
@@ -1194,12 +1244,15 @@ def build_context(
         drivers = drivers.loc[
             drivers["team_id"].astype(str).isin(set(scores.loc[scores["reportable"], "team_id"]))
         ]
-    detailed, compact = team_sections(scores, drivers, inputs.whatif, n_detail)
+    # Only a scoped report passes a reference (the slow reference of the tests takes none).
+    extra = {} if inputs.reference_drivers is None else {"reference": inputs.reference_drivers}
+    detailed, compact = team_sections(scores, drivers, inputs.whatif, n_detail, **extra)
     as_of = _as_of(scores, inputs.manifest) or "–"
     horizon = _pick(inputs.manifest, "horizon") or 3
     whatifs = whatif_by_team(inputs.whatif)
     return {
         "as_of": as_of,
+        "scope": inputs.scope,
         "horizon": horizon,
         "min_group": min_group,
         "generated": _generated(inputs.manifest, now),
@@ -1244,6 +1297,39 @@ def write_report(out_dir: Path | str, *, n_detail: int = DETAIL_TEAMS) -> Path:
     return target
 
 
+def scoped_report_name(scope: Scope) -> str:
+    """`report-department-Sales.html`: the default file of `forecast report OUT --scope`."""
+    slug = "_".join(f"{k}-{v}" for k, v in scope)
+    return "report-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", slug).strip("-.")[:120] + ".html"
+
+
+def write_scoped_report(
+    out_dir: Path | str,
+    scope: Scope,
+    target: Path | None = None,
+    *,
+    n_detail: int = DETAIL_TEAMS,
+) -> tuple[Path, int]:
+    """The report of OUT limited to the teams of `scope` (report.scope, the rule `forecast
+    serve` applies), written to `target` (default OUT/report-<scope>.html); OUT/report.html and
+    the manifest are left alone. Returns the file and the number of teams in it."""
+    out = Path(out_dir)
+    inputs = load_outputs(out)
+    check_scope_keys(inputs.team_attributes, scope, str(out / "team_attributes.parquet"))
+    teams = teams_in_scope(inputs.team_attributes, scope)
+    scoped = scope_inputs(inputs, teams, scope_text(scope))
+    min_group = int(_pick(inputs.manifest, "min_group", "min_group_size") or MIN_GROUP)
+    people = int(scoped.scores["headcount"].sum()) if len(scoped.scores) else 0
+    if people < min_group:
+        raise ConfigError(
+            f"`--scope {scope_text(scope)}`: the teams of {out} in this scope hold {people} "
+            f"people, fewer than the minimum group size of {min_group}; no report is written."
+        )
+    path = target if target is not None else out / scoped_report_name(scope)
+    write_text_atomic(path, render(build_context(scoped, n_detail=n_detail)))
+    return path, len(scoped.scores)
+
+
 def _list_in_manifest(out: Path, name: str) -> None:
     """Keep a score manifest's file list true: the sha256 of the (re)built `name`."""
     manifest = _read_json(out / MANIFEST)
@@ -1260,4 +1346,5 @@ __all__ = [
     "load_outputs",
     "render",
     "write_report",
+    "write_scoped_report",
 ]

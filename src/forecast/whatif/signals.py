@@ -230,6 +230,14 @@ def _show(x: float) -> str:
     return np.format_float_positional(x, trim="-")
 
 
+def value_range(
+    tables: Tables, setting: Settable, as_of: pd.Period | str | None
+) -> tuple[float, float]:
+    """The values a what-if may hold `setting` at as of `as_of`: `signal_range` rounded
+    outward to 3 significant digits, the range `check_value` accepts and its message shows."""
+    return _outward(*signal_range(tables, setting, as_of))
+
+
 def check_value(
     tables: Tables, setting: Settable, value: object, as_of: pd.Period | str | None
 ) -> float:
@@ -241,7 +249,7 @@ def check_value(
     value beyond it is an extrapolation (an after-hours ratio of 50 answered a CSAT change of
     -322 points). Check the signal first (`check_signal` / engine.check_what_if_signal).
     """
-    lo, hi = _outward(*signal_range(tables, setting, as_of))
+    lo, hi = value_range(tables, setting, as_of)
     shown = f"{_show(lo)} to {_show(hi)}"
     number = _number(value)
     if number is None:
