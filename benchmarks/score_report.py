@@ -5,6 +5,7 @@ whole processes, with a per-step breakdown (issue 17: fast where people wait).
     .venv/bin/python benchmarks/score_report.py --what-if-signals after_hours_ratio engagement
     .venv/bin/python benchmarks/score_report.py --repeat 1 --no-baseline
     .venv/bin/python benchmarks/score_report.py --work /tmp/sr --profile 30   # reuse, + cProfile
+    .venv/bin/python benchmarks/score_report.py --work /tmp/sr --what-if-only  # what-if rows
 
 Setup (not timed): a training organisation (seed 1) and a held-out one (seed 7, the one that
 is scored), both simulated as Parquet; one pair trained with `forecast train`'s defaults
@@ -13,11 +14,19 @@ and the output says so) into a temporary MLflow store, with its what-if fits.
 
 Timed, each in a fresh process (Python start, imports, MLflow, reading the data, the work,
 writing): `forecast score --data D --out O` with the report, and `forecast what-if --data D
---team T --set after_hours_ratio=<the organisation's median>`; wall time and CPU time (user +
-system of the child), the median of `--repeat` runs, with the load average beside them (other
-people's runs on a shared machine show there). The per-step breakdown comes from one more run
-of each command in a child process whose steps' functions are wrapped by a timer (wall time,
-each step without the steps it calls; no profiler overhead).
+--team T --set after_hours_ratio=<the organisation's median> --json`; wall time and CPU time
+(user + system of the child), the median of `--repeat` runs (`--what-if-repeat` for what-if,
+default 5), with the load average beside them (other people's runs on a shared machine show
+there). The per-step breakdown comes from one more run of each command in a child process
+whose steps' functions are wrapped by a timer (wall time, each step without the steps it
+calls; no profiler overhead).
+
+What-if baseline, in the same run: the code at `--what-if-baseline` (default 01ff269, the
+commit before `forecast what-if` stopped importing LightGBM, scikit-learn, SciPy, pandera,
+SQLAlchemy; issue 17), its `src/`, `features/` and `training/` taken from git into a
+temporary folder and run by the same console script with that `src/` first on the path. Its
+runs and this code's alternate, and every run's `--json` output must be the same bytes. Both
+packages are compiled to bytecode first, as an install does.
 
 Baseline, in the same run: "the code before issue 17" where it still exists as a slow
 reference. The report's sections, ranked table and roll-ups by the per-row loops of
@@ -35,6 +44,7 @@ Goals, 2 cores: `score` with the report at most about 13 s, `what-if` for one te
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import cProfile
 import json
@@ -53,6 +63,9 @@ STARTED = time.perf_counter()  # before any import of forecast: the child's star
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORE_GOAL_S, WHAT_IF_GOAL_S = 13.0, 2.0
+# The code before `forecast what-if` read the pair without LightGBM and the data without
+# pandera or SQLAlchemy (issue 17); the what-if baseline measured in the same run.
+WHAT_IF_BASELINE = "01ff269"
 ISSUE_SCORE_S = 157.0
 TRAIN_SEED, HELD_OUT_SEED = 1, 7
 WHAT_IF_SIGNAL = "after_hours_ratio"
@@ -136,6 +149,7 @@ def score_steps(steps: Steps) -> None:
 
 def what_if_steps(steps: Steps) -> None:
     from forecast.commands import what_if as command
+    from forecast.models import pair
     from forecast.whatif import engine
 
     for owner, name, label in [
@@ -143,9 +157,13 @@ def what_if_steps(steps: Steps) -> None:
         (command, "registered_pair", "the pair and its fits (local store or MLflow)"),
         (engine.CausalEngine, "_month_rows", "what-if: panel of the as-of month"),
         (engine, "fit_effect", "what-if engine FITS (no stored fit could answer)"),
-        (engine.CausalEngine, "estimate", "what-if: estimate (forecasts, effects)"),
+        (pair.ModelPair, "predict", "what-if: the pair's forecasts"),
+        (engine.CausalEngine, "estimate", "what-if: the effects"),
     ]:
         steps.wrap(owner, name, label)
+
+
+HEAVY = ("lightgbm", "sklearn", "scipy", "shap", "pandera", "pyspark", "sqlalchemy", "mlflow")
 
 
 def use_slow_references() -> None:
@@ -201,7 +219,12 @@ def child(kind: str, args: list[str], slow: bool, profile: int) -> None:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     cpu = {"own": own.ru_utime + own.ru_stime, "side": side.ru_utime + side.ru_stime}
-    print(json.dumps({"code": code, "total": total, "steps": steps.seconds, "cpu": cpu}))
+    heavy = sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))
+    print(
+        json.dumps(
+            {"code": code, "total": total, "steps": steps.seconds, "cpu": cpu, "heavy": heavy}
+        )
+    )
 
 
 # --------------------------------------------------------------------------- the parent
@@ -264,7 +287,7 @@ def print_steps(title: str, runs: dict[str, dict], names: list[str]) -> None:
         cells = "".join(f"{r['steps'].get(label, 0.0):>14.2f}s" for r in runs.values())
         print(f"  {label:<46}{cells}")
     rest = "".join(f"{r['total'] - sum(r['steps'].values()):>14.2f}s" for r in runs.values())
-    print(f"  {'everything else (CLI, manifest, publish, ...)':<46}{rest}")
+    print(f"  {'everything else (CLI, output, manifest, ...)':<46}{rest}")
     print(
         f"  {'total (in the child)':<46}" + "".join(f"{r['total']:>14.2f}s" for r in runs.values())
     )
@@ -353,6 +376,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--what-if-signals", nargs="*", default=None)
+    parser.add_argument("--what-if-repeat", type=int, default=5)
+    parser.add_argument(
+        "--what-if-baseline",
+        default=WHAT_IF_BASELINE,
+        help="git revision whose what-if is timed alongside ('none': no baseline)",
+    )
+    parser.add_argument("--what-if-only", action="store_true", help="only the what-if rows")
     parser.add_argument("--work", type=Path, default=None, help="keep the setup here (reused)")
     parser.add_argument("--child", choices=["score", "what-if"], help=argparse.SUPPRESS)
     parser.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
@@ -382,9 +412,14 @@ def main() -> None:
 def measure(work: Path, data: Path, uri: str, args: argparse.Namespace) -> None:
     import pandas as pd
 
+    import forecast as package
+
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
     env.pop("FORECAST_DEBUG", None)
     forecast = str(Path(sys.executable).with_name("forecast"))
+    # Bytecode, as `pip install` writes it: without it (PYTHONDONTWRITEBYTECODE, a fresh
+    # checkout) every run compiles the package again, about 0.1 s of a what-if.
+    compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
     out = work / "out"
     score_args = ["score", "--data", str(data), "--out", str(out)]
     print(
@@ -392,12 +427,15 @@ def measure(work: Path, data: Path, uri: str, args: argparse.Namespace) -> None:
         f"held-out organisation {args.teams:,} teams x {args.months} months (seed "
         f"{HELD_OUT_SEED})\n"
     )
+    if args.what_if_only:
+        if not (out / "scores.parquet").exists():
+            run([forecast, *score_args], env)  # picks the team (not timed)
+        rows = what_if_section(work, data, out, env, forecast, args)
+        print_whole(f"whole processes (median of {args.what_if_repeat} runs)", rows)
+        print_what_if_ratio(rows, args.what_if_baseline)
+        return
 
     score = timed_runs([forecast, *score_args], env, args.repeat)
-    team, value = what_if_setting(data, out)
-    what_if_args = ["what-if", "--data", str(data), "--team", team]
-    what_if_args += ["--set", f"{WHAT_IF_SIGNAL}={value}"]
-    what_if = timed_runs([forecast, *what_if_args], env, args.repeat)
     bare = timed_runs([sys.executable, "-c", "import forecast.cli"], env, args.repeat)
 
     if args.profile:
@@ -409,8 +447,7 @@ def measure(work: Path, data: Path, uri: str, args: argparse.Namespace) -> None:
             [sys.executable, __file__, "--child", "score", "--slow", "--", *score_args], env, 1
         )
     print_steps("`forecast score` with the report, per step (one run each):", runs, list(runs))
-    wi = {"after": breakdown("what-if", what_if_args, env)}
-    print_steps(f"`forecast what-if` for {team}, per step:", wi, list(wi))
+    what_if_rows = what_if_section(work, data, out, env, forecast, args)
 
     fast_s, slow_s, same = report_both_ways(out)
     print(
@@ -434,17 +471,140 @@ def measure(work: Path, data: Path, uri: str, args: argparse.Namespace) -> None:
         f"report.html identical but for its made-at time: {same_report}\n"
     )
 
-    print(
-        f"whole processes (median of {args.repeat} runs; wall, CPU = user + system; what-if: "
-        f"{team}, {WHAT_IF_SIGNAL}={value:g}):"
-    )
     rows = [
         ("forecast score (with the report)", score, SCORE_GOAL_S),
-        ("forecast what-if (one team)", what_if, WHAT_IF_GOAL_S),
+        *what_if_rows,
         ("python -c 'import forecast.cli' (start-up)", bare, None),
     ]
     if not args.no_baseline:
         rows.append(("baseline: score with the slow references", baseline, None))
+    print_whole(
+        f"whole processes (median of {args.repeat} runs, what-if {args.what_if_repeat})", rows
+    )
+    if not args.no_baseline:
+        print(f"  score: {baseline['wall'] / score['wall']:.1f}x faster than the slow references")
+    print(
+        f"  score: {ISSUE_SCORE_S / score['wall']:.1f}x faster than the issue's "
+        f"{ISSUE_SCORE_S:.0f} s (measured on the code before the change)"
+    )
+    print_what_if_ratio(what_if_rows, args.what_if_baseline)
+
+
+def print_what_if_ratio(rows: list[tuple[str, dict, float | None]], baseline: str) -> None:
+    if len(rows) > 1:
+        after, before = rows[0][1], rows[1][1]
+        print(
+            f"  what-if: {before['wall'] / after['wall']:.1f}x faster (wall), "
+            f"{before['cpu'] / after['cpu']:.1f}x less CPU than the code at {baseline} "
+            f"(same run, same bytes out)"
+        )
+
+
+def what_if_section(
+    work: Path,
+    data: Path,
+    out: Path,
+    env: dict[str, str],
+    forecast: str,
+    args: argparse.Namespace,
+) -> list[tuple[str, dict, float | None]]:
+    """`forecast what-if --json` for the team most at risk, as whole processes (this code and
+    the baseline's, alternating), per step, and whether every run printed the same bytes.
+    Returns the whole-process rows."""
+    team, value = what_if_setting(data, out)
+    what_if_args = ["what-if", "--data", str(data), "--team", team]
+    what_if_args += ["--set", f"{WHAT_IF_SIGNAL}={value}", "--json"]
+    commands = {"after": ([forecast, *what_if_args], env)}
+    base_src = (
+        None
+        if args.what_if_baseline in ("", "none")
+        else (baseline_source(args.what_if_baseline, work / f"baseline-{args.what_if_baseline}"))
+    )
+    if base_src is not None:
+        base_env = dict(env, PYTHONPATH=os.pathsep.join([str(base_src), env.get("PYTHONPATH", "")]))
+        commands[args.what_if_baseline] = ([forecast, *what_if_args], base_env)
+    timed, outputs = interleaved_runs(commands, args.what_if_repeat)
+    steps = {name: breakdown("what-if", what_if_args, e) for name, (_, e) in commands.items()}
+    print_steps(
+        f"`forecast what-if` for {team}, {WHAT_IF_SIGNAL}={value:g}, per step (one run each):",
+        steps,
+        list(steps),
+    )
+    for name, r in steps.items():
+        print(
+            f"  {name}: libraries loaded among {', '.join(HEAVY)}: "
+            f"{', '.join(r['heavy']) or 'none'}"
+        )
+    print(
+        f"  --json output: {sum(len(o) for o in outputs.values())} runs, "
+        f"{len({x for o in outputs.values() for x in o})} distinct (1: the same bytes every run"
+        + (f", this code and {args.what_if_baseline}" if base_src is not None else "")
+        + ")\n"
+    )
+    rows: list[tuple[str, dict, float | None]] = [
+        ("forecast what-if --json (one team)", timed["after"], WHAT_IF_GOAL_S)
+    ]
+    if base_src is not None:
+        rows.append(
+            (
+                f"baseline: what-if, the code at {args.what_if_baseline}",
+                timed[args.what_if_baseline],
+                None,
+            )
+        )
+    elif args.what_if_baseline not in ("", "none"):
+        print(f"  (no baseline: git could not give {args.what_if_baseline} of {ROOT})\n")
+    return rows
+
+
+def baseline_source(rev: str, into: Path) -> Path | None:
+    """`src/`, `features/` and `training/` of `rev`, from git into `into`; its `src/` (None
+    without git or that revision)."""
+    if not (into / "src" / "forecast" / "cli.py").exists():
+        try:
+            tar = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", rev, "src", "features", "training"],
+                capture_output=True,
+                check=True,
+            ).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        into.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
+        compileall.compile_dir(str(into / "src"), quiet=1)
+    return into / "src"
+
+
+def interleaved_runs(
+    commands: dict[str, tuple[list[str], dict[str, str]]], repeat: int
+) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    """Each command `repeat` times, taking turns (a change in the machine's load then falls
+    on all of them): median wall and CPU per command, and each run's stdout."""
+    walls: dict[str, list[float]] = {n: [] for n in commands}
+    cpus: dict[str, list[float]] = {n: [] for n in commands}
+    loads: dict[str, list[float]] = {n: [] for n in commands}
+    outputs: dict[str, list[str]] = {n: [] for n in commands}
+    for _ in range(repeat):
+        for name, (cmd, env) in commands.items():
+            loads[name].append(os.getloadavg()[0])
+            wall, cpu, stdout = run(cmd, env)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+            outputs[name].append(stdout)
+    timed = {
+        n: {
+            "wall": statistics.median(walls[n]),
+            "cpu": statistics.median(cpus[n]),
+            "min": min(walls[n]),
+            "load": statistics.median(loads[n]),
+        }
+        for n in commands
+    }
+    return timed, outputs
+
+
+def print_whole(title: str, rows: list[tuple[str, dict, float | None]]) -> None:
+    print(f"{title}; wall, CPU = user + system:")
     for name, r, goal in rows:
         verdict = (
             ""
@@ -455,12 +615,6 @@ def measure(work: Path, data: Path, uri: str, args: argparse.Namespace) -> None:
             f"  {name:<48} {r['wall']:6.2f} s wall (best {r['min']:.2f}), {r['cpu']:6.2f} s CPU, "
             f"load {r['load']:.1f}{verdict}"
         )
-    if not args.no_baseline:
-        print(f"  score: {baseline['wall'] / score['wall']:.1f}x faster than the slow references")
-    print(
-        f"  score: {ISSUE_SCORE_S / score['wall']:.1f}x faster than the issue's "
-        f"{ISSUE_SCORE_S:.0f} s (measured on the code before the change)"
-    )
 
 
 def _without_time(html: bytes) -> bytes:

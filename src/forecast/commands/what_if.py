@@ -15,7 +15,7 @@ from forecast.errors import (
 )
 from forecast.features.specs import load_specs
 from forecast.mlops.local import local_pair
-from forecast.models.pair import ModelPair
+from forecast.models.pair import ModelPair, PointForecasts
 from forecast.whatif.engine import StoredFit, check_what_if_signal, make_engine
 from forecast.whatif.signals import check_value, split_assignment
 
@@ -51,7 +51,8 @@ def run_what_if(
     # (docs/what-if.md). It reuses the fits `forecast train` stored with the pair when they
     # can answer this what-if.
     engine = make_engine(specs, stored=fits)
-    return engine.estimate(tables, pair, teams, signal, value, month)
+    # The forecast before the change without its own interval: what-if shows the effect's.
+    return engine.estimate(tables, PointForecasts(pair), teams, signal, value, month)
 
 
 def registered_pair(

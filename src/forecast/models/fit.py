@@ -12,9 +12,8 @@ Pure: frames in, boosters and frames out; no file, no MLflow, no print.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -22,6 +21,9 @@ from forecast.data.months import month_str, to_ordinal
 from forecast.errors import ModelError
 from forecast.features.names import RATE_FEATURE, is_feature_name, split_feature
 from forecast.models.config import ModelConfig
+
+if TYPE_CHECKING:  # imported where a model is trained: a forecast from a pair needs no LightGBM
+    import lightgbm as lgb
 
 KEYS = ["team_id", "as_of"]
 
@@ -123,6 +125,8 @@ class Fitted:
 def _train(
     params: dict[str, Any], X: pd.DataFrame, y: np.ndarray, w: np.ndarray, rounds: int
 ) -> lgb.Booster:
+    import lightgbm as lgb
+
     data = lgb.Dataset(X, label=y, weight=w, free_raw_data=True)
     return lgb.train(params, data, num_boost_round=rounds)
 
@@ -156,6 +160,8 @@ def _probe(
         # Too short a history to validate: a small fixed ensemble is the safe choice.
         return min(config.num_boost_round, 100), None, None
     fit, valid = split
+    import lightgbm as lgb
+
     train_set = lgb.Dataset(X[fit], label=y[fit], weight=w[fit], free_raw_data=True)
     valid_set = lgb.Dataset(X[valid], label=y[valid], weight=w[valid], reference=train_set)
     probe = lgb.train(

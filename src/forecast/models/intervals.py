@@ -15,7 +15,6 @@ Pure functions of arrays: nothing here trains a model, reads a file or prints.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 # A dispersion this small is a Poisson for every practical count.
 MIN_DISPERSION = 1e-6
@@ -42,6 +41,8 @@ def nb_quantiles(mean: np.ndarray, dispersion: float, probs: tuple[float, ...]) 
     mu = np.clip(np.asarray(mean, float), 1e-12, None)
     size = 1.0 / max(dispersion, MIN_DISPERSION)
     prob = size / (size + mu)
+    from scipy import stats  # here: importing SciPy's distributions takes about a second
+
     return [np.asarray(stats.nbinom.ppf(q, size, prob), float) for q in probs]
 
 

@@ -2,6 +2,11 @@
 (intervals, risk bands), the features they read and the drift reference, saved to and loaded
 from a folder of plain files (LightGBM text models + meta.json), byte-stable.
 
+A pair loaded from its folder keeps the model texts and makes LightGBM boosters only when
+something needs one: a few rows (a what-if) are scored from the texts with numpy
+(`forecast.models.trees`, the same numbers), so `forecast what-if` never imports LightGBM,
+scikit-learn or SciPy (issue 17).
+
 Pure apart from `to_dir`/`from_dir` (the pair's own files). It knows nothing of the what-if
 engine: the registry (`forecast.mlops.registry`) bundles the two.
 """
@@ -11,9 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -32,6 +36,10 @@ from forecast.models.fit import (
     join_targets,
     predict_fitted,
 )
+from forecast.models.trees import Trees, parse
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 DRIFT_FILE = "drift_reference.csv"
 # The forecasts of one team, each a float: expected leavers over the horizon with their interval,
@@ -54,6 +62,68 @@ PREDICTION_COLUMNS = (
     "risk_band",
     RATE_FEATURE,
 )
+INTERVAL_COLUMNS = ("leavers_p10", "leavers_p90", "csat_change_p10", "csat_change_p90")
+# Up to this many rows, a booster not built yet scores from its text with numpy: importing
+# LightGBM costs more than a few rows take; beyond a few hundred, LightGBM is the faster.
+TREES_MAX_ROWS = 256
+
+
+# --------------------------------------------------------------------------- its boosters
+
+
+class _Model:
+    """One of a pair's boosters: a LightGBM booster, or the text of one (a pair loaded from
+    its folder), made a booster the first time something needs it."""
+
+    def __init__(self, booster: lgb.Booster | None = None, text: str | None = None) -> None:
+        self._booster, self.text = booster, text
+        self._trees: Trees | bool | None = False  # False: not parsed yet
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.text)
+        return self._booster
+
+    def predict(self, X: pd.DataFrame, raw_score: bool = True) -> np.ndarray:
+        """Raw scores, as the booster gives them (what `predict_fitted` asks of a booster)."""
+        if not raw_score:
+            raise ValueError("a pair's model answers raw scores only")
+        if self._booster is None and 0 < len(X) <= TREES_MAX_ROWS:
+            trees = self._parsed()
+            if (
+                trees is not None
+                and X.shape[1] == trees.n_features
+                and (X.dtypes == np.float64).all()
+            ):
+                return trees.predict(X.to_numpy(np.float64))
+        return self.booster.predict(X, raw_score=True)
+
+    def _parsed(self) -> Trees | None:
+        if self._trees is False:
+            self._trees = parse(self.text) if self.text is not None else None
+        return self._trees  # type: ignore[return-value]
+
+
+class _BoosterField:
+    """`ModelPair.attrition_booster` and `csat_booster`: a LightGBM booster (or None) to every
+    reader, kept as a `_Model` so a loaded pair builds it only when read."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}_model"
+
+    def __get__(self, pair: Any, owner: type | None = None) -> Any:
+        if pair is None:
+            raise AttributeError(self.slot)  # to dataclasses: a field without a default
+        model = pair.__dict__[self.slot]
+        return None if model is None else model.booster
+
+    def __set__(self, pair: Any, value: Any) -> None:
+        pair.__dict__[self.slot] = (
+            value if value is None or isinstance(value, _Model) else _Model(booster=value)
+        )
 
 
 # --------------------------------------------------------------------------- the pair
@@ -63,8 +133,8 @@ PREDICTION_COLUMNS = (
 class ModelPair:
     config: ModelConfig
     features: list[str]
-    attrition_booster: lgb.Booster
-    csat_booster: lgb.Booster | None
+    attrition_booster: lgb.Booster = _BoosterField()  # type: ignore[assignment]
+    csat_booster: lgb.Booster | None = _BoosterField()  # type: ignore[assignment]
     csat_features: list[str]
     dispersion: float
     csat_residual_q80: float
@@ -81,10 +151,17 @@ class ModelPair:
     def attrition_raw(self, X: pd.DataFrame) -> np.ndarray:
         """log(per-head rate over the horizon): the attrition booster's raw score, which SHAP's
         TreeExplainer decomposes exactly (base value + SHAP values)."""
-        return self.attrition_booster.predict(design_matrix(X, self.features), raw_score=True)
+        return self._model("attrition").predict(design_matrix(X, self.features))
 
-    def predict(self, panel: pd.DataFrame) -> pd.DataFrame:
-        out = predict_fitted(self.attrition_booster, self.csat_booster, panel, self.features)
+    def predict(self, panel: pd.DataFrame, *, with_intervals: bool = True) -> pd.DataFrame:
+        """Forecasts of the panel's rows (`PREDICTION_COLUMNS`); `with_intervals=False` leaves
+        out the interval columns (their negative binomial quantiles need SciPy)."""
+        out = predict_fitted(self._model("attrition"), self._model("csat"), panel, self.features)
+        out["risk_band"] = risk_band(out["attrition_rate"].to_numpy(), self.risk_cuts)
+        if not with_intervals:
+            return out[[c for c in PREDICTION_COLUMNS if c not in INTERVAL_COLUMNS]].reset_index(
+                drop=True
+            )
         level = self.config.interval_level
         out["leavers_p10"], out["leavers_p90"] = intervals.nb_interval(
             out["expected_leavers"].to_numpy(), self.dispersion, level
@@ -92,8 +169,11 @@ class ModelPair:
         q = self.csat_residual_q80
         out["csat_change_p10"] = out["csat_change"] - q
         out["csat_change_p90"] = out["csat_change"] + q
-        out["risk_band"] = risk_band(out["attrition_rate"].to_numpy(), self.risk_cuts)
         return out[list(PREDICTION_COLUMNS)].reset_index(drop=True)
+
+    def _model(self, which: str) -> Any:
+        """The `_Model` behind `attrition_booster` or `csat_booster` (None: no CSAT model)."""
+        return self.__dict__[f"_{which}_booster_model"]
 
     def org_total_interval(self, predictions: pd.DataFrame) -> dict[str, float]:
         """Expected total leavers with an interval that is not a sum of team bounds."""
@@ -127,7 +207,7 @@ class ModelPair:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "attrition.txt").write_text(self._text("attrition"), encoding="utf-8")
-        if self.csat_booster is not None:
+        if self._model("csat") is not None:
             (path / "csat.txt").write_text(self._text("csat"), encoding="utf-8")
         (path / "meta.json").write_text(json_text(_jsonable(self.meta())), encoding="utf-8")
         if self.drift_reference is not None:
@@ -144,13 +224,13 @@ class ModelPair:
                 texts["csat"] = (path / "csat.txt").read_text(encoding="utf-8")
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelError(f"cannot load the model pair from {path} ({exc}).") from None
-        csat = lgb.Booster(model_str=texts["csat"]) if "csat" in texts else None
+        csat = _Model(text=texts["csat"]) if "csat" in texts else None
         drift_path = path / DRIFT_FILE
         reference = pd.read_csv(drift_path) if drift_path.exists() else None
         return cls(
             config=config_from_dict(meta["config"]),
             features=list(meta["features"]),
-            attrition_booster=lgb.Booster(model_str=texts["attrition"]),
+            attrition_booster=_Model(text=texts["attrition"]),
             csat_booster=csat,
             csat_features=list(meta["csat_features"]),
             dispersion=float(meta["dispersion"]),
@@ -177,6 +257,26 @@ class ModelPair:
 def risk_band(rate: np.ndarray, cuts: tuple[float, float]) -> np.ndarray:
     low, high = cuts
     return np.where(rate < low, "low", np.where(rate < high, "medium", "high")).astype(object)
+
+
+@dataclass(frozen=True)
+class PointForecasts:
+    """A pair's forecasts without their intervals, for `forecast what-if`: it shows the
+    interval of the effect, not of the forecast, and the forecast's needs SciPy (over a
+    second of imports). A `whatif.Forecaster`."""
+
+    pair: ModelPair
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.pair.config
+
+    @property
+    def features(self) -> list[str]:
+        return self.pair.features
+
+    def predict(self, panel: pd.DataFrame) -> pd.DataFrame:
+        return self.pair.predict(panel, with_intervals=False)
 
 
 def _jsonable(value: Any) -> Any:

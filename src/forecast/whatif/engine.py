@@ -44,7 +44,6 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -80,6 +79,10 @@ from forecast.whatif.signals import (
 )
 
 if TYPE_CHECKING:
+    # Imported where the engine fits: answering from a stored fit needs no LightGBM (it
+    # imports scikit-learn and SciPy, over a second; issue 17).
+    import lightgbm as lgb
+
     from forecast.whatif.engine import StoredFit
 
 EXAMPLE_SIGNAL = "after_hours_ratio"
@@ -306,6 +309,8 @@ def _binned(
     """The rows binned once; each fold's fit and early-stopping split takes a subset (binning
     costs ten times a subset, and one signal's fit made over sixty of them). Bins are
     quantiles of the controls only, never of an outcome."""
+    import lightgbm as lgb
+
     return lgb.Dataset(X, label=y, weight=w, params=_lgb(objective, s), free_raw_data=True)
 
 
@@ -323,6 +328,8 @@ def _fit(
 ) -> lgb.Booster:
     """LightGBM on all these rows: `s.trees` trees without `groups`, else as many as early
     stopping on a fifth of the teams held out picks (`_probe_rounds`)."""
+    import lightgbm as lgb
+
     data = _binned(objective, X, y, w, s)
     everything = np.arange(len(y))
     rounds = s.trees if groups is None or s.trees < 10 else None
@@ -337,6 +344,8 @@ def _probe_rounds(
     """Trees picked by early stopping on a fifth of the teams of `rows` held out: nuisance
     models that under- or over-fit leave their error in the residuals the effect is read
     from."""
+    import lightgbm as lgb
+
     valid = team_folds(pd.Series(groups), 5, s.seed + 7) == 0
     probe = lgb.train(
         _lgb(objective, s),
@@ -366,6 +375,8 @@ def cross_fit(
     Trees: `rounds` when given; else `s.trees` without `groups`; else early stopping on held-
     out teams picks them, for every fold (on the first fold only with `s.probe_once`).
     `data`: the rows already binned (`_binned`), to share across calls."""
+    import lightgbm as lgb
+
     data = _binned(objective, X, y, w, s) if data is None else data
     out = np.full(len(y), np.nan)
     models = []

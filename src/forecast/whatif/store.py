@@ -42,15 +42,14 @@ import os
 import pickle
 import re
 import shutil
+import sys
 import tempfile
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -72,6 +71,9 @@ from forecast.whatif.engine import (
 )
 from forecast.whatif.signals import settable_signals
 
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
 log = logging.getLogger("forecast")
 
 FORMAT = 1
@@ -81,9 +83,36 @@ AUTO = "auto"
 REPORT = "report"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,80}")
 
-# The model text each loaded booster came from: re-serialising a loaded booster may reorder
-# its parameter block, and a loaded fit must save to the same bytes again.
-_TEXTS: weakref.WeakKeyDictionary[lgb.Booster, str] = weakref.WeakKeyDictionary()
+
+class StoredBooster:
+    """A booster of a loaded fit: its model text, made a LightGBM booster on first use.
+
+    A what-if answered with the pair never uses a fit's boosters (they forecast without a
+    pair), and importing LightGBM costs over a second (issue 17). The text is kept as loaded:
+    re-serialising a loaded booster may reorder its parameter block, and a loaded fit must
+    save to the same bytes again."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._booster: lgb.Booster | None = None
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.text)
+        return self._booster
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        return self.booster.predict(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a booster answers; never a private name (pickle and copy probe those
+        # before __init__ has run).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.booster, name)
 
 
 # --------------------------------------------------------------------------- making fits
@@ -434,8 +463,10 @@ def encode(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, lgb.Booster):
-        return {"__booster__": _model_text(value)}
+    if isinstance(value, StoredBooster):
+        return {"__booster__": value.text}
+    if _is_booster(value):
+        return {"__booster__": value.model_to_string()}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         arr = np.ascontiguousarray(value)
         return {
@@ -472,7 +503,7 @@ def decode(data: Any) -> Any:
     if "__float__" in data:
         return float(data["__float__"])
     if "__booster__" in data:
-        return _booster(data["__booster__"])
+        return StoredBooster(data["__booster__"])
     if "__ndarray__" in data:
         raw = base64.b64decode(data["data"])
         return np.frombuffer(raw, dtype=np.dtype(data["__ndarray__"])).reshape(data["shape"]).copy()
@@ -505,15 +536,10 @@ def _dataclass(name: str, values: dict[str, Any]) -> Any:
     return out
 
 
-def _model_text(booster: lgb.Booster) -> str:
-    text = _TEXTS.get(booster)
-    return text if text is not None else booster.model_to_string()
-
-
-def _booster(text: str) -> lgb.Booster:
-    booster = lgb.Booster(model_str=text)
-    _TEXTS[booster] = text
-    return booster
+def _is_booster(value: Any) -> bool:
+    """A LightGBM booster (only a process that imported LightGBM can hold one)."""
+    lgb = sys.modules.get("lightgbm")
+    return lgb is not None and isinstance(value, lgb.Booster)
 
 
 def dumps(fit: EffectFit) -> bytes:
