@@ -294,7 +294,24 @@ def reference_panel(tables: Tables, specs: FeatureSpecs) -> pd.DataFrame:
                     rate_parts,
                     teams,
                     monthly,
+                    hc,
                 )
+            # The attrition baseline's inputs (not features): the team's voluntary leavers and
+            # person-months so far, and the organisation's voluntary rate over 12 months.
+            lv, ex = rate_parts([team], "voluntary", t)
+            org_lv = sum(
+                1
+                for other in teams
+                for s in by_team[other]
+                if s["type"] == "voluntary"
+                and s["b"] is not None
+                and s["a"] < s["b"]
+                and max(first + 1, t - 11) <= s["b"] <= t
+            )
+            org_ex = sum(hc[(other, m)] for other in teams for m in range(max(first, t - 12), t))
+            row["baseline_leavers"] = float(lv)
+            row["baseline_person_months"] = float(ex)
+            row["baseline_org_rate"] = org_lv / org_ex if org_ex > 0 else math.nan
             rows.append(row)
     out = pd.DataFrame(rows)
     out["team_id"] = out["team_id"].astype("string")
@@ -304,7 +321,7 @@ def reference_panel(tables: Tables, specs: FeatureSpecs) -> pd.DataFrame:
 
 
 def _reference_value(
-    p, specs, tables, team, t, first, employed, events, rate_parts, teams, monthly
+    p, specs, tables, team, t, first, employed, events, rate_parts, teams, monthly, hc
 ) -> float:
     tr = p.transform
     if p.source == "employees":
@@ -318,6 +335,12 @@ def _reference_value(
             )
         if tr.kind == "current":
             return float(len(employed))
+        if tr.kind == "growth":
+            before = t - tr.window
+            then = hc.get((team, before), 0)
+            return len(employed) / then - 1.0 if then > 0 else math.nan
+        if tr.kind == "of_year":
+            return float(pd.Period(ordinal=t, freq="M").month)
         tenures = [t - s["a"] for s in employed]
         if tr.kind == "share_lt":
             return sum(x < tr.window for x in tenures) / len(tenures)

@@ -20,7 +20,14 @@ MFG = (
     / "real"
     / "MFG10YearTerminationData.csv"
 )
-BASELINES = {"lightgbm", "trailing_12", "org_rate", "long_run_shrunk"}
+BASELINES = {
+    "lightgbm",
+    "lightgbm_raw",
+    "trailing_12",
+    "org_rate",
+    "long_run_shrunk",
+    "long_run_tuned",
+}
 
 
 def _strict_json(path: Path) -> dict:
@@ -108,8 +115,14 @@ def test_mfg_backtest_uses_december_origins_and_writes_json_and_html(
     assert doc["headline"]["org_rate"]["d2_vs_company_rate"] == 0.0
     assert {r["origin"] for r in doc["by_origin"]} == set(doc["origins"])
     assert len(doc["calibration"]) == 10 and 0 <= doc["coverage"]["leavers"] <= 1
+    per_origin = doc["coverage_by_origin"]  # next to the nominal level, origin by origin
+    assert [r["origin"] for r in per_origin] == doc["origins"]
+    assert all(r["nominal"] == 0.8 and 0 <= r["team_leavers"] <= 1 for r in per_origin)
+    assert all(r["org_p10"] <= r["org_expected"] <= r["org_p90"] for r in per_origin)
+    assert [f["baseline_weight"] for f in doc["folds"]] and doc["recalibration"]["log_rate"]
     page = (out / "backtest.html").read_text(encoding="utf-8")
     assert "company rate" in page and "trailing rate" in page and "2014-12" in page
+    assert "org interval" in page
     _no_network(page)
     _registers_nothing(isolated)
 

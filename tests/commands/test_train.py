@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from forecast.cli import main
 from forecast.commands.train import check_horizon, warn_protected
 from forecast.errors import ConfigError, ModelError
+from forecast.features.names import BASELINE_COLUMNS
 from forecast.mlops.registry import resolve_pair
 from forecast.mlops.tracking import ATTRITION_MODEL, CSAT_MODEL
 
@@ -162,13 +163,16 @@ def test_registered_pyfunc_models_match_the_pair(registry_org):
     ref, pair = registry_org.first.pair, registry_org.first.record.pair
     panel = registry_org.first.record.panel.tail(25).reset_index(drop=True)
     expected = pair.predict(panel)
-    inputs = panel[["headcount", *pair.features]].astype("float64")
+    # The attrition model also reads its baseline's inputs (the team's own long-run rate).
+    inputs = panel[["headcount", *pair.features, *BASELINE_COLUMNS]].astype("float64")
     att = mlflow.pyfunc.load_model(f"models:/{ATTRITION_MODEL}/{ref.attrition_version}")
     np.testing.assert_allclose(
         att.predict(inputs)["expected_leavers"], expected["expected_leavers"], rtol=1e-9
     )
     csat = mlflow.pyfunc.load_model(f"models:/{CSAT_MODEL}/{ref.csat_version}")
-    got = csat.predict(inputs.assign(expected_attrition_rate=expected["attrition_rate"]))
+    # Its input is the attrition rate before recalibration, as in training.
+    rate = expected["expected_attrition_rate"]
+    got = csat.predict(inputs[["headcount", *pair.features]].assign(expected_attrition_rate=rate))
     np.testing.assert_allclose(got["csat_change"], expected["csat_change"], rtol=1e-9)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from forecast.data.contract import tables_from_frames
 from forecast.errors import SpecError
-from forecast.features.names import FEATURE_SEP, feature_catalog
+from forecast.features.names import BASELINE_COLUMNS, FEATURE_SEP, feature_catalog, is_feature_name
 from forecast.features.panel import build_panel, features_by_table, panel_warnings
 from forecast.features.specs import default_spec_dir, load_specs
 from tests.reference import random_frames, reference_panel
@@ -41,6 +41,22 @@ def tables(frames):
 @pytest.fixture(scope="module")
 def panel(tables, specs) -> pd.DataFrame:
     return build_panel(tables, specs)
+
+
+def _features(panel: pd.DataFrame) -> list[str]:
+    """The feature columns: after the keys, before the attrition baseline's inputs."""
+    assert tuple(panel.columns[-len(BASELINE_COLUMNS) :]) == BASELINE_COLUMNS
+    return list(panel.columns[3 : -len(BASELINE_COLUMNS)])
+
+
+def test_the_baseline_inputs_end_the_panel_and_are_not_features(panel):
+    assert not any(is_feature_name(c) for c in BASELINE_COLUMNS)
+    assert all(is_feature_name(c) for c in _features(panel))
+    leavers, exposure, org = (panel[c] for c in BASELINE_COLUMNS)
+    # Cumulative per team: never falling from one month to the next within a team.
+    steps = panel.assign(lv=leavers, ex=exposure).groupby("team_id")[["lv", "ex"]].diff()
+    assert (steps.dropna() >= 0).all().all()
+    assert ((org.dropna() >= 0) & (org.dropna() < 1)).all()
 
 
 def assert_same_columns(fast: pd.DataFrame, ref: pd.DataFrame) -> None:
@@ -82,7 +98,7 @@ def test_fast_panel_matches_reference_with_data_start(frames, specs):
 
 def test_every_family_produces_features_named_family_signal_transform(panel):
     assert list(panel.columns[:3]) == ["team_id", "as_of", "headcount"]
-    features = panel.columns[3:]
+    features = _features(panel)
     assert {c.split(FEATURE_SEP)[0] for c in features} == set(FAMILIES)
     assert all(len(c.split(FEATURE_SEP)) == 3 for c in features)
     for name in (
@@ -240,7 +256,7 @@ def test_data_start_months_feed_no_feature(frames, specs):
 def test_missing_optional_tables_yield_no_columns(frames, specs):
     tables = tables_from_frames({"employees": frames["employees"], "cx": frames["cx"]})
     out = build_panel(tables, specs)
-    families = {c.split(FEATURE_SEP)[0] for c in out.columns[3:]}
+    families = {c.split(FEATURE_SEP)[0] for c in _features(out)}
     assert families == {"tenure", "people_flow", "cx"}
     assert set(features_by_table(tables, specs)) == {"employees", "cx"}
 
@@ -290,7 +306,7 @@ def test_feature_catalog_describes_every_feature_in_plain_words(specs, panel):
         "actionable",
         "source_table",
     ]
-    assert list(catalog["feature"]) == list(panel.columns[3:])
+    assert list(catalog["feature"]) == _features(panel)
     row = catalog.set_index("feature").loc["workload__overtime_ratio__mean_3m"]
     assert row["label"] == "overtime, 3-month average"
     assert row["actionable"] and row["source_table"] == "workload"
@@ -301,7 +317,7 @@ def test_feature_catalog_describes_every_feature_in_plain_words(specs, panel):
 def test_features_by_table_names_what_each_table_feeds(tables, specs, panel):
     feeds = features_by_table(tables, specs)
     assert set(feeds) == {"employees", "engagement", "workload", "cx"}
-    assert sorted(c for names in feeds.values() for c in names) == sorted(panel.columns[3:])
+    assert sorted(c for names in feeds.values() for c in names) == sorted(_features(panel))
     assert all(c.startswith(("tenure__", "people_flow__")) for c in feeds["employees"])
 
 
@@ -337,3 +353,19 @@ def test_spec_hash_is_stable_and_tracks_content(tmp_path, specs):
     assert load_specs().hash() == specs.hash()
     changed = load_specs(_specs_with(tmp_path, "cx.yaml", "actionable: true\n"))
     assert changed.hash() != specs.hash()
+
+
+def test_month_of_year_is_available_as_a_calendar_family(tables, tmp_path) -> None:
+    """Seasonality can be declared in a spec (measured in issue 18: it did not help the
+    backtest, so the shipped specs leave it out)."""
+    for spec in default_spec_dir().glob("*.yaml"):
+        shutil.copy(spec, tmp_path / spec.name)
+    (tmp_path / "calendar.yaml").write_text(
+        "family: calendar\nsource: employees\nsignals: [month]\ntransforms:\n  - {kind: of_year}\n",
+        encoding="utf-8",
+    )
+    specs = load_specs(tmp_path)
+    panel = build_panel(tables, specs)
+    months = panel["as_of"].dt.month.to_numpy(dtype=float)
+    np.testing.assert_array_equal(panel["calendar__month__of_year"].to_numpy(), months)
+    assert_same_columns(panel, reference_panel(tables, specs))

@@ -50,9 +50,11 @@ def test_metrics_table_has_the_model_and_every_baseline(modelled_org):
     m = modelled_org.backtest.metrics
     assert set(m.loc[m["target"] == "attrition", "model"]) == {
         "lightgbm",
+        "lightgbm_raw",
         "org_rate",
         "trailing_12",
         "long_run_shrunk",
+        "long_run_tuned",
     }
     assert set(m.loc[m["target"] == "csat", "model"]) == {"lightgbm", "zero_change", "team_mean"}
     assert modelled_org.backtest.metric("org_rate", "d2_vs_null") == 0.0
@@ -93,7 +95,8 @@ def test_interval_coverage_is_near_nominal(modelled_org):
 
 def test_risk_cuts_split_the_backtest_rates_at_the_configured_quantiles(modelled_org):
     bt, cfg = modelled_org.backtest, modelled_org.config
-    rates = bt.predictions["rate_model"]
+    # The served forecast: the raw rates through the recalibration learnt from all origins.
+    rates = pd.Series(bt.recalibration.apply(bt.predictions["rate_model_raw"].to_numpy()))
     assert bt.risk_cuts[0] < bt.risk_cuts[1]
     assert (rates < bt.risk_cuts[0]).mean() == pytest.approx(cfg.risk_quantiles[0], abs=0.02)
 

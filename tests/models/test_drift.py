@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from forecast.data.contract import tables_from_frames
+from forecast.features.panel import build_panel
+from forecast.features.specs import load_specs
 from forecast.models import drift
+from forecast.models.fit import feature_columns
 
 
 def _panel(values: np.ndarray) -> pd.DataFrame:
@@ -50,3 +55,76 @@ def test_small_samples_get_fewer_bins_so_noise_is_not_drift() -> None:
 def test_teams_first_staffed_after_training_are_new() -> None:
     first = pd.Series({"A": pd.Period("2023-01", "M"), "B": pd.Period("2024-05", "M")})
     assert drift.new_teams(pd.Series(["A", "B"]), first, pd.Period("2024-03", "M")) == ["B"]
+
+
+# --------------------------------------------------------------------------- like with like
+
+
+@pytest.fixture(scope="module")
+def org() -> tuple[dict[str, pd.DataFrame], pd.DataFrame, str]:
+    from forecast.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(n_teams=400, n_months=30, seed=5, compute_truth=False))
+    tables = tables_from_frames(sim.frames, data_start=sim.config.start)
+    return sim.frames, build_panel(tables, load_specs()), sim.config.start
+
+
+def _reference(panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.Period, pd.Period]:
+    latest = panel["as_of"].max()
+    trained_until = latest - 3  # the last month with a known 3-month outcome
+    return (
+        drift.month_reference(panel, feature_columns(panel), trained_until),
+        trained_until,
+        latest,
+    )
+
+
+def test_scoring_the_last_training_month_warns_about_nothing(org) -> None:
+    _, panel, _ = org
+    ref, trained_until, latest = _reference(panel)
+    for month in (trained_until, latest):
+        out = drift.feature_drift(panel[panel["as_of"] == month], ref)
+        assert drift.warnings_for(drift.summarize(out, 0, len(out), "model")) == [], month
+    # The pooled reference (every training month) warned here: long-run and survey-age
+    # features move from month to month by design.
+    pooled = drift.drift_reference(panel[panel["as_of"] <= trained_until], feature_columns(panel))
+    assert drift.feature_drift(panel[panel["as_of"] == latest], pooled)["drifted"].any()
+
+
+def test_a_signal_shifted_by_a_real_change_warns_by_name(org) -> None:
+    frames, panel, start = org
+    ref, _, latest = _reference(panel)
+    changed = {name: frame.copy() for name, frame in frames.items()}
+    workload = changed["workload"]
+    now = workload["month"].astype(str) == str(latest)
+    workload.loc[now, "after_hours_ratio"] = workload.loc[now, "after_hours_ratio"] * 1.5
+    shifted = build_panel(tables_from_frames(changed, data_start=start), load_specs(), as_of=latest)
+    out = drift.feature_drift(shifted, ref)
+    warned = set(out.loc[out["drifted"], "feature"])
+    assert "workload__after_hours_ratio__current" in warned
+    assert {f.split("__")[1] for f in warned} == {"after_hours_ratio"}
+    (text,) = drift.warnings_for(drift.summarize(out, 0, len(out), "model"))
+    assert "workload__after_hours_ratio__current" in text
+
+
+def test_a_feature_that_moves_by_season_gets_a_threshold_from_its_own_movement() -> None:
+    rng = np.random.default_rng(3)
+    months = pd.period_range("2023-01", "2024-12", freq="M")
+    rows = [
+        pd.DataFrame(
+            {
+                "as_of": m,
+                "workload__x__mean_3m": rng.normal(np.sin(m.month / 12 * 2 * np.pi), 0.3, 300),
+            }
+        )
+        for m in months
+    ]
+    panel = pd.concat(rows, ignore_index=True)
+    ref = drift.month_reference(panel, ["workload__x__mean_3m"], months[-1])
+    threshold = float(ref["threshold"].iloc[0])
+    assert threshold > 2 * drift.PSI_WARN  # a year of seasons moves it far
+    # The far season, a year before the months the threshold was taken from.
+    same_season = panel[panel["as_of"] == months[-19]].assign(as_of=months[-1] + 6)
+    assert not drift.feature_drift(same_season, ref)["drifted"].iloc[0]
+    beyond = same_season.assign(**{"workload__x__mean_3m": same_season["workload__x__mean_3m"] + 3})
+    assert drift.feature_drift(beyond, ref)["drifted"].iloc[0]

@@ -4,14 +4,19 @@ The organisation is modelled once per session (`modelled_org` in conftest.py).""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from forecast.data.tables import PROTECTED
 from forecast.errors import ConfigError
+from forecast.features.names import BASELINE_TERM, CALIBRATION_TERM
+from forecast.models import explain
+from forecast.models.calibration import Recalibration
 from forecast.models.config import load_model_config
-from forecast.models.fit import RATE_FEATURE, design_matrix, join_targets, oof_attrition_rates
+from forecast.models.fit import RATE_FEATURE, design_matrix, join_targets, oof_attrition
 from forecast.models.pair import ModelPair, train_pair
 
 REAL_DRIVERS = ("after_hours_ratio", "cases_per_head", "engagement", "tenure", "vol_leavers")
@@ -126,8 +131,38 @@ def test_attrition_raw_is_the_log_rate_and_shap_adds_up_to_it(modelled_org):
     pair, panel = modelled_org.pair, _latest(modelled_org.panel)
     raw = pair.attrition_raw(panel)
     np.testing.assert_allclose(np.exp(raw), pair.predict(panel)["attrition_rate"], rtol=1e-12)
-    contrib = pair.attrition_booster.predict(design_matrix(panel, pair.features), pred_contrib=True)
-    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-6)
+    pred = pair.predict(panel)
+    X = design_matrix(panel, pair.features)
+    e = explain.explain_target("attrition", pair.attrition_booster, X, panel["team_id"])
+    e = explain.with_terms(e, *pair.driver_terms(panel, pred["expected_attrition_rate"]))
+    np.testing.assert_allclose(e.raw, raw, atol=1e-6)
+
+
+def test_the_baseline_is_a_named_driver_and_the_terms_add_up_to_the_forecast(modelled_org):
+    """The forecast blends the trees with the team's own long-run rate and is recalibrated:
+    TreeSHAP of the trees (scaled by their share) + the baseline's term + the recalibration's
+    term + the base value is the served log rate, team by team."""
+    org, panel = modelled_org, _latest(modelled_org.panel)
+    recal = Recalibration((-3.5, -2.5), (-3.4, -2.55))  # log rate -> calibrated log rate
+    pair = dataclasses.replace(
+        org.pair, baseline=org.pair.baseline.with_weight(0.4), recalibration=recal, _texts={}
+    )
+    pred = pair.predict(panel)
+    X = design_matrix(panel, pair.features)
+    e = explain.explain_target("attrition", pair.attrition_booster, X, panel["team_id"])
+    e = explain.with_terms(e, *pair.driver_terms(panel, pred["expected_attrition_rate"]))
+    assert e.features[-2:] == [BASELINE_TERM, CALIBRATION_TERM]
+    np.testing.assert_allclose(e.raw, np.log(pred["attrition_rate"]), atol=1e-9)
+    base = pair.baseline.rate(panel)
+    term = e.contrib[:, e.features.index(BASELINE_TERM)]
+    np.testing.assert_allclose(term, 0.4 * (np.log(base) - pair.baseline.log_reference))
+    assert np.corrcoef(term, np.log(base))[0, 1] > 0.999  # the team's own rate, named
+    trees = pair.attrition_booster.predict(X, pred_contrib=True)
+    np.testing.assert_allclose(e.contrib[:, : len(pair.features)], 0.6 * trees[:, :-1])
+    # Without the blend and the recalibration, the terms vanish and the trees explain it all.
+    plain = dataclasses.replace(pair, baseline=None, recalibration=Recalibration(), _texts={})
+    names, *_ = plain.driver_terms(panel, pred["expected_attrition_rate"])
+    assert names == []
 
 
 def test_prediction_is_deterministic(modelled_org):
@@ -224,10 +259,13 @@ def test_out_of_fold_rates_ignore_the_labels_of_their_own_block(modelled_org):
     touched = (months > start - cfg.horizon) & (months <= end + cfg.horizon)
     changed.loc[touched, "leavers"] = changed.loc[touched, "leavers"] * 3 + 1
     in_block = (months >= start) & (months <= end)
-    a = oof_attrition_rates(rows, rows, org.pair.features, cfg, 20)
-    b = oof_attrition_rates(rows, changed, org.pair.features, cfg, 20)
-    np.testing.assert_array_equal(a[in_block], b[in_block])
-    assert not np.allclose(a[~in_block], b[~in_block])  # the perturbation does reach others
+    for a, b in zip(
+        oof_attrition(rows, rows, org.pair.features, cfg, 20),
+        oof_attrition(rows, changed, org.pair.features, cfg, 20),
+        strict=True,
+    ):  # the trees' log rates, then the fold baselines'
+        np.testing.assert_array_equal(a[in_block], b[in_block])
+        assert not np.allclose(a[~in_block], b[~in_block])  # the perturbation does reach others
 
 
 def test_without_cx_there_is_no_csat_model(modelled_org):

@@ -368,3 +368,50 @@ def test_real_score_outputs_report_and_mlflow_artifacts_name_no_one(
     scores = pd.read_parquet(out / "scores.parquet")
     for team in scores.loc[~scores["reportable"], "team_id"].astype(str):
         assert f'id="team-{team}"' not in html
+
+
+def test_trust_section_shows_interval_coverage_per_origin_next_to_nominal(tmp_path: Path) -> None:
+    out = make_outputs(tmp_path / AS_OF)
+    pd.DataFrame(
+        {
+            "origin": ["2023-09", "2023-12"],
+            "nominal": 0.8,
+            "teams": [200, 210],
+            "team_leavers": [0.79, 0.83],
+            "csat_change": [0.8, 0.81],
+            "org_expected": [101.5, 96.0],
+            "org_p10": [88.0, 84.0],
+            "org_p90": [116.0, 109.0],
+            "org_realised": [97.0, 112.0],
+            "org_total_covered": [True, False],
+        }
+    ).to_parquet(out / "backtest_coverage.parquet")
+    html = write_report(out).read_text(encoding="utf-8")
+    section = html[html.index("Do the intervals hold?") :]
+    assert "held the realised number for 81% of team forecasts" in section
+    assert "inside its 80% interval at 1 of 2 origins" in section
+    for cell in ("2023-12", "80%", "83%", "84–109", "no"):
+        assert f">{cell}<" in section
+
+
+def test_driver_sentences_for_the_baseline_and_the_recalibration() -> None:
+    from forecast.features.names import BASELINE_TERM, CALIBRATION_TERM
+
+    base = words.describe_driver(
+        BASELINE_TERM,
+        family="people_flow",
+        feature_label="the team's own long-run rate",
+        value=0.06,
+        shap_value=0.2,
+        target="attrition",
+    )
+    assert base.startswith("This team's own long-run leaving rate (6.0% of its people")
+    cal = words.describe_driver(
+        CALIBRATION_TERM,
+        family="calibration",
+        feature_label=None,
+        value=0.93,
+        shap_value=-0.07,
+        target="attrition",
+    )
+    assert "x0.93" in cal and "earlier forecasts" in cal

@@ -34,8 +34,10 @@ from forecast.features.panel import build_panel
 from forecast.features.specs import load_specs
 from forecast.features.targets import build_targets
 from forecast.models.backtest import (
+    ATTRITION_MODELS,
     MIN_HISTORY_MONTHS,
     BacktestResult,
+    decile_table,
     poisson_deviance,
     pooled_result,
     run_backtest,
@@ -48,10 +50,14 @@ MAX_EVERY = 120
 # The baselines a reader compares against, in plain words (keys are backtest model names).
 NAMES = {
     "lightgbm": "model (LightGBM)",
+    "lightgbm_raw": "model before recalibration",
     "trailing_12": "team's trailing rate",
     "org_rate": "company rate",
     "long_run_shrunk": "team's long-run rate, shrunk",
+    "long_run_tuned": "team's long-run rate, shrinkage tuned",
 }
+# The prediction column of each (backtest.ATTRITION_MODELS).
+COLUMNS = {name: ATTRITION_MODELS[name] for name in NAMES}
 Progress = Callable[[int, int], None]
 
 
@@ -297,7 +303,13 @@ def backtest_document(
         "by_origin": by_origin(pred),
         "zero_predictions": zero_predictions(pred),
         "calibration": result.calibration.to_dict(orient="records"),
+        "calibration_before_recalibration": decile_table(
+            pred, "rate_model_raw", "pred_model_raw"
+        ).to_dict(orient="records"),
+        "recalibration": result.recalibration.to_dict(),
         "coverage": result.coverage,
+        "coverage_by_origin": result.coverage_by_origin.to_dict(orient="records"),
+        "leaver_interval_level": result.leaver_level,
         "org_totals": result.org_totals.to_dict(orient="records"),
         "dispersion": result.dispersion,
         "csat_residual_q80": result.csat_residual_q80,
@@ -310,6 +322,9 @@ def backtest_document(
                 "test_rows": len(f.test_rows),
                 "attrition_trees": f.attrition_rounds,
                 "csat_trees": f.csat_rounds,
+                "baseline_prior_person_months": f.baseline_prior,
+                "baseline_scale_months": f.baseline_scale,
+                "baseline_weight": f.baseline_weight,
             }
             for f in result.folds
         ],
@@ -332,8 +347,7 @@ def by_origin(pred: pd.DataFrame) -> list[dict[str, Any]]:
             "headcount": float(part["headcount"].sum()),
             "realised_leavers": float(y.sum()),
         }
-        for name in NAMES:
-            col = "pred_" + {"lightgbm": "model", "long_run_shrunk": "long_run"}.get(name, name)
+        for name, col in COLUMNS.items():
             row[f"{name}_predicted"] = float(part[col].sum())
             row[f"{name}_deviance"] = poisson_deviance(y, part[col].to_numpy())
         rows.append(row)
@@ -345,8 +359,7 @@ def zero_predictions(pred: pd.DataFrame) -> dict[str, dict[str, int]]:
     forecast that meets a leaver costs a huge Poisson deviance: this is what sinks a raw
     trailing rate on small teams."""
     out = {}
-    for name in NAMES:
-        col = "pred_" + {"lightgbm": "model", "long_run_shrunk": "long_run"}.get(name, name)
+    for name, col in COLUMNS.items():
         zero = pred[col].to_numpy() <= 0
         out[name] = {
             "rows": int(zero.sum()),
@@ -484,6 +497,21 @@ def render_html(doc: dict[str, Any]) -> str:
         ],
     )
     cov = doc["coverage"]
+    coverage = _table(
+        ["origin", "nominal", "team leavers", "CSAT change", "org total", "org interval"],
+        [
+            [
+                r["origin"],
+                _f(r["nominal"], ".0%"),
+                _f(r["team_leavers"], ".0%"),
+                _f(r["csat_change"], ".0%"),
+                f"{_f(r['org_realised'], '.0f')} realised, {_f(r['org_expected'], '.1f')} expected",
+                f"{_f(r['org_p10'], '.0f')}–{_f(r['org_p90'], '.0f')} "
+                f"({'covered' if r['org_total_covered'] else 'missed'})",
+            ]
+            for r in doc.get("coverage_by_origin", [])
+        ],
+    )
     zero = doc["zero_predictions"].get("trailing_12", {})
     notes = "".join(f"<li>{html.escape(w)}</li>" for w in doc["warnings"])
     best = doc["headline"][doc["best_attrition_model"]]["label"]
@@ -518,6 +546,7 @@ forecasts, {zero.get("with_leavers", 0)} of which did lose someone.</p>
 <p>Team leavers {_f(cov.get("leavers"), ".2f")}; organisation total
 {_f(cov.get("org_total"), ".2f")} over {_f(cov.get("org_total_origins"), ".0f")} origins; CSAT
 change {_f(cov.get("csat_change"), ".2f")}. Each origin is calibrated on the other origins only.</p>
+{coverage}
 {"<h2>Notes</h2><ul>" + notes + "</ul>" if notes else ""}
 <p class="muted">forecast {html.escape(doc["forecast_version"])}, model config
 {html.escape(doc["model_config_hash"])}, feature specs {html.escape(doc["feature_spec_hash"][:12])},

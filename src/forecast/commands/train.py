@@ -52,7 +52,7 @@ from forecast.models.backtest import (
     run_origin,
 )
 from forecast.models.config import ModelConfig, load_model_config
-from forecast.models.drift import drift_reference
+from forecast.models.drift import month_reference
 from forecast.models.fit import Fitted, design_matrix, predict_fitted
 from forecast.models.pair import ModelPair, assemble_pair, fit_final
 from forecast.scoring.batch import MIN_GROUP
@@ -183,7 +183,7 @@ def report_signals(
     team's top actionable attrition driver (largest positive SHAP value of a settable
     signal's feature), as `forecast.scoring.extras.report_whatifs` picks them. Sorted."""
     now = panel.loc[panel["as_of"] == panel["as_of"].max()].reset_index(drop=True)
-    pred = predict_fitted(fitted.attrition, fitted.csat, now, fitted.features)
+    pred = predict_fitted(fitted.attrition, fitted.csat, now, fitted.features, fitted.baseline)
     pred = pred.assign(team_id=pred["team_id"].astype(str))
     rep = pred.loc[pred["headcount"] >= MIN_GROUP].sort_values(
         ["expected_leavers", "team_id"], ascending=[False, True], kind="stable"
@@ -325,9 +325,8 @@ def run_training(
         job.stop()
     backtest = combine_origins(plan, outcomes, truth)
     pair = assemble_pair(fitted, config, spec_hash=specs.hash(), backtest=backtest)
-    pair.drift_reference = drift_reference(
-        panel[panel["as_of"] <= pd.Period(pair.trained_until, freq="M")], pair.features
-    )
+    # Like with like: one month (the last trained on) against one scored month.
+    pair.drift_reference = month_reference(panel, pair.features, pair.trained_until)
     for signal, why in skipped.items():
         message = f"what-if engine not fitted for {signal} (what-ifs will refit it): {why}"
         log.warning(message)
@@ -557,7 +556,8 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
     config/feature_spec.yaml, config/model_config.yaml, config/training.json
     features/feature_list.txt, features/feature_catalog.csv, features/importance.csv
     backtest/metrics.csv, backtest/metrics.json, backtest/calibration.csv,
-    backtest/predictions.parquet, backtest/calibration.png, backtest/report.txt
+    backtest/coverage.csv, backtest/predictions.parquet, backtest/calibration.png,
+    backtest/report.txt
     lineage.json, model_card.md
 
     Team-level aggregates only: no employee id (nor team id) is written.
@@ -584,6 +584,9 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
             "origins": list(bt.origins),
             "metrics": json.loads(bt.metrics.to_json(orient="records")),
             "coverage": bt.coverage,
+            "coverage_by_origin": json.loads(bt.coverage_by_origin.to_json(orient="records")),
+            "leaver_interval_level": bt.leaver_level,
+            "recalibration": bt.recalibration.to_dict(),
             "dispersion": bt.dispersion,
             "csat_residual_q80": bt.csat_residual_q80,
             "org_total_model_sd": bt.org_total_model_sd,
@@ -591,9 +594,19 @@ def write_run_artifacts(root: Path, record: TrainingRecord, packages: dict[str, 
         },
     )
     bt.calibration.to_csv(root / "backtest/calibration.csv", index=False)
+    bt.coverage_by_origin.to_csv(root / "backtest/coverage.csv", index=False)
     # Team-level out-of-sample predictions (no person-level value): the report's fairness audit
     # checks calibration by team composition from these.
-    keep = ["origin", "team_id", "as_of", "headcount", "leavers", "pred_model", "rate_model"]
+    keep = [
+        "origin",
+        "team_id",
+        "as_of",
+        "headcount",
+        "leavers",
+        "pred_model",
+        "rate_model",
+        "rate_model_raw",
+    ]
     preds = bt.predictions[[c for c in keep if c in bt.predictions]].copy()
     preds["as_of"] = preds["as_of"].astype(str)
     preds.to_parquet(root / "backtest/predictions.parquet", index=False)
@@ -660,8 +673,10 @@ def model_card(record: TrainingRecord, summary: dict[str, Any]) -> str:
 
 ## What it predicts
 Per team and as-of month: expected voluntary leavers over the next {record.config.horizon}
-months (LightGBM Poisson, headcount as exposure) and the change in response-weighted CSAT over
-the same months (LightGBM regression, with the attrition model's expected rate as an input).
+months (LightGBM Poisson, headcount as exposure, blended with the team's own shrunk long-run
+rate{_baseline_words(record.pair)} and recalibrated by risk band on the backtest's
+out-of-sample predictions) and the change in response-weighted CSAT over the same months
+(LightGBM regression, with the attrition model's expected rate as an input).
 
 ## Intended use
 Team-level workforce and service planning: where to look, how many leavers to plan for, how
@@ -708,6 +723,13 @@ Interval coverage (nominal {bt.coverage.get("level", 0.8):.0%}): leavers
 - Forecasts assume the future resembles the training months; re-train and re-run the backtest
   after reorganisations or changes to how data are recorded.
 """
+
+
+def _baseline_words(pair: ModelPair) -> str:
+    b = pair.baseline
+    if b is None:
+        return " (none: this configuration has no baseline)"
+    return f" with weight {b.weight:.2f}, shrinkage {b.prior:,.0f} person-months"
 
 
 def _yaml(path: Path, content: dict[str, Any]) -> None:

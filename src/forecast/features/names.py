@@ -24,6 +24,22 @@ RATE_LABEL = "expected attrition (people risk)"
 
 FEATURE_SEP = "__"
 
+# Panel columns that are not model inputs: what the attrition model's starting point, the team's
+# own long-run voluntary rate shrunk toward the organisation's recent rate, is computed from
+# (`forecast.models.baseline`). Voluntary leavers and person-months so far, counted as
+# `longrun_rate_shrunk` counts them, and the organisation's rate per person-month over the last
+# `BASELINE_ORG_WINDOW` months. All as of the end of the row's month.
+BASELINE_COLUMNS = ("baseline_leavers", "baseline_person_months", "baseline_org_rate")
+BASELINE_ORG_WINDOW = 12
+# The attrition drivers' extra terms outside the trees (`forecast.models.explain`): the model
+# starts from the team's own long-run rate, and the backtest's recalibration adjusts its output.
+BASELINE_TERM = "team_longrun_rate"
+BASELINE_LABEL = "the team's own long-run rate"
+CALIBRATION_TERM = "backtest_calibration"
+CALIBRATION_LABEL = "adjustment learnt from past forecasts (backtest calibration)"
+CALIBRATION_FAMILY = "calibration"
+CALIBRATION_FAMILY_LABEL = "Calibration"
+
 
 KEY_COLUMNS = ("team_id", "as_of", "headcount")
 
@@ -41,6 +57,7 @@ TRANSFORM_LABELS = {
     "vs_longrun": "vs. own long-run level",
     "median": "median (months)",
     "longrun_rate_shrunk": "long-run rate per person-month",
+    "of_year": "month of the year",
     "mean": "team average",
 }
 
@@ -50,6 +67,7 @@ KIND_LABELS = {
     "sum": "last {w} months",
     "trend": "{w}-month trend",
     "share_lt": "share under {w} months",
+    "growth": "change over {w} months",
 }
 
 
@@ -130,6 +148,7 @@ def labels_of(specs: FeatureSpecs) -> Labels:
         signals.update(spec.labels)
     families = {spec.family: spec.label for spec in specs.families}
     families[RATE_FAMILY] = RATE_FAMILY_LABEL
+    families[CALIBRATION_FAMILY] = CALIBRATION_FAMILY_LABEL
     return Labels(signals, families, frozenset(s.family for s in specs.families if s.actionable))
 
 

@@ -42,7 +42,7 @@ from forecast.features.grid import (
     weight_grid,
     window_sum,
 )
-from forecast.features.names import feature_name
+from forecast.features.names import BASELINE_COLUMNS, BASELINE_ORG_WINDOW, feature_name
 from forecast.features.specs import (
     EMPLOYEE_KINDS,
     EMPLOYEE_SIGNALS,
@@ -296,7 +296,22 @@ def _employee_features(
         elif t.kind == "longrun_rate_shrunk":
             assert t.prior is not None
             out[p.name] = longrun_rate_shrunk(spells, EXIT_KIND[p.column], hc, t.prior, shape)
+        elif t.kind == "growth":
+            assert t.window is not None
+            out[p.name] = headcount_growth(hc, t.window)
+        elif t.kind == "of_year":
+            month = (grid.first + np.arange(n_months)) % 12 + 1  # ordinal 0 is January 1970
+            out[p.name] = np.broadcast_to(month.astype(np.float64), shape).copy()
     return out
+
+
+def headcount_growth(hc: np.ndarray, window: int) -> np.ndarray:
+    """Headcount now over headcount `window` months earlier, minus 1 (NaN before the first
+    month or where the team had nobody then)."""
+    before = np.zeros_like(hc)
+    if window < hc.shape[1]:
+        before[:, window:] = hc[:, :-window]
+    return divide(hc.astype(np.float64), before.astype(np.float64)) - 1.0
 
 
 def median_tenure(spells: Spells, hc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -499,7 +514,34 @@ def compute_panel(
     emp_plan = [p for p in plan if p.source == "employees"]
     arrays = _employee_features(emp_plan, tables.employees, spells, hc, grid)
     arrays |= _monthly_features([p for p in plan if p.source != "employees"], tables, specs, grid)
-    return assemble(grid, hc, {p.name: arrays[p.name] for p in plan})
+    columns = {p.name: arrays[p.name] for p in plan}
+    return assemble(grid, hc, columns | baseline_inputs(spells, hc, grid.shape))
+
+
+def baseline_counts(spells: Spells, hc: np.ndarray, shape: tuple[int, int]) -> tuple:
+    """Per team and month: voluntary leavers in the month, counted against the headcount at
+    the end of the month before (as `longrun_rate_shrunk` counts them), and that exposure."""
+    eligible = (spells.exit_type == VOLUNTARY) & (spells.a < spells.b) & (spells.b >= 1)
+    leavers = event_counts(spells.team, np.where(eligible, spells.b, -1), shape)
+    exposure = np.zeros_like(hc)
+    exposure[:, 1:] = hc[:, :-1]
+    return leavers, exposure
+
+
+def baseline_inputs(spells: Spells, hc: np.ndarray, shape: tuple[int, int]) -> dict:
+    """The `BASELINE_COLUMNS`: the team's voluntary leavers and person-months so far, and the
+    organisation's voluntary rate per person-month over the last `BASELINE_ORG_WINDOW` months
+    (integer sums, so the rate is the same float whichever way the teams are split)."""
+    leavers, exposure = baseline_counts(spells, hc, shape)
+    org_leavers = window_sum(leavers.sum(axis=0, keepdims=True), BASELINE_ORG_WINDOW)
+    org_exposure = window_sum(exposure.sum(axis=0, keepdims=True), BASELINE_ORG_WINDOW)
+    org_rate = divide(org_leavers.astype(np.float64), org_exposure.astype(np.float64))
+    names = dict(zip(("leavers", "exposure", "org"), BASELINE_COLUMNS, strict=True))
+    return {
+        names["leavers"]: np.cumsum(leavers, axis=1).astype(np.float64),
+        names["exposure"]: np.cumsum(exposure, axis=1).astype(np.float64),
+        names["org"]: np.broadcast_to(org_rate, shape),
+    }
 
 
 # --------------------------------------------------------------------------- metadata

@@ -27,7 +27,9 @@ HEADCOUNT_SIGNALS = ("headcount",)
 TENURE_SIGNALS = ("tenure",)
 EVENT_SIGNALS = ("hires", "transfers_in", "transfers_out", "vol_leavers", "invol_leavers")
 LEAVER_SIGNALS = ("transfers_out", "vol_leavers", "invol_leavers")
-EMPLOYEE_SIGNALS = HEADCOUNT_SIGNALS + TENURE_SIGNALS + EVENT_SIGNALS
+# The as-of month itself (for seasonality): not from any column, the same for every team.
+CALENDAR_SIGNALS = ("month",)
+EMPLOYEE_SIGNALS = HEADCOUNT_SIGNALS + TENURE_SIGNALS + EVENT_SIGNALS + CALENDAR_SIGNALS
 
 # Transform kinds per source: monthly tables (engagement, workload, cx) or employees.
 # value = (window required?, which employee signals it applies to (None: monthly kinds))
@@ -48,6 +50,9 @@ EMPLOYEE_KINDS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "median": (False, TENURE_SIGNALS),
     "sum": (True, EVENT_SIGNALS),
     "longrun_rate_shrunk": (False, LEAVER_SIGNALS),
+    # headcount now over headcount `window` months earlier, minus 1 (the team's growth)
+    "growth": (True, HEADCOUNT_SIGNALS),
+    "of_year": (False, CALENDAR_SIGNALS),  # month of the year, 1..12
 }
 DEFAULT_PRIOR = 120.0  # person-months of organisation-wide evidence a team's rate starts from
 ACTIONABLE_FAMILIES = ("workload", "engagement")

@@ -19,6 +19,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from forecast.data.lineage import package_versions
+from forecast.features.names import BASELINE_COLUMNS
 from forecast.mlops.tracking import muted
 from forecast.models.fit import design_matrix, has_recent_cx
 from forecast.models.pair import ModelPair
@@ -97,7 +98,9 @@ def example_input(pair: ModelPair, panel: pd.DataFrame, *, csat: bool) -> pd.Dat
     """One synthetic row: the median of every feature and of headcount over the panel, so the
     example documents typical values without being any team's data."""
     row: dict[str, float] = {"headcount": float(panel["headcount"].median())}
-    for name in pair.features:
+    # A pair blended with the team's long-run rate also reads that rate's inputs.
+    extra = list(BASELINE_COLUMNS) if pair.baseline is not None and not csat else []
+    for name in [*pair.features, *extra]:
         values = pd.to_numeric(panel[name], errors="coerce") if name in panel else pd.Series([])
         median = values.median()
         row[name] = float(median) if pd.notna(median) else 0.0

@@ -5,9 +5,14 @@ windows do not overlap), both models are trained exactly as `train_pair` trains 
 rows whose outcome is known by the end of `o` (as_of + h <= o: no label may reach past the
 origin), and scored on the rows with as_of == o, h months ahead. Baselines use the same rows.
 
-The out-of-sample residuals calibrate the intervals (NB dispersion, conformal CSAT half-width,
-org-level model error) and the risk bands; the coverage reported for each interval is honest:
-each origin's intervals are calibrated on the other origins only.
+The out-of-sample predictions recalibrate the attrition forecast by risk band
+(`forecast.models.calibration`); in the pooled figures each origin is recalibrated on the
+earlier origins only (those whose outcomes were known by then), so they are what the
+recalibrated forecast would have scored at the time. The model's raw forecast stays in the
+`lightgbm_raw` rows. The out-of-sample residuals also calibrate the intervals (NB dispersion and
+the level of its whole-number bounds, conformal CSAT half-width, org-level model error) and the
+risk bands; the coverage reported for each interval is honest: each origin's intervals are
+calibrated on the other origins only.
 
 Pure: frames in, a `BacktestResult` out. Only `calibration_plot` writes a file; `OriginPool`
 fits origins in worker processes (each a pure function of the plan).
@@ -30,6 +35,8 @@ import pandas as pd
 from forecast.data.months import month_str
 from forecast.errors import ModelError
 from forecast.models import intervals
+from forecast.models.baseline import Baseline, choose_baseline
+from forecast.models.calibration import Recalibration, fit_recalibration
 from forecast.models.config import ModelConfig
 from forecast.models.fit import (
     attrition_rows,
@@ -42,9 +49,11 @@ from forecast.models.fit import (
 
 ATTRITION_MODELS = {
     "lightgbm": "pred_model",
+    "lightgbm_raw": "pred_model_raw",
     "org_rate": "pred_org_rate",
     "trailing_12": "pred_trailing_12",
     "long_run_shrunk": "pred_long_run",
+    "long_run_tuned": "pred_long_run_tuned",
 }
 CSAT_MODELS = {
     "lightgbm": "csat_pred_model",
@@ -68,6 +77,10 @@ class Fold:
     attrition_rounds: int = 0
     csat_rounds: int = 0
     seconds: float = 0.0  # how long the origin's fits took (for timing breakdowns only)
+    # The attrition model's starting point at this origin (forecast.models.baseline), if any.
+    baseline_prior: float = float("nan")
+    baseline_scale: float = float("nan")
+    baseline_weight: float = 0.0
 
 
 @dataclass
@@ -85,6 +98,12 @@ class BacktestResult:
     risk_cuts: tuple[float, float]
     config_hash: str = ""
     folds: list[Fold] = field(default_factory=list, repr=False)
+    # Learnt from every origin's raw out-of-sample predictions: what a pair applies at scoring.
+    recalibration: Recalibration = field(default_factory=Recalibration)
+    # The central level of the whole-number team leaver bounds (intervals.fit_count_level).
+    leaver_level: float = 0.8
+    # Per origin: nominal level, team leaver and CSAT coverage, the org total and its interval.
+    coverage_by_origin: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def metric(self, model: str, column: str, target: str = "attrition") -> float:
         row = self.metrics[(self.metrics["target"] == target) & (self.metrics["model"] == model)]
@@ -102,6 +121,7 @@ class BacktestResult:
             "dispersion": self.dispersion,
             "csat_residual_q80": self.csat_residual_q80,
             "org_total_model_sd": self.org_total_model_sd,
+            "leaver_interval_level": self.leaver_level,
         }
         return out
 
@@ -117,6 +137,10 @@ class BacktestResult:
             "",
             "Interval coverage (nominal {:.0%}): ".format(self.coverage.get("level", 0.8))
             + ", ".join(f"{k} {v:.2f}" for k, v in self.coverage.items() if k != "level"),
+            "Per origin:",
+            self.coverage_by_origin.to_string(index=False, float_format=lambda v: f"{v:.2f}")
+            if len(self.coverage_by_origin)
+            else "  (none)",
             f"NB dispersion {self.dispersion:.3f}; CSAT half-width {self.csat_residual_q80:.2f}; "
             f"org model sd {self.org_total_model_sd:.3f}; risk cuts "
             f"{self.risk_cuts[0]:.4f} / {self.risk_cuts[1]:.4f}",
@@ -194,6 +218,13 @@ def _shrunk_rates(by_team: pd.DataFrame, org: float, h: int) -> pd.Series:
     return pd.Series(rate * h, index=by_team.index)
 
 
+def tuned_baseline(train: pd.DataFrame, config: ModelConfig) -> Baseline:
+    """The team's long-run rate with the shrinkage chosen on the training window's latest
+    months, as the model's baseline is chosen (forecast.models.baseline)."""
+    att = attrition_rows(train)
+    return choose_baseline(att, months_of(att), config.horizon, config.valid_months)
+
+
 def csat_baselines(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     cs = train[train["csat_change"].notna()]
     team_mean = cs.groupby("team_id", observed=True)["csat_change"].mean()
@@ -212,13 +243,13 @@ def csat_baselines(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 def _run_origin(
     frame: pd.DataFrame, features: list[str], config: ModelConfig, origin: int
 ) -> tuple[pd.DataFrame, Fold]:
-    start = time.perf_counter()
+    started = time.perf_counter()
     m = months_of(frame)
     train_mask = m + config.horizon <= origin  # the leakage rule: every label known by `o`
     test_mask = (m == origin) & frame["labelled"].to_numpy() & (frame["headcount"] >= 1).to_numpy()
     train, test = frame[train_mask], frame[test_mask]
     fitted = fit_models(train, features, config)
-    pred = predict_fitted(fitted.attrition, fitted.csat, test, features)
+    pred = predict_fitted(fitted.attrition, fitted.csat, test, features, fitted.baseline)
     out = pd.DataFrame(
         {
             "origin": month_str(int(origin)),
@@ -237,7 +268,11 @@ def _run_origin(
     out["rate_org_rate"] = rates["pred_org_rate"]
     out["rate_trailing_12"] = rates["pred_trailing_12"]
     out["rate_long_run"] = rates["pred_long_run"]
-    for name in ("model", "org_rate", "trailing_12", "long_run"):
+    # The model's baseline as a forecast by itself (chosen the same way when the configuration
+    # blends with none): what the blend must beat.
+    start = fitted.baseline
+    out["rate_long_run_tuned"] = (start or tuned_baseline(train, config)).rate(test)
+    for name in ("model", "org_rate", "trailing_12", "long_run", "long_run_tuned"):
         out[f"pred_{name}"] = out[f"rate_{name}"] * out["headcount"]
     out = pd.concat([out, csat_baselines(train, test)], axis=1)
     fold = Fold(
@@ -246,7 +281,10 @@ def _run_origin(
         test_rows=np.flatnonzero(test_mask),
         attrition_rounds=fitted.attrition_rounds,
         csat_rounds=fitted.csat_rounds,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - started,
+        baseline_prior=start.prior if start is not None else float("nan"),
+        baseline_scale=start.scale if start is not None else float("nan"),
+        baseline_weight=start.weight if start is not None else 0.0,
     )
     return out.reset_index(drop=True), fold
 
@@ -339,14 +377,41 @@ def csat_metrics(pred: pd.DataFrame, has_truth: bool) -> pd.DataFrame:
 # --------------------------------------------------------------------------- intervals
 
 
-def _calibrate(pred: pd.DataFrame, level: float) -> tuple[float, float, float]:
+def recalibrate_by_origin(pred: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """The model's raw out-of-sample forecast (`rate_model_raw`, `pred_model_raw`) and, as
+    `rate_model` / `pred_model`, that forecast recalibrated at each origin by the map learnt
+    from the earlier origins whose outcomes were known by then (origin + horizon <= this
+    origin): the forecast a recalibrated model would have made at the time. The first origin
+    has nothing earlier and keeps its raw forecast."""
+    out = pred.copy()
+    if "rate_model_raw" not in out:
+        out["rate_model_raw"] = out["rate_model"]
+    out["pred_model_raw"] = out["rate_model_raw"] * out["headcount"]
+    months = pd.PeriodIndex(out["origin"].astype(str), freq="M").asi8
+    rate = out["rate_model_raw"].to_numpy(dtype=np.float64).copy()
+    for origin in np.unique(months):
+        known = months + horizon <= origin
+        this = months == origin
+        if known.any():
+            past = out[known]
+            recal = fit_recalibration(
+                past["rate_model_raw"], past["headcount"], past["leavers"], source="backtest"
+            )
+            rate[this] = recal.apply(rate[this])
+    out["rate_model"] = rate
+    out["pred_model"] = rate * out["headcount"].to_numpy(dtype=np.float64)
+    return out
+
+
+def _calibrate(pred: pd.DataFrame, level: float) -> tuple[float, float, float, float]:
+    """(NB dispersion, CSAT half-width, org model sd, leaver bounds' level) from these rows."""
     mu, y = pred["pred_model"].to_numpy(), pred["leavers"].to_numpy()
     dispersion = intervals.estimate_dispersion(y, mu)
     resid = (pred["csat_change"] - pred["csat_pred_model"]).to_numpy()
     q = intervals.conformal_halfwidth(resid, level)
     totals = _org_totals(pred, dispersion)
     sd = intervals.org_model_sd(totals["expected"], totals["realised"], totals["nb_variance"])
-    return dispersion, q, sd
+    return dispersion, q, sd, intervals.fit_count_level(y, mu, dispersion, level)
 
 
 def _org_totals(pred: pd.DataFrame, dispersion: float) -> pd.DataFrame:
@@ -361,24 +426,44 @@ def _org_totals(pred: pd.DataFrame, dispersion: float) -> pd.DataFrame:
     )
 
 
-def honest_coverage(pred: pd.DataFrame, level: float) -> tuple[dict[str, float], pd.DataFrame]:
+def honest_coverage(
+    pred: pd.DataFrame, level: float
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Coverage where each origin's intervals are calibrated on the other origins' residuals
-    (with a single origin there is nothing else, so it is calibrated on itself: optimistic)."""
+    (with a single origin there is nothing else, so it is calibrated on itself: optimistic).
+    Returns the pooled coverage, the org total per origin and the coverage per origin."""
     origins = sorted(pred["origin"].unique())
     hits = {"leavers": [], "csat_change": []}
-    org_rows = []
+    org_rows, per_origin = [], []
     for o in origins:
         this = pred[pred["origin"] == o]
         rest = pred[pred["origin"] != o] if len(origins) > 1 else this
-        disp, q, sd = _calibrate(rest, level)
-        lo, hi = intervals.nb_interval(this["pred_model"].to_numpy(), disp, level)
+        disp, q, sd, inner = _calibrate(rest, level)
+        lo, hi = intervals.nb_interval(this["pred_model"].to_numpy(), disp, inner)
         y = this["leavers"].to_numpy()
-        hits["leavers"].append((y >= lo) & (y <= hi))
+        team_hit = (y >= lo) & (y <= hi)
+        hits["leavers"].append(team_hit)
         cs = this[this["csat_change"].notna() & this["csat_pred_model"].notna()]
         resid = (cs["csat_change"] - cs["csat_pred_model"]).abs().to_numpy()
-        hits["csat_change"].append(resid <= q)
-        total = intervals.org_total_interval(this["pred_model"].to_numpy(), disp, sd, level)
+        csat_hit = resid <= q
+        hits["csat_change"].append(csat_hit)
+        others = int(rest["origin"].nunique())
+        total = intervals.org_total_interval(this["pred_model"].to_numpy(), disp, sd, level, others)
         org_rows.append({"origin": o, **total, "realised": float(y.sum())})
+        per_origin.append(
+            {
+                "origin": o,
+                "nominal": level,
+                "teams": len(this),
+                "team_leavers": float(team_hit.mean()) if len(team_hit) else np.nan,
+                "csat_change": float(csat_hit.mean()) if len(csat_hit) else np.nan,
+                "org_expected": total["expected"],
+                "org_p10": total["p10"],
+                "org_p90": total["p90"],
+                "org_realised": float(y.sum()),
+                "org_total_covered": bool(total["p10"] <= y.sum() <= total["p90"]),
+            }
+        )
     org = pd.DataFrame(org_rows)
     org["covered"] = (org["realised"] >= org["p10"]) & (org["realised"] <= org["p90"])
     coverage = {
@@ -387,7 +472,7 @@ def honest_coverage(pred: pd.DataFrame, level: float) -> tuple[dict[str, float],
     coverage["org_total"] = float(org["covered"].mean())
     coverage["org_total_origins"] = float(len(org))
     coverage["level"] = level
-    return coverage, org
+    return coverage, org, pd.DataFrame(per_origin)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -576,12 +661,17 @@ def pooled_result(
     """The result of out-of-sample predictions pooled over origins: calibration, leave-one-
     origin-out coverage, risk cuts and metrics, all computed on the pooled rows."""
     level = config.interval_level
-    dispersion, q, sd = _calibrate(pred, level)
-    coverage, org = honest_coverage(pred, level)
+    pred = recalibrate_by_origin(pred, config.horizon)
+    recalibration = fit_recalibration(pred["rate_model_raw"], pred["headcount"], pred["leavers"])
+    dispersion, q, sd, inner = _calibrate(pred, level)
+    coverage, org, by_origin = honest_coverage(pred, level)
     pred["leavers_p10"], pred["leavers_p90"] = intervals.nb_interval(
-        pred["pred_model"].to_numpy(), dispersion, level
+        pred["pred_model"].to_numpy(), dispersion, inner
     )
-    cuts = np.quantile(pred["rate_model"].to_numpy(), config.risk_quantiles)
+    # Risk bands are cut on the forecast as it is served (recalibrated, a monotone map).
+    cuts = np.quantile(
+        recalibration.apply(pred["rate_model_raw"].to_numpy()), config.risk_quantiles
+    )
     metrics = pd.concat(
         [attrition_metrics(pred, has_truth), csat_metrics(pred, has_truth)], ignore_index=True
     )
@@ -599,6 +689,9 @@ def pooled_result(
         risk_cuts=(float(cuts[0]), float(cuts[1])),
         config_hash=config.hash(),
         folds=folds,
+        recalibration=recalibration,
+        leaver_level=inner,
+        coverage_by_origin=by_origin,
     )
 
 

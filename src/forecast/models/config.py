@@ -55,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "oof_blocks": 4,
     "interval_level": 0.8,
     "risk_quantiles": [0.5, 0.8],
+    # Where the attrition model starts: `team_longrun` (the team's own long-run voluntary rate,
+    # shrunk toward the organisation's recent rate; the trees learn the deviation from it) or
+    # `none` (the organisation's average, as before issue 18).
+    "attrition_baseline": "team_longrun",
     "attrition": {"objective": "poisson", **_TREE_DEFAULTS, "min_sum_hessian_in_leaf": 1.0},
     "csat": {"objective": "regression", **_TREE_DEFAULTS},
     # The causal what-if engine fitted by `forecast train` and saved with the pair: `report`
@@ -66,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
 
 # Parameters the code owns: determinism and threading must not be switched off from YAML.
 _RESERVED = {"seed", "num_threads", "deterministic", "verbosity", "verbose", "metric"}
+
+
+BASELINES = ("team_longrun", "none")
 
 
 _CSAT_OBJECTIVES = {"regression", "regression_l2", "l2", "huber", "fair", "regression_l1", "l1"}
@@ -118,6 +125,7 @@ class ModelConfig:
     oof_blocks: int = 4
     interval_level: float = 0.8
     risk_quantiles: tuple[float, float] = (0.5, 0.8)
+    attrition_baseline: str = "team_longrun"
     what_if: dict = field(default_factory=lambda: copy.deepcopy(DEFAULTS["what_if"]))
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,6 +208,7 @@ def config_from_dict(raw: dict[str, Any], *, where: str = "model configuration")
         oof_blocks=full["oof_blocks"],
         interval_level=float(full["interval_level"]),
         risk_quantiles=(float(full["risk_quantiles"][0]), float(full["risk_quantiles"][1])),
+        attrition_baseline=full["attrition_baseline"],
         what_if={**DEFAULTS["what_if"], **full["what_if"]},
     )
 
@@ -249,6 +258,8 @@ def _validate_scalars(c: dict[str, Any]) -> None:
         and 0 < q[0] < q[1] < 1
     )
     check_param("risk_quantiles", q, ok, "two increasing numbers between 0 and 1")
+    base = c["attrition_baseline"]
+    check_param("attrition_baseline", base, base in BASELINES, "`team_longrun` or `none`")
 
 
 def _validate_what_if(section: object) -> None:

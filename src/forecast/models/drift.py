@@ -5,9 +5,16 @@ training data, and the share of missing values then and now. Per batch: teams th
 when the model was trained. A model is only as good as the resemblance of today's teams to the
 ones it learnt from; this module says, in numbers, how far that resemblance has gone.
 
-`drift_reference(panel, features)` is the hook for training: it summarises the training panel in a
-small frame (no team identifiers) that can be saved with the model. Pure functions: nothing here
-reads or writes files or prints.
+Like is compared with like: a batch is one month, so the reference is one month too, the
+model's last training month (`month_reference`), not every training month pooled (long-run and
+seasonal features differ from month to month by design, so a pooled reference made a model warn
+about the very data it was trained on). And each feature warns only when its PSI exceeds both
+0.25 and the largest PSI of the previous training year's months against that same reference:
+the month-to-month movement the feature showed while the model was learning is not drift.
+
+`month_reference(panel, features, month)` is the hook for training: it summarises the training
+panel in a small frame (no team identifiers) that can be saved with the model. Pure functions:
+nothing here reads or writes files or prints.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ MIN_ROWS_PER_BIN = 25
 # Floor for empty bins: PSI is infinite otherwise, and one empty bin is not an infinite shift.
 EPS = 1e-4
 MISSING_BIN = -1
+# Training months before the reference month whose PSI against it sets a feature's threshold.
+LOOKBACK_MONTHS = 12
 REFERENCE_COLUMNS = ("feature", "bin", "upper", "share")
 DRIFT_COLUMNS = (
     "feature",
@@ -38,6 +47,7 @@ DRIFT_COLUMNS = (
     "mean_train",
     "mean_now",
     "drifted",
+    "threshold",
 )
 
 
@@ -82,6 +92,41 @@ def drift_reference(panel: pd.DataFrame, features: list[str], n_bins: int = N_BI
     )
 
 
+def month_reference(
+    panel: pd.DataFrame,
+    features: list[str],
+    month: pd.Period | str,
+    lookback: int = LOOKBACK_MONTHS,
+) -> pd.DataFrame:
+    """The reference for batches scored after training: `drift_reference` of `month`'s rows
+    (the model's last training month), with each feature's `threshold`: the larger of
+    `PSI_WARN` and the largest PSI of the `lookback` months before it against those bins."""
+    month = pd.Period(month, freq="M")
+    as_of = panel["as_of"]
+    reference = drift_reference(panel.loc[as_of == month], features)
+    earlier = [panel.loc[as_of == month - back] for back in range(1, lookback + 1)]
+    earlier = [rows for rows in earlier if len(rows)]
+    worst: dict[str, float] = {}
+    for name, ref in reference.groupby("feature", sort=False):
+        bins = ref.loc[ref["bin"] != MISSING_BIN].sort_values("bin")
+        edges, shares = bins["upper"].to_numpy()[:-1], bins["share"].to_numpy()
+        values = (rows[name].to_numpy(dtype=np.float64, na_value=np.nan) for rows in earlier)
+        moved = [_psi_of(v[~np.isnan(v)], edges, shares) for v in values]
+        worst[str(name)] = float(np.nanmax(moved)) if np.isfinite(moved).any() else PSI_WARN
+    reference["threshold"] = reference["feature"].map(
+        {k: max(v, PSI_WARN) for k, v in worst.items()}
+    )
+    return reference.astype({"threshold": "float64"})
+
+
+def _psi_of(values: np.ndarray, edges: np.ndarray, shares: np.ndarray) -> float:
+    """PSI of non-missing `values` against bins (`edges` between them, `shares` in them)."""
+    if not len(values) or not len(shares):
+        return float("nan")
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(shares))
+    return psi(shares, counts / len(values))
+
+
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     """Population stability index of two share vectors over the same bins."""
     e = np.clip(np.asarray(expected, float), EPS, None)
@@ -93,7 +138,8 @@ def feature_drift(
     panel: pd.DataFrame, reference: pd.DataFrame, families: dict[str, str] | None = None
 ) -> pd.DataFrame:
     """One row per feature of the reference: PSI of the batch against the training bins, missing
-    shares then and now, means then and now, and whether it drifted (PSI or a missing jump).
+    shares then and now, means then and now, the PSI threshold (the reference's, else
+    `PSI_WARN`) and whether it drifted (PSI above the threshold, or a missing jump).
 
     A feature absent from the batch is all missing now (the scorer refuses such a batch before
     it gets here; the row is kept so a report can still say so)."""
@@ -109,13 +155,10 @@ def feature_drift(
             values = np.full(len(panel), np.nan)
         ok = values[~np.isnan(values)]
         missing_now = 1.0 - len(ok) / len(values) if len(values) else 0.0
-        edges = bins["upper"].to_numpy()[:-1]
-        if len(ok) and len(bins):
-            counts = np.bincount(np.searchsorted(edges, ok, side="left"), minlength=len(bins))
-            value = psi(bins["share"].to_numpy(), counts / len(ok))
-        else:
-            value = np.nan
+        value = _psi_of(ok, bins["upper"].to_numpy()[:-1], bins["share"].to_numpy())
         jump = missing_now - missing_train
+        limit = float(ref["threshold"].iloc[0]) if "threshold" in ref else PSI_WARN
+        limit = limit if np.isfinite(limit) else PSI_WARN
         rows.append(
             {
                 "feature": str(name),
@@ -125,8 +168,9 @@ def feature_drift(
                 "missing_share_now": missing_now,
                 "mean_train": float(ref["mean"].iloc[0]) if "mean" in ref else np.nan,
                 "mean_now": float(ok.mean()) if len(ok) else np.nan,
-                "drifted": bool((value > PSI_WARN) if np.isfinite(value) else False)
+                "drifted": bool((value > limit) if np.isfinite(value) else False)
                 or bool(jump > MISSING_JUMP_WARN),
+                "threshold": limit,
             }
         )
     out = pd.DataFrame(rows, columns=list(DRIFT_COLUMNS))
@@ -140,6 +184,7 @@ def feature_drift(
             "mean_train": "float64",
             "mean_now": "float64",
             "drifted": "bool",
+            "threshold": "float64",
         }
     )
 
@@ -158,7 +203,8 @@ def new_teams(
 
 def summarize(drift: pd.DataFrame, n_new: int, n_teams: int, reference_source: str) -> dict:
     """The drift lines of the manifest and the console warnings of a run."""
-    shifted = drift.loc[drift["psi"] > PSI_WARN].sort_values("psi", ascending=False)
+    limit = drift.get("threshold", PSI_WARN)
+    shifted = drift.loc[drift["psi"] > limit].sort_values("psi", ascending=False)
     jumps = drift.loc[drift["missing_share_now"] - drift["missing_share_train"] > MISSING_JUMP_WARN]
     finite = drift["psi"].dropna()
     return {
@@ -177,8 +223,9 @@ def warnings_for(summary: dict) -> list[str]:
     if summary["psi_over_0_25"]:
         names = summary["psi_over_0_25"]
         out.append(
-            f"{len(names)} feature(s) drifted from the training data (PSI > {PSI_WARN}), "
-            f"e.g. {', '.join(names[:3])}; see drift.parquet."
+            f"{len(names)} feature(s) drifted from the training data (PSI > {PSI_WARN} and above "
+            f"their month-to-month movement in training), e.g. {', '.join(names[:3])}; see "
+            f"drift.parquet."
         )
     if summary["missing_jumps"]:
         names = summary["missing_jumps"]
@@ -195,6 +242,7 @@ __all__ = [
     "PSI_WARN",
     "drift_reference",
     "feature_drift",
+    "month_reference",
     "new_teams",
     "psi",
     "summarize",

@@ -5,7 +5,9 @@ it is used directly: one call per target on the reportable rows, then a reshape 
 `repeat`/`tile`, never a loop over teams. The result is additive: for each team and target,
 `base_value + sum(shap_value)` is the model's raw output: log of the per-head attrition rate (the
 Poisson offset log(headcount) is an init_score outside the trees, so the bias excludes it) and
-the CSAT change.
+the CSAT change. The attrition forecast's parts outside the trees (the team's own long-run rate
+the trees start from, the backtest's recalibration) join as named terms (`with_terms`), so the
+sum stays the served log rate.
 
 Pure: takes boosters and matrices, returns frames. Never reads or writes files.
 """
@@ -18,12 +20,20 @@ import numpy as np
 import pandas as pd
 
 from forecast.features.names import (
+    BASELINE_LABEL,
+    BASELINE_TERM,
+    CALIBRATION_FAMILY,
+    CALIBRATION_LABEL,
+    CALIBRATION_TERM,
     RATE_FAMILY,
     RATE_FEATURE,
     RATE_LABEL,
     is_feature_name,
     split_feature,
 )
+
+# The family the baseline term belongs to: the team's own history of leavers.
+BASELINE_FAMILY = "people_flow"
 
 # The CSAT model's stacked input: the attrition model's expected per-head rate. Shown to leaders
 # as its own family so they can see how much of a CSAT dip comes from expected leavers.
@@ -99,6 +109,31 @@ def explain_target(
     )
 
 
+def with_terms(
+    explanation: TargetExplanation,
+    names: list[str],
+    values: np.ndarray,
+    contrib: np.ndarray,
+    base_shift: float = 0.0,
+    trees: float = 1.0,
+) -> TargetExplanation:
+    """The explanation of `trees` x the model's output plus extra additive terms (columns
+    before the base value), the base value moved by `base_shift`: its raw output becomes
+    trees x raw + sum(contrib) + base_shift (the attrition forecast's blend with its baseline
+    and its recalibration; `ModelPair.driver_terms` gives the arguments)."""
+    if not names:
+        return explanation
+    k = len(explanation.features)
+    own = explanation.contrib * trees
+    return TargetExplanation(
+        target=explanation.target,
+        team_ids=explanation.team_ids,
+        features=[*explanation.features, *names],
+        values=np.ascontiguousarray(np.hstack([explanation.values, values])),
+        contrib=np.ascontiguousarray(np.hstack([own[:, :k], contrib, own[:, k:] + base_shift])),
+    )
+
+
 def feature_labels(
     features: list[str], catalog: pd.DataFrame | None
 ) -> tuple[list[str], list[str]]:
@@ -117,6 +152,10 @@ def feature_labels(
     for name in features:
         if name == RATE_FEATURE:
             family, label = RATE_FAMILY, RATE_LABEL
+        elif name == BASELINE_TERM:
+            family, label = BASELINE_FAMILY, BASELINE_LABEL
+        elif name == CALIBRATION_TERM:
+            family, label = CALIBRATION_FAMILY, CALIBRATION_LABEL
         elif name in known:
             family, label = known[name]
         elif is_feature_name(name):
@@ -251,4 +290,5 @@ __all__ = [
     "explain_target",
     "feature_labels",
     "long_form",
+    "with_terms",
 ]

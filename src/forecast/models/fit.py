@@ -1,7 +1,9 @@
 """Fitting and predicting the two LightGBM models on panel rows joined with their targets.
 
 - Attrition: LightGBM Poisson on the per-head rate of voluntary leavers over the horizon, for
-  the cohort employed at the as-of month. Headcount is the exposure.
+  the cohort employed at the as-of month. Headcount is the exposure. With a baseline
+  (`forecast.models.baseline`, the default) the forecast's log rate blends the trees' with the
+  team's own shrunk long-run rate, by a weight chosen on the out-of-fold rates.
 - CSAT: LightGBM regression of the CSAT change over the horizon, weighted by the responses in
   the future window, with the attrition model's out-of-fold per-head rate as an input
   (`expected_attrition_rate`), so its SHAP values show how much of a dip is people risk.
@@ -20,6 +22,7 @@ import pandas as pd
 from forecast.data.months import month_str, to_ordinal
 from forecast.errors import ModelError
 from forecast.features.names import RATE_FEATURE, is_feature_name, split_feature
+from forecast.models.baseline import Baseline, choose_baseline, choose_weight
 from forecast.models.config import ModelConfig
 
 if TYPE_CHECKING:  # imported where a model is trained: a forecast from a pair needs no LightGBM
@@ -88,15 +91,23 @@ def first_trusted_month(frame: pd.DataFrame, horizon: int) -> int:
     return int(m.min()) if first_positive - int(m.min()) <= horizon else first_positive + horizon
 
 
-def attrition_rows(frame: pd.DataFrame) -> pd.DataFrame:
+def _attrition_mask(frame: pd.DataFrame) -> np.ndarray:
     ok = frame["labelled"] & frame["leavers"].notna() & (frame["headcount"] >= 1)
-    return frame[ok.to_numpy()]
+    return ok.to_numpy(dtype=bool)
+
+
+def _csat_mask(frame: pd.DataFrame) -> np.ndarray:
+    w = frame["csat_weight"].fillna(1.0)
+    ok = frame["labelled"] & frame["csat_change"].notna() & (w > 0)
+    return ok.to_numpy(dtype=bool)
+
+
+def attrition_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[_attrition_mask(frame)]
 
 
 def csat_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    w = frame["csat_weight"].fillna(1.0)
-    ok = frame["labelled"] & frame["csat_change"].notna() & (w > 0)
-    return frame[ok.to_numpy()]
+    return frame[_csat_mask(frame)]
 
 
 def months_of(frame: pd.DataFrame) -> np.ndarray:
@@ -120,6 +131,21 @@ class Fitted:
     csat_rounds: int
     trained_until: str
     holdout: Holdout
+    baseline: Baseline | None = None
+
+
+def fit_baseline(rows: pd.DataFrame, config: ModelConfig, weight: float = 0.0) -> Baseline | None:
+    """The attrition forecast's baseline for these labelled rows (None when the configuration
+    has none), chosen on their latest `valid_months` as-of months, with this blend weight."""
+    if config.attrition_baseline == "none":
+        return None
+    base = choose_baseline(rows, months_of(rows), config.horizon, config.valid_months)
+    return base.with_weight(weight)
+
+
+def blended(trees: np.ndarray, baseline: Baseline | None, rows: pd.DataFrame) -> np.ndarray:
+    """The forecast's log rate from the trees' raw score and the baseline (if any)."""
+    return trees if baseline is None else baseline.blend(trees, rows)
 
 
 def _train(
@@ -131,7 +157,7 @@ def _train(
     return lgb.train(params, data, num_boost_round=rounds)
 
 
-def _time_split(months: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, np.ndarray] | None:
+def time_split(months: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, np.ndarray] | None:
     """Early-stopping split: the last `valid_months` as-of months validate; fit rows end their
     horizon before the first of them (purged: a fit label never covers a validation month)."""
     uniq = np.unique(months)
@@ -155,7 +181,7 @@ def _probe(
 ) -> tuple[int, np.ndarray | None, np.ndarray | None]:
     """Pick the number of trees by early stopping on time-ordered validation. Returns the rounds,
     the validation mask and the out-of-sample raw scores of the validation rows."""
-    split = _time_split(months, config)
+    split = time_split(months, config)
     if split is None:
         # Too short a history to validate: a small fixed ensemble is the safe choice.
         return min(config.num_boost_round, 100), None, None
@@ -199,26 +225,29 @@ def _attrition_holdout(rows: pd.DataFrame, valid: np.ndarray | None, held) -> pd
     )
 
 
-def oof_attrition_rates(
+def oof_attrition(
     target_rows: pd.DataFrame,
     att_rows: pd.DataFrame,
     features: list[str],
     config: ModelConfig,
     rounds: int,
-) -> np.ndarray:
-    """Out-of-fold per-head rates for `target_rows` (the CSAT training rows).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold log per-head rates for `target_rows`: the trees' and the baseline's (each
+    fold's baseline chosen on the fold's own rows; the trees' again without a baseline).
 
     Time-blocked folds: each block of as-of months gets rates from a model trained on the other
     blocks, minus `horizon` months either side (a neighbouring label window overlaps the block's
     months). The fold models see (k-1)/k of the data, so their rates are distributed like the
-    final model's rates on new months, which is what the CSAT model is fed at scoring time.
+    final model's rates on new months, which is what the CSAT model is fed at scoring time; and
+    over every labelled month they say how much weight the baseline deserves.
     """
     h = config.horizon
     target_m, att_m = months_of(target_rows), months_of(att_rows)
     X_all, y_all, w_all = _attrition_xyw(att_rows, features)
     X_target = design_matrix(target_rows, features)
     params = config.lgb_params("attrition")
-    out = np.full(len(target_rows), np.nan)
+    trees = np.full(len(target_rows), np.nan)
+    base = np.full(len(target_rows), np.nan)
     blocks = np.array_split(np.unique(target_m), min(config.oof_blocks, len(np.unique(target_m))))
     for block in blocks:
         start, end = block[0], block[-1]
@@ -227,11 +256,14 @@ def oof_attrition_rates(
         if keep.sum() < MIN_TRAIN_ROWS:
             # Nothing honest to learn from: the organisation's rate outside the block.
             other = ~((att_m >= start) & (att_m <= end))
-            out[sel] = y_all[other].dot(w_all[other]) / max(w_all[other].sum(), 1.0)
+            rate = y_all[other].dot(w_all[other]) / max(w_all[other].sum(), 1.0)
+            trees[sel] = base[sel] = np.log(max(rate, 1e-12))
             continue
         booster = _train(params, X_all[keep], y_all[keep], w_all[keep], rounds)
-        out[sel] = np.exp(booster.predict(X_target[sel], raw_score=True))
-    return out
+        trees[sel] = booster.predict(X_target[sel], raw_score=True)
+        fold_base = fit_baseline(att_rows[keep], config)
+        base[sel] = trees[sel] if fold_base is None else fold_base.log_rate(target_rows[sel])
+    return trees, base
 
 
 def fit_csat(
@@ -274,10 +306,13 @@ def fit_models(
     then refitted on every row (the last months are the most informative about the present).
     With `rounds` (attrition, CSAT), those numbers of trees instead, with no early-stopping
     probe and so no hold-out (`train_pair` passes those of the latest backtest origin).
+    The baseline's blend weight is chosen on the out-of-fold rates (`oof_attrition`), which
+    the CSAT model needs anyway.
     Fits run one after the other on one thread each: LightGBM fits side by side in threads
     crashed the interpreter in CI (LGBM_BoosterFree while another thread built a Dataset).
     """
-    att = attrition_rows(frame)
+    att_mask, cs_mask = _attrition_mask(frame), _csat_mask(frame)
+    att = frame[att_mask]
     if len(att) < MIN_TRAIN_ROWS:
         raise ModelError(
             f"too little labelled history to train: {len(att)} team-months with a known "
@@ -289,14 +324,35 @@ def fit_models(
         att_rounds, valid, held = _probe("attrition", X, y, w, months_of(att), config)
     else:
         att_rounds = rounds[0]
+    booster = _train(config.lgb_params("attrition"), X, y, w, att_rounds)
+    has_csat = int(cs_mask.sum()) >= MIN_TRAIN_ROWS
+    weight, oof_rows, oof = 0.0, frame[:0], (np.zeros(0), np.zeros(0))
+    if has_csat or config.attrition_baseline != "none":
+        oof_rows = frame[att_mask | (cs_mask & has_csat)]
+        oof = oof_attrition(oof_rows, att, features, config, att_rounds)
+    if config.attrition_baseline != "none":
+        on_att = _attrition_mask(oof_rows)
+        rows = oof_rows[on_att]
+        weight = choose_weight(
+            rows["leavers"].to_numpy(dtype="float64"),
+            rows["headcount"].to_numpy(dtype="float64"),
+            oof[0][on_att],
+            oof[1][on_att],
+        )
+        if valid is not None and held is not None:
+            # The hold-out as the blended forecast, the baseline chosen without it.
+            split = time_split(months_of(att), config)
+            assert split is not None
+            held = blended(held, fit_baseline(att[split[0]], config, weight), att[valid])
     csat_booster, csat_rounds = None, 0
     csat_holdout = pd.DataFrame(columns=["as_of", "csat_change", "prediction"])
-    booster = _train(config.lgb_params("attrition"), X, y, w, att_rounds)
-    cs = csat_rows(frame)
-    if len(cs) >= MIN_TRAIN_ROWS:
-        oof = oof_attrition_rates(cs, att, features, config, att_rounds)
+    if has_csat:
+        on_cs = _csat_mask(oof_rows)
+        rate = np.exp((1.0 - weight) * oof[0][on_cs] + weight * oof[1][on_cs])
         fixed = rounds[1] if rounds is not None and rounds[1] > 0 else None
-        csat_booster, csat_rounds, csat_holdout = fit_csat(cs, features, oof, config, fixed)
+        csat_booster, csat_rounds, csat_holdout = fit_csat(
+            oof_rows[on_cs], features, rate, config, fixed
+        )
     return Fitted(
         features=list(features),
         attrition=booster,
@@ -305,15 +361,21 @@ def fit_models(
         csat_rounds=csat_rounds,
         trained_until=month_str(att["as_of"].max()),
         holdout=Holdout(_attrition_holdout(att, valid, held), csat_holdout),
+        baseline=fit_baseline(att, config, weight),
     )
 
 
 def predict_fitted(
-    attrition: lgb.Booster, csat: lgb.Booster | None, panel: pd.DataFrame, features: list[str]
+    attrition: lgb.Booster,
+    csat: lgb.Booster | None,
+    panel: pd.DataFrame,
+    features: list[str],
+    baseline: Baseline | None = None,
 ) -> pd.DataFrame:
-    """Point predictions of a booster pair; the CSAT input is this attrition model's rate."""
+    """Point predictions of a booster pair; the CSAT input is this attrition model's rate.
+    With `baseline`, the attrition rate blends the trees' with it."""
     X = design_matrix(panel, features)
-    raw = attrition.predict(X, raw_score=True)
+    raw = blended(attrition.predict(X, raw_score=True), baseline, panel)
     rate = np.exp(raw)
     hc = panel["headcount"].to_numpy(dtype="float64")
     out = pd.DataFrame(

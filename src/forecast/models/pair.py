@@ -1,6 +1,14 @@
 """The registered unit of prediction: the attrition and CSAT boosters with their calibration
-(intervals, risk bands), the features they read and the drift reference, saved to and loaded
-from a folder of plain files (LightGBM text models + meta.json), byte-stable.
+(the attrition model's baseline, its recalibration by risk band, intervals, risk bands), the
+features they read and the drift reference, saved to and loaded from a folder of plain files
+(LightGBM text models + meta.json + backtest.json), byte-stable.
+
+The attrition forecast served is `recalibration(exp((1 - w) trees + w log baseline))`: the
+trees' log rate blended with the team's own long-run rate (`forecast.models.baseline`), and the
+monotone recalibration learnt from the backtest's out-of-sample predictions adjusting each
+risk band. The CSAT model's input is the
+rate before recalibration, as the out-of-fold rates it was trained on are. A pair saved before
+issue 18 has neither (its forecast is the trees' alone), and scores as it always did.
 
 A pair loaded from its folder keeps the model texts and makes LightGBM boosters only when
 something needs one: a few rows (a what-if) are scored from the texts with numpy
@@ -23,8 +31,11 @@ import pandas as pd
 
 from forecast.data.atomic import json_text
 from forecast.errors import ModelError
+from forecast.features.names import BASELINE_TERM, CALIBRATION_TERM
 from forecast.models import intervals
 from forecast.models.backtest import BacktestResult
+from forecast.models.baseline import Baseline
+from forecast.models.calibration import Recalibration
 from forecast.models.config import ModelConfig, config_from_dict
 from forecast.models.fit import (
     RATE_FEATURE,
@@ -42,6 +53,9 @@ if TYPE_CHECKING:
     import lightgbm as lgb
 
 DRIFT_FILE = "drift_reference.csv"
+# The backtest's calibration by risk decile and coverage per origin, for the report's trust
+# section (tables of numbers: no team or person).
+BACKTEST_FILE = "backtest.json"
 # The forecasts of one team, each a float: expected leavers over the horizon with their interval,
 # the per-head rate, and the CSAT change with its interval.
 FORECAST_COLUMNS = (
@@ -146,23 +160,44 @@ class ModelPair:
     # Quantile bins of the training features (drift.drift_reference): scoring measures drift
     # against the distribution the model learned from, not against one recent month.
     drift_reference: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # The attrition trees' starting point (None: the organisation's average, before issue 18).
+    baseline: Baseline | None = None
+    recalibration: Recalibration = field(default_factory=Recalibration)
+    # Central level of the whole-number leaver bounds that covers `interval_level` in the
+    # backtest (None: the nominal level, as before issue 18).
+    leaver_level: float | None = None
+    # How many backtest origins `org_total_model_sd` comes from (widens the org interval;
+    # None: not widened, as before issue 18).
+    org_total_origins: int | None = None
+    # The backtest's calibration by risk decile and coverage per origin (for the report).
+    calibration_table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    coverage_table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     _texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def attrition_raw(self, X: pd.DataFrame) -> np.ndarray:
-        """log(per-head rate over the horizon): the attrition booster's raw score, which SHAP's
-        TreeExplainer decomposes exactly (base value + SHAP values)."""
-        return self._model("attrition").predict(design_matrix(X, self.features))
+        """log(per-head rate over the horizon) as served: the baseline's log rate plus the
+        attrition booster's raw score, recalibrated (the drivers decompose it exactly)."""
+        raw = self._model("attrition").predict(design_matrix(X, self.features))
+        if self.baseline is not None:
+            raw = self.baseline.blend(raw, X)
+        return raw + self.recalibration.log_factor(np.exp(raw))
 
     def predict(self, panel: pd.DataFrame, *, with_intervals: bool = True) -> pd.DataFrame:
         """Forecasts of the panel's rows (`PREDICTION_COLUMNS`); `with_intervals=False` leaves
         out the interval columns (their negative binomial quantiles need SciPy)."""
-        out = predict_fitted(self._model("attrition"), self._model("csat"), panel, self.features)
+        out = predict_fitted(
+            self._model("attrition"), self._model("csat"), panel, self.features, self.baseline
+        )
+        if not self.recalibration.is_identity:
+            rate = self.recalibration.apply(out["attrition_rate"].to_numpy())
+            out["attrition_rate"] = rate
+            out["expected_leavers"] = rate * panel["headcount"].to_numpy(dtype="float64")
         out["risk_band"] = risk_band(out["attrition_rate"].to_numpy(), self.risk_cuts)
         if not with_intervals:
             return out[[c for c in PREDICTION_COLUMNS if c not in INTERVAL_COLUMNS]].reset_index(
                 drop=True
             )
-        level = self.config.interval_level
+        level = self.config.interval_level if self.leaver_level is None else self.leaver_level
         out["leavers_p10"], out["leavers_p90"] = intervals.nb_interval(
             out["expected_leavers"].to_numpy(), self.dispersion, level
         )
@@ -175,6 +210,35 @@ class ModelPair:
         """The `_Model` behind `attrition_booster` or `csat_booster` (None: no CSAT model)."""
         return self.__dict__[f"_{which}_booster_model"]
 
+    def driver_terms(
+        self, rows: pd.DataFrame, raw_rate: np.ndarray
+    ) -> tuple[list[str], np.ndarray, np.ndarray, float, float]:
+        """The attrition drivers' terms outside the trees, for `rows` (panel rows) whose rate
+        before recalibration is `raw_rate`: names, values and SHAP-scale contributions (n x k),
+        the shift of the base value and the factor of the trees' own contributions (and bias).
+        The baseline's term is its weight times the team's log long-run rate against the
+        training average (the weighted average joins the base value); the recalibration's is
+        log(served / raw rate). With them, base value + contributions = log(attrition_rate)."""
+        names: list[str] = []
+        values: list[np.ndarray] = []
+        contrib: list[np.ndarray] = []
+        shift, trees = 0.0, 1.0
+        if self.baseline is not None:
+            b = self.baseline
+            rate = b.rate(rows)
+            names.append(BASELINE_TERM)
+            values.append(rate)
+            contrib.append(b.weight * (np.log(rate) - b.log_reference))
+            shift, trees = b.weight * b.log_reference, 1.0 - b.weight
+        if not self.recalibration.is_identity:
+            factor = self.recalibration.log_factor(raw_rate)
+            names.append(CALIBRATION_TERM)
+            values.append(np.exp(factor))
+            contrib.append(factor)
+        n = len(rows)
+        stack = lambda a: np.column_stack(a) if a else np.zeros((n, 0))  # noqa: E731
+        return names, stack(values), stack(contrib), shift, trees
+
     def org_total_interval(self, predictions: pd.DataFrame) -> dict[str, float]:
         """Expected total leavers with an interval that is not a sum of team bounds."""
         return intervals.org_total_interval(
@@ -182,6 +246,7 @@ class ModelPair:
             self.dispersion,
             self.org_total_model_sd,
             self.config.interval_level,
+            self.org_total_origins,
         )
 
     # ---- files
@@ -199,7 +264,26 @@ class ModelPair:
             "spec_hash": self.spec_hash,
             "calibration_source": self.calibration_source,
             "format": 1,
+            **(
+                {
+                    "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+                    "recalibration": self.recalibration.to_dict(),
+                    "leaver_interval_level": self.leaver_level,
+                    "org_total_origins": self.org_total_origins,
+                }
+                if self._is_issue18()
+                else {}
+            ),
         }
+
+    def _is_issue18(self) -> bool:
+        # A pair with none of issue 18's parts writes the meta.json it always wrote.
+        return (
+            self.baseline is not None
+            or not self.recalibration.is_identity
+            or self.leaver_level is not None
+            or self.org_total_origins is not None
+        )
 
     def to_dir(self, path: Path) -> Path:
         """attrition.txt and csat.txt (LightGBM text models) plus meta.json, the drift
@@ -212,6 +296,13 @@ class ModelPair:
         (path / "meta.json").write_text(json_text(_jsonable(self.meta())), encoding="utf-8")
         if self.drift_reference is not None:
             self.drift_reference.to_csv(path / DRIFT_FILE, index=False, float_format="%.10g")
+        tables = {
+            k: v.to_dict(orient="records")
+            for k, v in (("calibration", self.calibration_table), ("coverage", self.coverage_table))
+            if v is not None
+        }
+        if tables:
+            (path / BACKTEST_FILE).write_text(json_text(_jsonable(tables)), encoding="utf-8")
         return path
 
     @classmethod
@@ -227,6 +318,10 @@ class ModelPair:
         csat = _Model(text=texts["csat"]) if "csat" in texts else None
         drift_path = path / DRIFT_FILE
         reference = pd.read_csv(drift_path) if drift_path.exists() else None
+        tables: dict[str, Any] = {}
+        if (path / BACKTEST_FILE).exists():
+            tables = json.loads((path / BACKTEST_FILE).read_text(encoding="utf-8"))
+        level = meta.get("leaver_interval_level")
         return cls(
             config=config_from_dict(meta["config"]),
             features=list(meta["features"]),
@@ -241,6 +336,12 @@ class ModelPair:
             spec_hash=meta.get("spec_hash", ""),
             calibration_source=meta.get("calibration_source", "backtest"),
             drift_reference=reference,
+            baseline=Baseline.from_dict(meta.get("baseline")),
+            recalibration=Recalibration.from_dict(meta.get("recalibration")),
+            leaver_level=None if level is None else float(level),
+            org_total_origins=_int_or_none(meta.get("org_total_origins")),
+            calibration_table=_frame(tables.get("calibration")),
+            coverage_table=_frame(tables.get("coverage")),
             _texts=texts,
         )
 
@@ -252,6 +353,14 @@ class ModelPair:
             assert booster is not None
             self._texts[which] = booster.model_to_string()
         return self._texts[which]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _frame(records: list[dict[str, Any]] | None) -> pd.DataFrame | None:
+    return None if records is None else pd.DataFrame.from_records(records)
 
 
 def risk_band(rate: np.ndarray, cuts: tuple[float, float]) -> np.ndarray:
@@ -284,6 +393,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating | float):
@@ -351,6 +462,7 @@ def assemble_pair(
         csat_features=[*fitted.features, RATE_FEATURE],
         trained_until=fitted.trained_until,
         spec_hash=spec_hash,
+        baseline=fitted.baseline,
         **calib,
     )
 
@@ -364,12 +476,19 @@ def _backtest_rounds(bt: BacktestResult | None, config: ModelConfig) -> tuple[in
 
 
 def _calibration_from_backtest(bt: BacktestResult) -> dict[str, Any]:
+    """Everything learnt from the backtest's out-of-sample predictions (never from the final
+    models' own training rows)."""
     return {
         "dispersion": float(bt.dispersion),
         "csat_residual_q80": float(bt.csat_residual_q80),
         "org_total_model_sd": float(bt.org_total_model_sd),
         "risk_cuts": (float(bt.risk_cuts[0]), float(bt.risk_cuts[1])),
         "calibration_source": "backtest",
+        "recalibration": bt.recalibration,
+        "leaver_level": float(bt.leaver_level),
+        "org_total_origins": len(bt.origins),
+        "calibration_table": bt.calibration.copy(),
+        "coverage_table": bt.coverage_by_origin.copy(),
     }
 
 

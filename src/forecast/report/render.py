@@ -86,6 +86,7 @@ class ReportInputs:
     drivers_by_family: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
     calibration: pd.DataFrame | None = None
+    coverage: pd.DataFrame | None = None
     drift: pd.DataFrame | None = None
     whatif: pd.DataFrame | None = None
     team_attributes: pd.DataFrame | None = None
@@ -138,6 +139,7 @@ def load_outputs(out_dir: Path | str) -> ReportInputs:
         drivers_by_family=_read_parquet(out / "drivers_by_family.parquet"),
         history=_read_parquet(out / "history.parquet"),
         calibration=_read_parquet(out / "backtest_calibration.parquet"),
+        coverage=_read_parquet(out / "backtest_coverage.parquet"),
         drift=_read_parquet(out / "drift.parquet"),
         whatif=_read_parquet(out / "whatif.parquet"),
         team_attributes=_read_parquet(out / "team_attributes.parquet"),
@@ -1063,6 +1065,45 @@ def calibration_view(calibration: pd.DataFrame | None) -> dict[str, Any] | None:
     }
 
 
+def coverage_view(coverage: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The backtest's interval coverage per origin next to the nominal level (out of sample:
+    each origin's intervals calibrated on the other origins)."""
+    if coverage is None or coverage.empty or "origin" not in coverage:
+        return None
+    rows = []
+    for _, r in coverage.sort_values("origin").iterrows():
+        rows.append(
+            {
+                "origin": str(r["origin"]),
+                "nominal": f"{float(r['nominal']):.0%}",
+                "teams": f"{float(r['team_leavers']):.0%}"
+                if _num(r.get("team_leavers")) is not None
+                else "–",
+                "total": f"{float(r['org_p10']):,.0f}–{float(r['org_p90']):,.0f}",
+                "realised": words.fmt_count(float(r["org_realised"])),
+                "covered": "yes" if bool(r["org_total_covered"]) else "no",
+            }
+        )
+    covered = int(coverage["org_total_covered"].astype(bool).sum())
+    level = float(coverage["nominal"].iloc[0])
+    team = coverage["team_leavers"].astype(float)
+    weights = coverage["teams"].astype(float) if "teams" in coverage else None
+    share = float(np.average(team, weights=weights)) if team.notna().all() else float("nan")
+    teams = (
+        f"the {level:.0%} intervals of team leavers held the realised number for {share:.0%} of "
+        f"team forecasts, and "
+        if math.isfinite(share)
+        else ""
+    )
+    return {
+        "rows": rows,
+        "sentence": (
+            f"In the backtest {teams}the organisation's total fell inside its {level:.0%} "
+            f"interval at {covered} of {len(coverage)} origins."
+        ),
+    }
+
+
 def drift_view(drift: pd.DataFrame | None, labels: dict[str, str] | None = None) -> list[str]:
     """Plain warnings from drift.parquet (features whose distribution moved); `labels` puts
     feature names into words."""
@@ -1178,6 +1219,7 @@ def trust_view(inputs: ReportInputs, suppressed: int) -> dict[str, Any]:
         "data_hash": str(_pick(m, "data.hash", "data_hash") or "–")[:12],
         "horizon": _pick(m, "horizon") or "–",
         "calibration": _calibration_for(inputs),
+        "coverage": coverage_view(inputs.coverage),
         "drift": warnings,
         "review": review_view(inputs.review),
         "limits": limits,

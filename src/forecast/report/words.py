@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from forecast.features.names import (
+    BASELINE_TERM,
+    CALIBRATION_TERM,
     RATE_FAMILY,
     RATE_FEATURE,
     default_labels,
@@ -221,6 +223,16 @@ def describe_driver(
     if parts.signal == RATE_FEATURE or feature == RATE_FEATURE:
         return (
             f"The expected attrition of this team ({fmt_pct(value, 1)} over the horizon) {effect}."
+        )
+    if feature == BASELINE_TERM:
+        return (
+            f"This team's own long-run leaving rate ({fmt_pct(value, 1)} of its people over the "
+            f"horizon) {effect}."
+        )
+    if feature == CALIBRATION_TERM:
+        return (
+            f"How earlier forecasts for teams at this level of risk turned out (an adjustment "
+            f"of x{value:.2f}) {effect}."
         )
     if not math.isfinite(value):
         return f"{cap} has no recent data, which {effect}."

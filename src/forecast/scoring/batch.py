@@ -21,7 +21,7 @@ import pandas as pd
 from forecast.data.lineage import MANIFEST
 from forecast.data.months import month_str
 from forecast.data.tables import Tables
-from forecast.errors import ConfigError, ModelError
+from forecast.errors import ModelError
 from forecast.features.grid import (
     event_counts,
     headcount_grid,
@@ -86,6 +86,8 @@ class ScoreBatch:
     warnings: list[str] = field(default_factory=list)
     # Optional team-level files other parts of the project read (e.g. the report's roll-ups).
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # The backtest's interval coverage per origin, from the pair (the report's trust section).
+    coverage: pd.DataFrame | None = None
 
 
 def check_model_columns(pair: ModelPair, panel: pd.DataFrame, specs: FeatureSpecs = None) -> None:
@@ -150,7 +152,8 @@ def explain_batch(
     rows = panel.set_index(panel["team_id"].astype(str)).loc[rep["team_id"].to_numpy()]
     rows = rows.reset_index(drop=True)
     X = design_matrix(rows, pair.features)
-    out = [explain.explain_target("attrition", pair.attrition_booster, X, rep["team_id"])]
+    att = explain.explain_target("attrition", pair.attrition_booster, X, rep["team_id"])
+    out = [explain.with_terms(att, *pair.driver_terms(rows, rep["expected_attrition_rate"]))]
     errors = {"attrition": explain.additivity_error(out[0], np.log(rep["attrition_rate"]))}
     if pair.csat_booster is not None:
         has, Xc = csat_design(X, rep, pair)
@@ -252,12 +255,13 @@ def training_reference(
     if isinstance(saved, pd.DataFrame) and len(saved):
         return saved, "model"
 
-    try:
-        panel = build_panel(tables, specs, as_of=pair.trained_until)
-    except ConfigError:
+    month = pd.Period(pair.trained_until, freq="M")
+    panel = build_panel(tables, specs)
+    if not (panel["as_of"] == month).any():
         return None, "none (the data do not reach the model's last training month)"
     feats = [f for f in pair.features if f in panel.columns]
-    return drift_mod.drift_reference(panel, feats), f"rebuilt from the data at {pair.trained_until}"
+    reference = drift_mod.month_reference(panel, feats, month)
+    return reference, f"rebuilt from the data at {pair.trained_until}"
 
 
 def build_batch(
@@ -299,6 +303,7 @@ def build_batch(
         drift_summary=summary,
         additivity=additivity,
         warnings=warnings,
+        coverage=getattr(pair, "coverage_table", None),
     )
 
 

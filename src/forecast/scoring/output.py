@@ -68,6 +68,8 @@ def write_batch_files(directory: Path, batch: ScoreBatch) -> dict[str, str]:
     }
     if batch.calibration is not None:
         files["backtest_calibration.parquet"] = batch.calibration
+    if batch.coverage is not None:
+        files["backtest_coverage.parquet"] = batch.coverage
     files.update(batch.extra)
     for name, frame in files.items():
         write_parquet(frame, directory / name)

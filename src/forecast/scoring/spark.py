@@ -2,9 +2,11 @@
 Spark (optional extra `forecast[spark]`, pyspark 4.3.0, Java 17).
 
 Everything a team's features need is that team's own rows, with two exceptions handled here:
-- `longrun_rate_shrunk` shrinks a team's rate toward the organisation's rate: a first Spark pass
-  sums each bucket's integer leaver and person-month counts, and the driver broadcasts the exact
-  org rate (integer sums do not depend on order, so the rate is bit-identical to the local one);
+- `longrun_rate_shrunk` shrinks a team's rate toward the organisation's rate, and the attrition
+  baseline's `baseline_org_rate` is the organisation's rate over its last 12 months: a first
+  Spark pass sums each bucket's integer leaver and person-month counts, and the driver
+  broadcasts the exact org rates (integer sums do not depend on order, so the rate is
+  bit-identical to the local one);
 - a spell that starts where the same employee's spell in another team ended by transfer is a
   transfer in, not a hire: each bucket also receives the other spells of its employees.
 The grid's first month and the feature plan (which columns exist) are decided on the driver from
@@ -46,8 +48,13 @@ from forecast.features.grid import (
     panel_months,
     point_in_time,
 )
-from forecast.features.names import KEY_COLUMNS, feature_catalog
-from forecast.features.panel import EXIT_KIND, compute_panel, plan_features
+from forecast.features.names import (
+    BASELINE_COLUMNS,
+    BASELINE_ORG_WINDOW,
+    KEY_COLUMNS,
+    feature_catalog,
+)
+from forecast.features.panel import EXIT_KIND, baseline_counts, compute_panel, plan_features
 from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
@@ -71,6 +78,8 @@ SPARK_VERSION = "4.3.0"
 # predict) is amortised, small enough that a bucket's person-months fit a worker comfortably.
 TEAMS_PER_BUCKET = 500
 # employees -> exit kind counted by `longrun_rate_shrunk` (as features._employee_features maps it)
+# The org pass's key for the attrition baseline's trailing organisation counts (not a feature).
+BASELINE_KEY = BASELINE_COLUMNS[2]
 NAT = np.iinfo(np.int64).min  # datetime64[ns] NaT as int64: dates travel as exact integers
 MONTHLY = ("engagement", "workload", "cx")
 
@@ -369,6 +378,20 @@ def shrunk_counts(known: Tables, layout: Layout, owned: np.ndarray) -> pd.DataFr
                 }
             )
         )
+    # The baseline's organisation rate: leavers and exposure of the owned teams over the last
+    # BASELINE_ORG_WINDOW months, as features.panel.baseline_inputs sums them.
+    leavers, exposure = baseline_counts(spells, hc, grid.shape)
+    window = slice(max(grid.shape[1] - BASELINE_ORG_WINDOW, 0), grid.shape[1])
+    rows.append(
+        pd.DataFrame(
+            {
+                "team_id": grid.teams.astype(str)[mine],
+                "feature": BASELINE_KEY,
+                "leavers": leavers[:, window].sum(axis=1)[mine].astype(np.int64),
+                "exposure": exposure[:, window].sum(axis=1)[mine].astype(np.int64),
+            }
+        )
+    )
     cols = {"team_id": str, "feature": str, "leavers": np.int64, "exposure": np.int64}
     return (
         pd.concat(rows, ignore_index=True)
@@ -403,7 +426,11 @@ def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, in
     panel = panel.reset_index(drop=True)
     counts = shrunk_counts(known, layout, owned)
     priors = {p.name: p.transform.prior for p in layout.plan}
-    for name, part in counts.groupby("feature", sort=False):
+    leavers, exposure = org[BASELINE_KEY]
+    panel[BASELINE_KEY] = (
+        np.float64(leavers) / np.float64(exposure) if exposure > 0 else np.float64("nan")
+    )
+    for name, part in counts.loc[counts["feature"] != BASELINE_KEY].groupby("feature", sort=False):
         leavers, exposure = org[name]
         rate = np.float64(leavers) / np.float64(exposure) if exposure > 0 else np.float64("nan")
         by_team = part.set_index("team_id")
@@ -526,20 +553,19 @@ def spark_panel_and_scores(
     n = n_buckets_for(spark, n_teams)
     stacked = spark_input(spark, tables, layout, n).persist()
     try:
-        org: dict[str, tuple[int, int]] = {}
-        if any(p.transform.kind == "longrun_rate_shrunk" for p in layout.plan):
-            counts = (
-                stacked.groupBy("_bucket")
-                .applyInPandas(
-                    bound(org_counts_bucket, layout=layout),
-                    "feature string, leavers long, exposure long",
-                )
-                .groupBy("feature")
-                .agg(F.sum("leavers").alias("leavers"), F.sum("exposure").alias("exposure"))
-                .collect()
+        counts = (
+            stacked.groupBy("_bucket")
+            .applyInPandas(
+                bound(org_counts_bucket, layout=layout),
+                "feature string, leavers long, exposure long",
             )
-            org = {r["feature"]: (int(r["leavers"]), int(r["exposure"])) for r in counts}
-        slots = [p.name for p in layout.plan]
+            .groupBy("feature")
+            .agg(F.sum("leavers").alias("leavers"), F.sum("exposure").alias("exposure"))
+            .collect()
+        )
+        org = {r["feature"]: (int(r["leavers"]), int(r["exposure"])) for r in counts}
+        # The attrition baseline's inputs travel with the features (not model inputs).
+        slots = [p.name for p in layout.plan] + list(BASELINE_COLUMNS)
         files = spark.sparkContext.broadcast(pair_files(pair))
         fn = bound(
             score_bucket,
@@ -604,15 +630,15 @@ def explanations_from(
         return np.vstack([which[t] for t in teams])
 
     feats = [str(c) for c in X.columns]
-    out = [
-        explain.TargetExplanation(
-            "attrition",
-            ids.astype(str).astype(object),
-            feats,
-            explain.as_matrix(X, feats),
-            stack(run.att_contrib, ids, len(feats)),
-        )
-    ]
+    att = explain.TargetExplanation(
+        "attrition",
+        ids.astype(str).astype(object),
+        feats,
+        explain.as_matrix(X, feats),
+        stack(run.att_contrib, ids, len(feats)),
+    )
+    terms = pair.driver_terms(rows.reset_index(drop=True), rep["expected_attrition_rate"])
+    out = [explain.with_terms(att, *terms)]
     errors = {"attrition": explain.additivity_error(out[0], np.log(rep["attrition_rate"]))}
     if pair.csat_booster is not None:
         has, Xc = csat_design(X, rep, pair)
@@ -667,6 +693,7 @@ def build_batch_spark(
         drift=drift,
         history=team_history(tables, as_of),
         calibration=calibration if isinstance(calibration, pd.DataFrame) else None,
+        coverage=getattr(pair, "coverage_table", None),
         organisation={k: float(v) for k, v in pair.org_total_interval(scores).items()},
         drift_summary=summary,
         additivity=additivity,
