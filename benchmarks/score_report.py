@@ -55,7 +55,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -298,25 +297,15 @@ def print_steps(title: str, runs: dict[str, dict], names: list[str]) -> None:
 
 
 def setup(work: Path, teams: int, months: int, signals: list[str] | None) -> tuple[Path, str]:
-    import yaml
+    # Here, not at the top: the timed child runs this file too and must not import psutil.
+    from common import train_on_two_organisations
 
-    from forecast.commands.train import run_training
-    from forecast.models.config import DEFAULT_CONFIG_PATH
-    from forecast.simulate import SimConfig, simulate, write_simulation
-
-    for seed, name in ((TRAIN_SEED, "train-data"), (HELD_OUT_SEED, "data")):
-        sim = simulate(SimConfig(n_teams=teams, n_months=months, seed=seed, compute_truth=False))
-        write_simulation(sim, work / name, fmt="parquet")
-    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    if signals is not None:
-        config["what_if"] = {"signals": signals}
-    (work / "model.yaml").write_text(yaml.safe_dump(config))
-    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
-    t = time.perf_counter()
-    run_training(work / "train-data", tracking_uri=uri, config_path=work / "model.yaml")
+    uri, seconds = train_on_two_organisations(
+        work, teams, months, (TRAIN_SEED, HELD_OUT_SEED), signals
+    )
     print(
         f"setup: trained a pair on {teams:,} teams x {months} months (seed {TRAIN_SEED}) in "
-        f"{time.perf_counter() - t:.0f} s, what_if.signals: "
+        f"{seconds:.0f} s, what_if.signals: "
         + (
             "as training/model.yaml says"
             if signals is None
@@ -395,12 +384,9 @@ def main() -> None:
         child(args.child, args.rest, args.slow, args.profile)
         return
 
-    with contextlib.ExitStack() as stack:
-        if args.work is None:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        else:
-            work = args.work.resolve()
-            work.mkdir(parents=True, exist_ok=True)
+    from common import work_dir  # not at the top: see setup()
+
+    with work_dir(args.work) as work:
         if (work / "mlruns" / "mlflow.db").exists() and (work / "data").is_dir():
             data, uri = work / "data", f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
             print(f"setup: reusing the organisations and the pair in {work}")

@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import train_on_two_organisations, work_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # loopback only: this benchmark never sends a request anywhere else
@@ -65,26 +65,15 @@ CLICKS = {
 
 
 def setup(work: Path, teams: int, months: int) -> tuple[Path, Path, str]:
-    import yaml
-
     from forecast.commands.score import run_catch_up
-    from forecast.commands.train import run_training
     from forecast.data.contract import latest_complete_month, load_tables
-    from forecast.models.config import DEFAULT_CONFIG_PATH
-    from forecast.simulate import SimConfig, simulate, write_simulation
 
-    for seed, name in ((TRAIN_SEED, "train-data"), (HELD_OUT_SEED, "data")):
-        sim = simulate(SimConfig(n_teams=teams, n_months=months, seed=seed, compute_truth=False))
-        write_simulation(sim, work / name, fmt="parquet")
-    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    config["what_if"] = {"signals": [SIGNAL]}
-    (work / "model.yaml").write_text(yaml.safe_dump(config))
-    uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
-    t = time.perf_counter()
-    run_training(work / "train-data", tracking_uri=uri, config_path=work / "model.yaml")
+    uri, seconds = train_on_two_organisations(
+        work, teams, months, (TRAIN_SEED, HELD_OUT_SEED), [SIGNAL]
+    )
     print(
         f"setup: trained a pair on {teams:,} teams x {months} months in "
-        f"{time.perf_counter() - t:.0f} s (what_if.signals: [{SIGNAL}], for setup speed only)"
+        f"{seconds:.0f} s (what_if.signals: [{SIGNAL}], for setup speed only)"
     )
     data, root = work / "data", work / "monthly"
     latest = latest_complete_month(load_tables(data))
@@ -338,12 +327,7 @@ def main() -> None:
     import pandas as pd
     import psutil
 
-    with contextlib.ExitStack() as stack:
-        if args.work is None:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        else:
-            work = args.work.resolve()
-            work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args.work) as work:
         if (work / "mlruns" / "mlflow.db").exists() and (work / "monthly").is_dir():
             data, root = work / "data", work / "monthly"
             uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"

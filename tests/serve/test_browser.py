@@ -84,6 +84,19 @@ def test_a_leader_signs_in_sees_their_teams_runs_a_what_if_and_signs_out(
     overview = tmp_path / "serve-overview.png"
     page.screenshot(path=str(overview), full_page=True)
 
+    # All teams: the report's team-table.js, served as a module, sorts and filters the table.
+    page.goto(f"{live_server.url}/teams")
+    page.wait_for_selector("#team-table")
+    n = len(mine.loc[mine["reportable"].astype(bool)])
+    assert page.inner_text("#team-count") == f"{n} of {n} teams"
+    page.click("#team-table th[data-key=team] button")
+    ids = page.locator("#team-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.team)")
+    assert ids == sorted(ids) and len(ids) == n
+    page.fill("#team-filter", ids[-1])
+    shown = page.locator("#team-table tbody tr:not([hidden])").all_inner_texts()
+    assert len(shown) < n and all(ids[-1] in row for row in shown)
+    page.goto(f"{live_server.url}/")
+
     page.click("a.team-link >> nth=0")
     page.wait_for_selector("#team-id")
     team = page.inner_text("#team-id")

@@ -109,3 +109,21 @@ def test_a_team_is_described_the_same_to_its_leader_and_to_an_analyst(live_serve
             pages[name] = c.get(f"/teams/{team}").text
     drivers = {n: re.findall(r'<ul class="drivers">(.*?)</ul>', p, re.S) for n, p in pages.items()}
     assert drivers["ana"] and drivers["ana"] == drivers["sally"]
+
+
+def test_the_report_stylesheet_and_table_script_are_served_as_the_report_inlines_them(
+    live_server,
+) -> None:
+    # One source for both views: what the served pages load is what the report carries inline.
+    org = live_server.org
+    report = (org.root / org.months[-1] / "report.html").read_text(encoding="utf-8")
+    c, _ = live_server.signed_in("ana")
+    with c:
+        css, js = c.get("/static/report.css"), c.get("/static/team-table.js")
+        page = c.get("/teams").text
+    assert css.headers["content-type"].startswith("text/css") and css.text.startswith(":root")
+    assert js.headers["content-type"].startswith("text/javascript") and "sortBy" in js.text
+    assert f"<style>\n{css.text}</style>" in report
+    assert "".join(f"  {line}\n" for line in js.text.splitlines()) in report
+    assert '<link rel="stylesheet" href="/static/report.css">' in page
+    assert '<script type="module" src="/static/team-table.js"></script>' in page

@@ -419,8 +419,8 @@ def crawl(live, name: str) -> list[httpx.Response]:
         out.append(c.post(f"/teams/{team}/what-if", data=form))
         out.append(c.get("/teams/T9999"))
         out.append(c.get("/api/teams/T9999"))
-        out.append(c.get("/static/app.js"))
-        out.append(c.get("/static/app.css"))
+        for name in ("app.js", "app.css", "team-table.js", "report.css"):
+            out.append(c.get(f"/static/{name}"))
     with live.client() as anon:
         out.append(anon.get("/login"))
         out.append(anon.get("/"))

@@ -329,21 +329,21 @@ def tag_model(scorer: Scorer, as_of: str, out: Path, *, warn: Say = _quiet) -> N
         warn(f"scores written, but tagging the model in MLflow failed: {exc}")
 
 
-def run_score(
+def _prepare_month(
     data: Path | str,
     out: Path,
     *,
-    as_of: str | None = None,
-    model: str = "champion",
-    min_group: int = MIN_GROUP,
-    report: bool = True,
-    horizon: int | None = None,
-    tracking_uri: str | None = None,
-    warn: Say = _quiet,
-    side: RegistrySide | None = None,
-) -> ScoreResult:
-    """`forecast score --data DIR --out OUT`: one month (default: the latest complete one).
-    `side`: the MLflow side process, when the caller started it early (see `prepare`)."""
+    as_of: str | None,
+    model: str,
+    min_group: int,
+    horizon: int | None,
+    tracking_uri: str | None,
+    warn: Say,
+    side: RegistrySide | None,
+) -> tuple[Scorer, pd.Period, Path]:
+    """What `score` checks and loads before it builds the month's batch, on either engine: the
+    options, where the output goes, then the pair and the data. Returns the scorer, the month
+    (default: the latest complete one) and OUT made absolute."""
     check_param(
         "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
     )
@@ -366,6 +366,35 @@ def run_score(
         month = month if month is not None else latest_complete_month(scorer.tables)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} left as it was") from None
+    return scorer, month, out
+
+
+def run_score(
+    data: Path | str,
+    out: Path,
+    *,
+    as_of: str | None = None,
+    model: str = "champion",
+    min_group: int = MIN_GROUP,
+    report: bool = True,
+    horizon: int | None = None,
+    tracking_uri: str | None = None,
+    warn: Say = _quiet,
+    side: RegistrySide | None = None,
+) -> ScoreResult:
+    """`forecast score --data DIR --out OUT`: one month (default: the latest complete one).
+    `side`: the MLflow side process, when the caller started it early (see `prepare`)."""
+    scorer, month, out = _prepare_month(
+        data,
+        out,
+        as_of=as_of,
+        model=model,
+        min_group=min_group,
+        horizon=horizon,
+        tracking_uri=tracking_uri,
+        warn=warn,
+        side=side,
+    )
     try:
         return score_month(scorer, month, out, min_group=min_group, report=report, warn=warn)
     finally:
@@ -391,23 +420,18 @@ def run_score_spark(
     by score.py's own writer and published the same atomic way."""
 
     say = warn or (lambda _m: None)
-    check_param(
-        "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
-    )
-    month = parse_as_of(as_of)
-    out = Path(os.path.abspath(out))
-    check_writable_parent(out, "--out")  # before the Spark session, MLflow or the data
-    check_replaceable(out)
-    scorer = prepare(
+    # Before the Spark session is started.
+    scorer, month, out = _prepare_month(
         data,
+        out,
+        as_of=as_of,
         model=model,
+        min_group=min_group,
         horizon=horizon,
         tracking_uri=tracking_uri,
         warn=say,
-        as_of=month,
         side=side,
     )
-    month = month if month is not None else latest_complete_month(scorer.tables)
     own = spark is None
     session = spark_session(master) if own else spark
     engine = {

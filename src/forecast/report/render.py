@@ -38,7 +38,7 @@ from forecast.data.months import is_month_folder
 from forecast.data.tables import PROTECTED, is_protected
 from forecast.errors import ConfigError, OutputError
 from forecast.features.names import RATE_FEATURE, is_feature_name
-from forecast.report import charts, words
+from forecast.report import assets, charts, words
 from forecast.report.scope import (
     Scope,
     check_scope_keys,
@@ -1326,6 +1326,7 @@ def render(context: dict[str, Any]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["inline"] = assets.inline  # one self-contained file: its CSS and JS inline
     return env.get_template("report.html").render(**context)
 
 

@@ -3,9 +3,10 @@ response, cross-site requests refused, errors that never echo their input, and t
 
 `create_app` wires the shared `Context` (serve.context) into the pages (serve.pages) and the JSON
 API of the contract (serve.api). Every route but the sign-in form, the session endpoint and the
-two static files needs a signed-in reader: without one, `/api/` routes answer 401 and pages
-redirect to the sign-in form, even for paths that do not exist (so an anonymous caller cannot
-map the routes). Scope is applied by the routes, on every request, through `Context.view`.
+static files (its own, and the report's stylesheet and table script) needs a signed-in reader:
+without one, `/api/` routes answer 401 and pages redirect to the sign-in form, even for paths
+that do not exist (so an anonymous caller cannot map the routes). Scope is applied by the
+routes, on every request, through `Context.view`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forecast import __version__
+from forecast.report import assets
 from forecast.serve import api, pages
 from forecast.serve.context import (
     NOT_FOUND,
@@ -38,6 +40,8 @@ from forecast.serve.users import UserStore
 from forecast.serve.views import Served
 
 STATIC = Path(__file__).parent / "static"
+# The report's stylesheet and table script are served as they are inlined in its file.
+STATIC_DIRS = (STATIC, assets.STATIC)
 THREADS = 8  # worker threads for requests (anyio's default is 40)
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 # Scripts only from this server, no inline script or style, nothing framed, forms only here.
@@ -179,8 +183,8 @@ def create_app(
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
-        path = STATIC / name
-        if path.suffix not in STATIC_TYPES or path.name != name or not path.is_file():
+        path = next((d / name for d in STATIC_DIRS if (d / name).is_file()), None)
+        if path is None or path.suffix not in STATIC_TYPES or path.name != name:
             raise Refused(404, NOT_FOUND)
         return Response(path.read_bytes(), media_type=STATIC_TYPES[path.suffix])
 

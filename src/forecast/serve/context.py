@@ -19,11 +19,12 @@ from urllib.parse import parse_qs
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from forecast import __version__
 from forecast.data.months import is_month_folder
+from forecast.report import assets
 from forecast.serve.auth import (
     DEFAULT_SESSION_SECONDS,
     SESSION_COOKIE,
@@ -89,7 +90,8 @@ class Context:
             self.settings.secret or secrets.token_bytes(32), self.settings.session_seconds
         )
         self.templates = Environment(
-            loader=PackageLoader("forecast.serve", "templates"),
+            # The served view's pages, then the report's: its _shared.html macros.
+            loader=ChoiceLoader([PackageLoader("forecast.serve", "templates"), assets.templates()]),
             autoescape=select_autoescape(["html"]),
             undefined=StrictUndefined,
             trim_blocks=True,
