@@ -28,8 +28,10 @@ demo: $(STAMP)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
+# One test process per CPU (2 in CI); a test file runs whole in one process, so its module
+# fixtures are built once. `pytest` alone still runs everything in one process.
 test: $(TEST_STAMP) system-deps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # Style and structure: ruff's rules and formatting, and the package's layers (import-linter
 # contracts in pyproject.toml: no arrow points up, the report reads outputs only, no cycle).
