@@ -185,3 +185,66 @@ def test_estimate_keeps_the_pairs_forecast_as_before():
     assert (res["before_expected_leavers"] == 2.0).all()
     assert (res["before_csat_change"] == -1.0).all()
     assert res["team_id"].tolist() == teams
+
+
+# Organisations wired differently (issue 18): seeds fixed before the engine first ran on them.
+PROXY_SEED, SMALL_SEED = 57, 58
+
+
+def _aggregate(o: Org, signal: str) -> dict[str, float]:
+    truth, est = _what_if(o, signal)
+    before = est["before_expected_leavers"]
+    return {
+        "true_ratio": _ratio(
+            truth["intervened_expected_leavers"], truth["baseline_expected_leavers"]
+        ),
+        "ratio": _ratio(est["after_expected_leavers"], before),
+        "ratio_p10": _ratio(est["after_leavers_p10"], before),
+        "ratio_p90": _ratio(est["after_leavers_p90"], before),
+        "true_csat": float(
+            (truth["intervened_csat_change"] - truth["baseline_csat_change"]).mean()
+        ),
+        "csat": float(est["csat_effect"].mean()),
+        "csat_p10": float(est["csat_effect_p10"].mean()),
+        "csat_p90": float(est["csat_effect_p90"].mean()),
+    }
+
+
+_PROXY: dict[str, float] = {}
+
+
+def _proxy() -> dict[str, float]:
+    """After-hours that only follows the load (which drives leaving and CSAT): no effect of
+    its own (the simulator's truth says so exactly)."""
+    if not _PROXY:
+        tables, iv = known_effect_org(PROXY_SEED, 1.0, TEAMS, MONTHS, "proxy")
+        _PROXY.update(_aggregate(Org(tables, iv, CausalEngine(settings=FAST)), "after_hours_ratio"))
+        assert _PROXY["true_ratio"] == 1.0 and _PROXY["true_csat"] == 0.0
+    return _PROXY
+
+
+def test_a_proxy_of_the_load_gets_a_csat_interval_that_covers_no_effect():
+    a = _proxy()
+    assert a["csat_p10"] <= 0.0 <= a["csat_p90"], a
+
+
+def test_a_proxy_of_the_load_moves_leavers_by_less_than_0_10():
+    a = _proxy()
+    assert abs(a["ratio"] - 1.0) < 0.10, a
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known weakness (docs/what-if.md): on this organisation the attrition stage reads "
+    "0.90 of baseline leavers, 80% interval 0.83-0.94, for a signal with no effect",
+)
+def test_a_proxy_of_the_load_gets_a_leavers_interval_that_covers_no_effect():
+    a = _proxy()
+    assert a["ratio_p10"] <= 1.0 <= a["ratio_p90"], a
+
+
+def test_effect_has_the_true_sign_and_rough_size_on_a_small_organisation():
+    tables, iv = known_effect_org(SMALL_SEED, 1.0, 300, MONTHS)
+    a = _aggregate(Org(tables, iv, CausalEngine(settings=FAST)), "after_hours_ratio")
+    assert a["ratio"] < 1.0 and abs(a["ratio"] - a["true_ratio"]) <= 0.15, a
+    assert a["true_csat"] > 0 and 0.5 <= a["csat"] / a["true_csat"] <= 2.0, a

@@ -60,6 +60,10 @@ class SimConfig:
     compute_truth: bool = True
     intervention_reps: int = 200  # replications per what-if continuation
     intervention_teams: int = 20  # size of each team set of the intervention truth
+    # Share of last month's latent engagement that carries over: how slowly engagement
+    # recovers once its causes ease (0.7: about half the gap closes in two months). A
+    # structural knob, like the effects: what-if validation varies it (known_effects).
+    engagement_persistence: float = 0.70
 
     # How error messages name the fields, e.g. CLI_OPTIONS when they came from the command
     # line (`--teams`, not n_teams); not part of the config.
@@ -121,6 +125,13 @@ def validate_config(c: SimConfig, names: Mapping[str, str] | None = None) -> Non
         qs,
         isinstance(qs, int | float) and 0 <= qs <= 1,
         "a number between 0 and 1",
+    )
+    rho = c.engagement_persistence
+    check(
+        "engagement_persistence",
+        rho,
+        isinstance(rho, int | float) and not isinstance(rho, bool) and 0 <= rho < 1,
+        "a number in [0, 1)",
     )
     check(
         "intervention_reps",

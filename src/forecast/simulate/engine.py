@@ -30,7 +30,7 @@ RHO_AH, SD_AH = 0.75, 0.12
 RHO_ABS, SD_ABS = 0.70, 0.006
 RHO_UP, SD_UP = 0.60, 0.25
 RHO_EMAIL, SD_EMAIL = 0.80, 0.02
-RHO_ENG, SD_ENG = 0.70, 0.12
+SD_ENG = 0.12  # latent engagement's monthly noise (its persistence is a SimConfig knob)
 P_MANAGER_CHANGE = 0.015
 SEASON_AMP = 0.06
 MANAGER_SUPPORT_MEAN, MANAGER_SUPPORT_PER_Q = 65.0, 10.0
@@ -81,6 +81,7 @@ class Params:
     invol_rate: float
     transfer_rate: float
     start_ordinal: int
+    engagement_persistence: float  # share of last month's latent engagement carried over
 
 
 TEAM_FIELDS = (
@@ -352,7 +353,8 @@ def _engagement(
         - p.after_hours_on_engagement * (ah - AH_REF) / AH_UNIT
         - p.cases_on_engagement * np.log(cph / CPH_REF)
     )
-    st.eng = RHO_ENG * st.eng + (1 - RHO_ENG) * target + SD_ENG * z
+    rho = p.engagement_persistence
+    st.eng = rho * st.eng + (1 - rho) * target + SD_ENG * z
 
 
 def _pick_dest(

@@ -19,7 +19,8 @@ brackets; docs/simulator.md has the full description):
     E*_jm      = u_j + manager_on_engagement [0.5] * q_jm
                  - after_hours_on_engagement [0.3] * (ah_jm - 0.08) / 0.10
                  - cases_on_engagement [0.5] * log(cph_jm / 300)
-    E_jm       = 0.7 E_j,m-1 + 0.3 E*_jm + N(0, 0.12)              (latent engagement)
+    E_jm       = rho E_j,m-1 + (1 - rho) E*_jm + N(0, 0.12)          (latent engagement;
+                 rho = SimConfig.engagement_persistence [0.7]: how slowly it recovers)
     log h_vol  = log(vol_rate [0.016]) - engagement_on_exit [0.35] * E_jm
                  + after_hours_on_exit [0.3] * (ah_jm - 0.08) / 0.10
                  + cases_on_exit [0.6] * log(cph_jm / 300)
@@ -110,6 +111,7 @@ def params_of(config: SimConfig) -> Params:
         invol_rate=config.invol_rate,
         transfer_rate=config.transfer_rate,
         start_ordinal=int(parse_month(config.start).ordinal),
+        engagement_persistence=config.engagement_persistence,
     )
 
 

@@ -28,7 +28,10 @@ What this engine estimates (docs/what-if.md has the reasoning and the validation
   effect includes the path through engagement, since future engagement is not held fixed.
 - Effect on CSAT: a partially linear model of the CSAT change on the residual dose and the
   residual leaver rate, so CSAT moves through the attrition effect (theta_leavers * change in
-  rate) and through the direct effect the data show (theta_direct * dose change).
+  rate) and through the direct effect the data show (theta_direct * dose change). Learnt from
+  the signal's unforeseen moves (its own history is a control: CSAT is scored as a change, so
+  a persistent level cancels out of it), with the other workload signals over the horizon as
+  co-treatments (CSAT answers to the load, which the signal may only follow).
 - Intervals: 80% by a team-cluster (Poisson-weight) bootstrap of the final stages; they
   cover the effect's estimation uncertainty, not the forecast's own noise.
 
@@ -146,6 +149,21 @@ class EngineSettings:
     # error rose from 0.043 to 0.046 and 3 of 24 cases missed 0.10 instead of 1
     # (benchmarks/whatif.py, issue 17).
     probe_once: bool = False
+    # The CSAT stage learns from the signal's unforeseen moves over the horizon (its own
+    # history as a control), not from its persistent level: CSAT is scored as a change, so a
+    # team's persistent load and the engagement it left behind cancel out of it, and learning
+    # from the persistent level halved the CSAT effect at small effects (docs/what-if.md).
+    csat_own_controls: bool = True
+    # ... and adjusts for the other workload signals over the same months: CSAT answers to
+    # the load itself, which after-hours follows, so without them a signal that is only a
+    # proxy of the load got a CSAT effect of 0.6-0.9 points (benchmarks/whatif_variants.py).
+    csat_concurrent: bool = True
+    # ... as co-treatments of the final stage (their CSAT effects estimated alongside the
+    # signal's, from all rows), not only as inputs of the nuisance models: CSAT's answer to
+    # the load is small against CSAT's noise, so the nuisance models barely learn it, and the
+    # signal, which follows the load, borrowed it (the proxy: +1.2 and +1.6 points, intervals
+    # excluding zero; as co-treatments +0.4 and +1.2, intervals including zero).
+    csat_cotreat: bool = True
 
 
 # --------------------------------------------------------------------------- signal checks
@@ -581,11 +599,13 @@ def fit_effect(
     csat_controls = control_columns(
         list(frame.columns), signal, horizon, outcome="csat", which=s.controls
     )
+    extra = [c for c in frame.columns if c.startswith(FUTURE)]
     if s.concurrent:
-        extra = [c for c in frame.columns if c.startswith(FUTURE)]
-        # Not for CSAT: there load is how leavers hurt CSAT (understaffing), a path to keep.
         controls = controls + extra
     own = own_history_columns(list(frame.columns), signal)
+    stage_controls = (
+        csat_controls + (own if s.csat_own_controls else []) + (extra if s.csat_concurrent else [])
+    )
     folds = team_folds(rows["team_id"], s.folds, s.seed)
     hc = rows["headcount"].to_numpy(np.float64)
     rate = rows["leavers"].to_numpy(np.float64) / hc
@@ -601,7 +621,7 @@ def fit_effect(
     zr = _risk_z(risk, risk_scale) if s.by_risk else None
     theta, theta_risk = _theta(rows, hc, log_l, resid, s, zr)
 
-    csat = _csat_stage(rows, csat_controls, dose, rate, log_l, folds, s)
+    csat = _csat_stage(rows, stage_controls, dose, rate, log_l, folds, s, hc)
     boot = _bootstrap(rows, hc, log_l, resid, csat, s, zr)
     natural = (
         natural_path_model(rows[own].astype(np.float64), dose)
@@ -628,7 +648,7 @@ def fit_effect(
         theta_csat_leavers=csat["coef"][1],
         boot=boot,
         controls=controls,
-        csat_controls=csat_controls,
+        csat_controls=stage_controls,
         own=own,
         natural=natural,
         **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s),
@@ -681,9 +701,13 @@ def _csat_stage(
     log_l: np.ndarray,
     folds: np.ndarray,
     s: EngineSettings,
+    hc: np.ndarray,
 ) -> dict[str, Any]:
     """Partially linear CSAT model with two residualised treatments: the dose, and the
-    per-head leaver rate (so the CSAT effect can flow through the attrition effect)."""
+    per-head leaver rate (so the CSAT effect can flow through the attrition effect, team by
+    team: a team in crisis saves fewer people, and so less CSAT). Both are residualised on
+    the CSAT stage's own controls; the attrition stage's prediction `log_l` serves when
+    those are the attrition stage's state controls (issue 17's engine)."""
     w_all = rows["csat_weight"].fillna(1.0).to_numpy(np.float64)
     ok = rows["csat_change"].notna().to_numpy() & (w_all > 0)
     if ok.sum() < 100:
@@ -694,12 +718,24 @@ def _csat_stage(
             "D": np.zeros((0, 2)),
             "w": np.zeros(0),
         }
-    X = rows.loc[ok, controls].astype(np.float64).reset_index(drop=True)
+    co = [c for c in controls if c.startswith(FUTURE)] if s.csat_cotreat else []
+    X = rows.loc[ok, [c for c in controls if c not in co]].astype(np.float64)
+    X = X.reset_index(drop=True)
     y = rows.loc[ok, "csat_change"].to_numpy(np.float64)
     w = w_all[ok]
     c_hat, _, _ = cross_fit("regression", X, y, w, folds[ok], s)
     m_hat, _, _ = cross_fit("regression", X, dose[ok], None, folds[ok], s)
-    D = np.column_stack([dose[ok] - m_hat, rate[ok] - np.exp(log_l[ok])])
+    if s.csat_own_controls or s.csat_concurrent:
+        l_hat, _, _ = cross_fit("poisson", X, rate[ok], hc[ok], folds[ok], s)
+    else:
+        l_hat = log_l[ok]
+    cols = [dose[ok] - m_hat, rate[ok] - np.exp(l_hat)]
+    for c in co:
+        v = rows.loc[ok, c].to_numpy(np.float64)
+        filled = np.where(np.isnan(v), np.nanmean(v) if np.isfinite(v).any() else 0.0, v)
+        v_hat, _, _ = cross_fit("regression", X, filled, None, folds[ok], s)
+        cols.append(filled - v_hat)
+    D = np.column_stack(cols)
     Y = y - c_hat
     return {"coef": weighted_ls(Y, D, w, s.ridge), "rows": ok, "Y": Y, "D": D, "w": w}
 
@@ -767,7 +803,8 @@ def _bootstrap(
         coef = cloglog_final(y, hc, offset, Z, tw[codes], s.ridge, start=point)
         out[b, 0], out[b, 3] = coef[1], coef[2] if zr is not None else 0.0
         if len(csat["Y"]):
-            out[b, 1:3] = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
+            coef = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
+            out[b, 1:3] = coef[:2]
     return out
 
 

@@ -3,9 +3,11 @@
 `validate_engine` takes a few small organisations with known after-hours effects (including
 none; `forecast.simulate.known_effects` makes them), holds after-hours at the organisation
 median for the 20 most loaded teams with the engine, and compares with the simulator's
-intervention truth; it also runs the distractor `system_uptime`, whose true effect is zero. It
-returns a dict of metrics and a small table, ready for `mlflow.log_metrics` and
-`mlflow.log_table`.
+intervention truth (the aggregate leavers ratio, and the team set's mean CSAT effect in points
+with its 80% interval); it also runs the distractor `system_uptime`, whose true effect is zero.
+It returns a dict of metrics and a small table, ready for `mlflow.log_metrics` and
+`mlflow.log_table`. Organisations wired differently (known_effects.STRUCTURES) are compared in
+benchmarks/whatif_variants.py.
 
 Pure: never writes files or talks to MLflow itself.
 """
@@ -46,6 +48,10 @@ def _one(
         "ratio": float(res["after_expected_leavers"].sum() / before),
         "ratio_p10": float(res["after_leavers_p10"].sum() / before),
         "ratio_p90": float(res["after_leavers_p90"].sum() / before),
+        "true_csat_effect": float(np.mean(d_true)),
+        "csat_effect": float(res["csat_effect"].mean()),
+        "csat_effect_p10": float(res["csat_effect_p10"].mean()),
+        "csat_effect_p90": float(res["csat_effect_p90"].mean()),
         "csat_direction": float(np.mean(np.sign(d_true[moved]) == np.sign(d_est[moved])))
         if moved.any()
         else float("nan"),
@@ -75,6 +81,10 @@ def validate_engine(
     table["covered"] = (table["ratio_p10"] <= table["true_ratio"]) & (
         table["true_ratio"] <= table["ratio_p90"]
     )
+    table["csat_error"] = table["csat_effect"] - table["true_csat_effect"]
+    table["csat_covered"] = (table["csat_effect_p10"] <= table["true_csat_effect"]) & (
+        table["true_csat_effect"] <= table["csat_effect_p90"]
+    )
     return _metrics(table), table
 
 
@@ -87,6 +97,9 @@ def _metrics(table: pd.DataFrame) -> dict[str, float]:
         "whatif.share_within_0.10": float((ah["error"].abs() <= 0.10).mean()),
         "whatif.interval_coverage": float(ah["covered"].mean()),
         "whatif.csat_direction": float(ah["csat_direction"].mean()),
+        # The mean CSAT effect of the team set against the truth's, in CSAT points.
+        "whatif.csat_effect_mae": float(ah["csat_error"].abs().mean()),
+        "whatif.csat_interval_coverage": float(ah["csat_covered"].mean()),
         "whatif.distractor_max_abs_error": float(dis["error"].abs().max()),
         "whatif.orgs": float(len(ah)),
     }
