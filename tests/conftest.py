@@ -354,3 +354,57 @@ def pg_trained(pg_org: DbOrg, tmp_path_factory: pytest.TempPathFactory) -> DbTra
         pg_org.server.url("org", password=True), tracking_uri=uri, config_path=config_path
     )
     return DbTrained(pg_org, uri, store, config_path, outcome)
+
+
+# --------------------------------------------------------------------------- Spark (issue 19)
+# One local Spark session for the whole run (tests/scoring/test_spark.py, the Spark tests of
+# tests/commands/test_database.py): `scoring.spark.spark_session` uses the active session, so
+# the engine's own runs share this JVM instead of starting one each (about 10-30 s apiece).
+
+
+def spark_missing() -> str | None:
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return "Java is not installed (Spark needs Java 17)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local[2] session. Skipped without pyspark or Java, except under CI=true, where that is
+    a failure: CI must install the extra. On tables of a few hundred rows Spark spends its time
+    planning and compiling each query, not running it, so the session interprets expressions
+    instead of generating code (`spark.sql.codegen.factoryMode=NO_CODEGEN`), plans each query
+    once (adaptive execution off: it re-plans after every shuffle and runs each stage as a job
+    of its own), and splits a shuffle into 2 partitions and the teams into 2 buckets
+    (`spark.default.parallelism=1`; still more than one, so a transfer between teams of
+    different buckets is exercised). The same results, the tests several times faster; the
+    product's sessions keep Spark's defaults. Its JVM compiles with the quick JIT only and
+    collects garbage serially (`-XX:TieredStopAtLevel=1 -XX:+UseSerialGC`): a short run on a
+    small heap spends its CPU compiling Spark's planner otherwise."""
+    import os
+
+    why = spark_missing()
+    if why is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but Spark cannot run: {why}")
+        pytest.skip(why)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback, whatever the network
+    from forecast.scoring.spark import spark_session
+
+    small = {
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        "spark.sql.codegen.wholeStage": "false",
+        "spark.sql.adaptive.enabled": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "1",
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    }
+    session = spark_session("local[2]", app_name="forecast-tests", conf=small)
+    yield session
+    session.stop()

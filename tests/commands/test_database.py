@@ -43,6 +43,20 @@ def from_directory(pg_trained, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def local_catch_up(pg_trained, tmp_path_factory) -> score.CatchUpResult:
+    """The local engine's catch-up of the last two months from PostgreSQL (the local side of
+    the Spark engine's comparisons too)."""
+    org = pg_trained.org
+    return score.run_catch_up(
+        org.postgres,
+        tmp_path_factory.mktemp("catch_up") / "root",
+        since=str(pd.Period(org.latest, "M") - 1),
+        tracking_uri=pg_trained.tracking_uri,
+        report=False,
+    )
+
+
 def test_training_from_postgres_records_the_source_without_the_password(pg_trained) -> None:
     ref = resolve_pair("champion", pg_trained.tracking_uri).ref
     assert ref.tags["data_dir"] == pg_trained.org.postgres
@@ -109,20 +123,13 @@ def test_future_rows_in_postgres_do_not_change_scores_as_of_t(pg_trained, tmp_pa
     _same_files(tmp_path / "dir", tmp_path / "after")
 
 
-def test_catch_up_and_review_read_postgres(pg_trained, tmp_path) -> None:
+def test_catch_up_and_review_read_postgres(pg_trained, local_catch_up) -> None:
     org = pg_trained.org
     since = str(pd.Period(org.latest, "M") - 1)
-    done = score.run_catch_up(
-        org.postgres,
-        tmp_path / "root",
-        since=since,
-        tracking_uri=pg_trained.tracking_uri,
-        report=False,
-    )
-    assert done.scored == [since, org.latest]
-    manifest = json.loads((tmp_path / "root" / org.latest / "manifest.json").read_text())
+    assert local_catch_up.scored == [since, org.latest]
+    manifest = json.loads((local_catch_up.root / org.latest / "manifest.json").read_text())
     assert manifest["data"]["source"] == org.postgres
-    review = run_review(org.postgres, tmp_path / "root")
+    review = run_review(org.postgres, local_catch_up.root)
     assert review.path is not None and review.path.exists()
 
 
@@ -165,34 +172,71 @@ def test_promote_reads_the_source_a_pair_records(pg_trained) -> None:
     assert source.url.password == PASSWORD  # from FORECAST_DB_PASSWORD, never recorded
 
 
-def test_spark_catch_up_reads_postgres_and_writes_what_local_writes(
-    pg_trained, tmp_path, monkeypatch
+def test_spark_catch_up_reads_postgres_through_jdbc_and_writes_what_local_writes(
+    spark, pg_trained, local_catch_up, tmp_path
 ) -> None:
-    import importlib.util
-    import os
-    import shutil
+    from forecast.data.spark_sources import jdbc_ready
 
-    if importlib.util.find_spec("pyspark") is None or not (
-        shutil.which("java") or os.environ.get("JAVA_HOME")
-    ):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but Spark cannot run (pyspark or Java missing)")
-        pytest.skip("pyspark or Java is missing")
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    assert jdbc_ready(spark), "the PostgreSQL JDBC jar is missing (scripts/install-system-deps.sh)"
     org = pg_trained.org
     since = str(pd.Period(org.latest, "M") - 1)
-    runs = {}
-    for engine in ("local", "spark"):
-        runs[engine] = score.run_catch_up(
-            org.postgres,
-            tmp_path / engine,
-            since=since,
-            tracking_uri=pg_trained.tracking_uri,
-            report=False,
-            engine=engine,
-        )
-    assert runs["spark"].scored == runs["local"].scored == [since, org.latest]
-    for month in runs["spark"].scored:
-        _same_files(tmp_path / "local" / month, tmp_path / "spark" / month)
+    done = score.run_catch_up(
+        org.postgres,
+        tmp_path / "spark",
+        since=since,
+        tracking_uri=pg_trained.tracking_uri,
+        report=False,
+        engine="spark",
+    )
+    assert done.scored == local_catch_up.scored == [since, org.latest]
+    for month in done.scored:
+        _same_files(local_catch_up.root / month, tmp_path / "spark" / month)
         manifest = json.loads((tmp_path / "spark" / month / "manifest.json").read_text())
         assert manifest["engine"]["name"] == "spark"
+        assert {r["by"] for r in manifest["data"]["read"].values()} == {"jdbc"}
+        assert PASSWORD not in json.dumps(manifest)
+
+
+def test_spark_stages_sqlite_and_scores_as_of_a_month(
+    spark, pg_trained, local_catch_up, tmp_path
+) -> None:
+    """No JDBC driver for SQLite (nor DuckDB): the query streams into Parquet in chunks, Spark
+    reads that. As of the month before the latest, the files are the local catch-up's."""
+    org = pg_trained.org
+    month = local_catch_up.scored[0]
+    out = score.run_score_spark(
+        org.sqlite,
+        tmp_path / "spark",
+        as_of=month,
+        tracking_uri=pg_trained.tracking_uri,
+        report=False,
+    )
+    _same_files(local_catch_up.root / month, out.out)
+    read = out.manifest["data"]["read"]
+    assert {r["by"] for r in read.values()} == {"staged"}
+    assert read["cx"]["as_of"] == "in the query's WHERE clause (staged)"
+
+
+@pytest.mark.parametrize(("which", "how"), [("postgres", "jdbc"), ("duckdb", "staged")])
+def test_spark_reads_as_of_a_month_in_the_databases_query(spark, pg_org, which, how) -> None:
+    """PostgreSQL through JDBC, DuckDB staged: the as-of cut runs in the database's own query
+    and leaves the rows the local engine reads."""
+    from forecast.data.sources import load_tables, open_source
+    from forecast.data.spark_sources import read_tables
+
+    data = getattr(pg_org, which)
+    month = pd.Period(pg_org.latest, "M") - 6
+    read = read_tables(spark, open_source(data), month)
+    try:
+        local = load_tables(data, as_of=month)
+        assert set(read.raws) == {"employees", "engagement", "workload", "cx"}
+        for name, raw in read.raws.items():
+            assert raw.how == how
+            assert raw.frame.count() == len(local.table(name)), name
+        if how == "jdbc":
+            plan = read.raws["employees"].frame._jdf.queryExecution().executedPlan().toString()
+            assert "hire_date <" in plan  # the cut is in the query PostgreSQL runs
+        else:
+            assert read.pushed["employees"] == "in the query's WHERE clause (staged)"
+    finally:
+        read.close()

@@ -51,7 +51,7 @@ from forecast.scoring.output import (
     write_batch_files,
 )
 from forecast.scoring.schedule import due_months, month_folders
-from forecast.scoring.spark import DEFAULT_MASTER, build_batch_spark, n_buckets_for, spark_session
+from forecast.scoring.spark import DEFAULT_MASTER
 from forecast.whatif.engine import NOTE as WHATIF_NOTE
 
 
@@ -91,7 +91,7 @@ class Scorer:
     """What every month of a run shares: the data, the pair and where both came from."""
 
     data: Source
-    tables: Tables
+    tables: Tables | None  # None with the Spark engine: the rows stay on the executors
     specs: FeatureSpecs
     resolved: ResolvedPair
     data_hash: str
@@ -102,20 +102,49 @@ class Scorer:
     calibration: pd.DataFrame | None = None
     # The training run's out-of-sample backtest predictions per team (fairness audit).
     backtest_predictions: pd.DataFrame | None = None
+    # The Spark engine: its session and the validated tables it read (scoring.spark).
+    spark: Any = field(default=None, repr=False)
+    spark_tables: Any = field(default=None, repr=False)
     _reference: tuple[pd.DataFrame | None, str] | None = None
+    _first_months: pd.Series | None = None
 
     @property
     def pair(self) -> ModelPair:
         return self.resolved.pair
 
+    def latest(self) -> pd.Period:
+        """The data's latest complete month."""
+        if self.spark_tables is not None:
+            return self.spark_tables.latest
+        assert self.tables is not None
+        return latest_complete_month(self.tables)
+
     def reference(self) -> tuple[pd.DataFrame | None, str]:
         # Built once per run: a catch-up over many months compares each with the same training.
         if self._reference is None:
-            self._reference = training_reference(self.tables, self.pair, self.specs)
+            if self.spark_tables is not None:
+                from forecast.scoring.spark import spark_reference
+
+                self._reference = spark_reference(
+                    self.spark, self.spark_tables, self.pair, self.specs
+                )
+            else:
+                assert self.tables is not None
+                self._reference = training_reference(self.tables, self.pair, self.specs)
         return self._reference
+
+    def first_months(self) -> pd.Series:
+        """Each team's first month (the Spark engine's drift check of new teams)."""
+        if self._first_months is None:
+            from forecast.scoring.spark import team_first_months
+
+            self._first_months = team_first_months(self.spark_tables)
+        return self._first_months
 
     def close(self) -> None:
         self.side.close()
+        if self.spark_tables is not None:
+            self.spark_tables.close()
 
 
 @dataclass
@@ -138,17 +167,28 @@ def prepare(
     warn: Say = _quiet,
     as_of: pd.Period | None = None,
     side: RegistrySide | None = None,
+    spark: Any = None,
 ) -> Scorer:
     """Resolve the pair and read the data (as of a month: only the rows known at its end; a
     database filters them in the query) at the same time: MLflow's calls run in a side process
     (`forecast.mlops.sidecar`, which fails within seconds when MLflow is unreachable) while
     this one reads the data. `side`: one already started for `model` and `tracking_uri` (the
-    CLI starts it before its imports); it is closed when preparing fails."""
+    CLI starts it before its imports); it is closed when preparing fails. `spark`: a session
+    that reads and validates the data itself (the Spark engine: no table on this process)."""
 
     side = side if side is not None else RegistrySide(model, tracking_uri)
+    spark_tables = None
     try:
         source = open_source(data)
-        tables = load_tables(source, as_of=as_of)
+        if spark is None:
+            tables = load_tables(source, as_of=as_of)
+            data_hash = source.hash()
+        else:
+            from forecast.data.spark_contract import read_and_validate, spark_data_hash
+
+            tables = None
+            spark_tables = read_and_validate(spark, source, as_of=as_of)
+            data_hash = spark_data_hash(source, spark_tables)
         answer = side.answer()
         pair, fits = load_bundle(answer.pair_dir)
         resolved = ResolvedPair(
@@ -166,13 +206,17 @@ def prepare(
             tables=tables,
             specs=specs,
             resolved=resolved,
-            data_hash=source.hash(),
+            data_hash=data_hash,
             side=side,
             calibration=_read_table(answer.artifacts.get(BACKTEST_CALIBRATION)),
             backtest_predictions=_read_table(answer.artifacts.get(BACKTEST_PREDICTIONS)),
+            spark=spark,
+            spark_tables=spark_tables,
         )
     except BaseException:
         side.close()
+        if spark_tables is not None:
+            spark_tables.close()
         raise
     if pair.spec_hash and pair.spec_hash != specs.hash():
         scorer.warnings.append(
@@ -227,7 +271,7 @@ def manifest_for(
                 else None
             ),
         },
-        "data": {**scorer.data.describe(), "hash": scorer.data_hash},
+        "data": {**scorer.data.describe(), "hash": scorer.data_hash, **_spark_read(scorer)},
         "feature_spec_hash": {"scoring": scorer.specs.hash(), "training": scorer.pair.spec_hash},
         "rows": {
             "scores": len(scores),
@@ -253,6 +297,26 @@ def manifest_for(
         "output": str(out),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _spark_read(scorer: Scorer) -> dict[str, Any]:
+    """How the Spark engine read the data (the manifest's `data.read`): by table, the reader
+    and the as-of rule pushed into the read; and what the hash is of."""
+    st = scorer.spark_tables
+    if st is None or st.read is None:
+        return {}
+    out: dict[str, Any] = {
+        "read": {
+            name: {
+                "by": raw.how,
+                **({"as_of": st.read.pushed[name]} if name in st.read.pushed else {}),
+            }
+            for name, raw in st.read.raws.items()
+        }
+    }
+    if scorer.data.is_database:
+        out["hash_of"] = "rows as Spark read them (an order-free sum of row hashes, spark-rows-1)"
+    return out
 
 
 def score_month(
@@ -297,8 +361,16 @@ def score_month(
             )
         for w in batch.warnings:
             warn(w)
-        if report:
+        if report and scorer.tables is not None:
             batch.extra.update(report_extras(scorer, batch, as_of, warn=warn))
+        elif report:
+            note = (
+                "the report has no roll-ups by team attribute, what-ifs or fairness audit: with "
+                "`--engine spark` the employee rows stay on the executors (docs/spark.md); "
+                "score with `--engine local` for them."
+            )
+            batch.warnings.append(note)
+            warn(note)
         publish(out, write, lock=lock)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} left as it was") from None
@@ -363,7 +435,7 @@ def _prepare_month(
             as_of=month,
             side=side,
         )
-        month = month if month is not None else latest_complete_month(scorer.tables)
+        month = month if month is not None else scorer.latest()
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} left as it was") from None
     return scorer, month, out
@@ -407,65 +479,48 @@ def run_score_spark(
     *,
     as_of: str | None = None,
     model: str = "champion",
-    min_group: int = 5,
+    min_group: int = MIN_GROUP,
     report: bool = True,
     horizon: int | None = None,
     tracking_uri: str | None = None,
-    warn: Any = None,
+    warn: Say = _quiet,
     master: str = DEFAULT_MASTER,
     spark: Any = None,
     side: RegistrySide | None = None,
-) -> Any:
-    """`forecast score --engine spark`: score.run_score with the batch built on Spark, written
-    by score.py's own writer and published the same atomic way."""
+) -> ScoreResult:
+    """`forecast score --engine spark`: score.run_score with the data read, validated and
+    scored by Spark (scoring.spark), written by score.py's own writer and published the same
+    atomic way. `spark`: a session to use (else one is started, and stopped at the end)."""
 
-    say = warn or (lambda _m: None)
-    # Before the Spark session is started.
-    scorer, month, out = _prepare_month(
-        data,
-        out,
-        as_of=as_of,
-        model=model,
-        min_group=min_group,
-        horizon=horizon,
-        tracking_uri=tracking_uri,
-        warn=say,
-        side=side,
+    check_param(
+        "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
     )
-    own = spark is None
-    session = spark_session(master) if own else spark
-    engine = {
-        "name": "spark",
-        "master": master,
-        "buckets": n_buckets_for(session, int(scorer.tables.employees["team_id"].nunique())),
-    }
+    month = parse_as_of(as_of)
+    out = Path(os.path.abspath(out))
+    check_writable_parent(out, "--out")  # before the Spark session, MLflow or the data
+    check_replaceable(out)
+    batches = SparkBatches(master, spark)
     try:
-        batch = build_batch_spark(
-            session,
-            scorer.tables,
-            scorer.pair,
-            scorer.specs,
+        scorer = prepare(
+            data,
+            model=model,
+            horizon=horizon,
+            tracking_uri=tracking_uri,
+            warn=warn,
             as_of=month,
-            min_group=min_group,
-            reference=scorer.reference(),
-            calibration=scorer.calibration,
+            side=side,
+            spark=batches.start(),
         )
+        try:
+            month = month if month is not None else scorer.latest()
+            built = batches.build(scorer, month, min_group)
+            return score_month(
+                scorer, month, out, min_group=min_group, report=report, warn=warn, **built
+            )
+        finally:
+            scorer.close()
     finally:
-        if own:
-            session.stop()
-    try:
-        return score_month(
-            scorer,
-            month,
-            out,
-            min_group=min_group,
-            report=report,
-            warn=say,
-            batch=batch,
-            engine=engine,
-        )
-    finally:
-        scorer.close()
+        batches.stop()
 
 
 def _root_lock_path(root: Path) -> Path:
@@ -503,12 +558,24 @@ def run_catch_up(
     try:
         # The lock goes beside ROOT, and ROOT may have to be created: both checked up front.
         check_writable_parent(root, "--out-root")
-        scorer = prepare(
-            data, model=model, horizon=horizon, tracking_uri=tracking_uri, warn=warn, side=side
-        )
+        batches = SparkBatches(master, spark) if engine == "spark" else None
+        try:
+            scorer = prepare(
+                data,
+                model=model,
+                horizon=horizon,
+                tracking_uri=tracking_uri,
+                warn=warn,
+                side=side,
+                spark=batches.start() if batches is not None else None,
+            )
+        except BaseException:
+            if batches is not None:
+                batches.stop()
+            raise
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {root} left as it was") from None
-    latest = latest_complete_month(scorer.tables)
+    latest = scorer.latest()
     if since_month is not None and since_month > latest:
         raise ConfigError(
             f"`--since` must be on or before the latest complete month {month_str(latest)}. "
@@ -531,7 +598,7 @@ def run_catch_up(
                 report=report,
                 say=say,
                 warn=warn,
-                spark=SparkBatches(master, spark) if engine == "spark" else None,
+                spark=batches,
             )
     except KeyboardInterrupt:
         if not result.scored:
@@ -545,6 +612,8 @@ def run_catch_up(
         raise Interrupted(f"{exc}; {', '.join(result.scored)} scored before it") from None
     finally:
         scorer.close()
+        if batches is not None:
+            batches.stop()
     return result
 
 
@@ -579,63 +648,67 @@ def _score_due(
         return
     check_writable_dir(root, "--out-root")  # only now: a run with nothing to do touches nothing
     root.mkdir(parents=True, exist_ok=True)
-    try:
-        for month in months:
-            name = month_str(month)
-            say(f"scoring {name} into {root / name}")
-            built = spark.build(scorer, month, min_group) if spark is not None else {}
-            # The root lock already serialises writers; a per-month lock file would litter ROOT.
-            score_month(
-                scorer,
-                month,
-                root / name,
-                min_group=min_group,
-                report=report,
-                lock=False,
-                warn=warn,
-                **built,
-            )
-            result.scored.append(name)
-    finally:
-        if spark is not None:
-            spark.stop()
+    for month in months:
+        name = month_str(month)
+        say(f"scoring {name} into {root / name}")
+        built = spark.build(scorer, month, min_group) if spark is not None else {}
+        # The root lock already serialises writers; a per-month lock file would litter ROOT.
+        score_month(
+            scorer,
+            month,
+            root / name,
+            min_group=min_group,
+            report=report,
+            lock=False,
+            warn=warn,
+            **built,
+        )
+        result.scored.append(name)
 
 
 @dataclass
 class SparkBatches:
-    """`--catch-up --engine spark`: one Spark session for every month of the run (the one
-    given, or one started at the first due month and stopped at the end)."""
+    """The Spark engine's session for a run (one for every month of a catch-up): the one given,
+    an active one, or one started by `start()` and stopped by `stop()`."""
 
     master: str = DEFAULT_MASTER
     session: Any = None
     own: bool = False
 
+    def start(self) -> Any:
+        if self.session is None:
+            from forecast.scoring.spark import borrow
+
+            self.session, self.own = borrow(self.master)
+        return self.session
+
     def build(self, scorer: Scorer, month: pd.Period, min_group: int) -> dict[str, Any]:
         """score_month's `batch` and `engine` for one month."""
-        if self.session is None:
-            self.session, self.own = spark_session(self.master), True
-        teams = int(scorer.tables.employees["team_id"].nunique())
+        from forecast.scoring.spark import build_batch_spark, n_buckets_for
+
+        session = self.start()
         batch = build_batch_spark(
-            self.session,
-            scorer.tables,
+            session,
+            scorer.spark_tables,
             scorer.pair,
             scorer.specs,
             as_of=month,
             min_group=min_group,
             reference=scorer.reference(),
+            first_months=scorer.first_months(),
             calibration=scorer.calibration,
         )
         engine = {
             "name": "spark",
             "master": self.master,
-            "buckets": n_buckets_for(self.session, teams),
+            "buckets": n_buckets_for(session, scorer.spark_tables.teams),
         }
         return {"batch": batch, "engine": engine}
 
     def stop(self) -> None:
         if self.own and self.session is not None:
             self.session.stop()
-            self.session, self.own = None, False
+        self.session, self.own = None, False
 
 
 @dataclass

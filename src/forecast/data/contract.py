@@ -843,6 +843,16 @@ def load_tables(directory: Path | str, progress: Callable[[str], None] | None = 
     return tables_from_raw(raws, read_meta(directory))
 
 
+def latest_common_month(months: list[set[int]]) -> pd.Period | None:
+    """The latest month (ordinal) every non-empty set holds; with none in common, the earliest
+    of their last months (the honest answer); None when every set is empty."""
+    sets = [s for s in months if s]
+    if not sets:
+        return None
+    common = set.intersection(*sets)
+    return pd.Period(ordinal=max(common) if common else min(max(s) for s in sets), freq="M")
+
+
 def latest_complete_month(tables: Tables, today: dt.date | None = None) -> pd.Period:
     """The latest month present in every monthly table present, ignoring engagement (surveys
     may be quarterly); with employees alone, the month of the latest hire or exit date.
@@ -853,14 +863,9 @@ def latest_complete_month(tables: Tables, today: dt.date | None = None) -> pd.Pe
     now = run_date() if today is None else today
     cap = current_month(now).ordinal - 1
     ordinals = [t["month"].array.asi8 for t in (tables.workload, tables.cx) if t is not None]
-    sets = [set(np.unique(o[o <= cap]).tolist()) for o in ordinals if len(o)]
-    sets = [s for s in sets if s]
-    if sets:
-        common = set.intersection(*sets)
-        if common:
-            return pd.Period(ordinal=max(common), freq="M")
-        # No common month: the earliest of the tables' last months is the honest answer.
-        return pd.Period(ordinal=min(max(s) for s in sets), freq="M")
+    common = latest_common_month([set(np.unique(o[o <= cap]).tolist()) for o in ordinals])
+    if common is not None:
+        return common
     emp = tables.employees
     events = pd.concat([emp["hire_date"], emp["exit_date"]])
     past = events.loc[events <= pd.Timestamp(now)]

@@ -199,8 +199,8 @@ def check_source(data: str | Path | Source) -> Source:
     if source.directory is not None:
         find_table_files(source.directory)
         return source
-    with _connected(source) as conn:
-        _present_tables(source, conn)
+    with connected(source) as conn:
+        present_tables(source, conn)
     return source
 
 
@@ -353,7 +353,8 @@ def _where(source: Source) -> str:
     return f"the database at {host}" + (f":{url.port}" if url.port else "")
 
 
-def _scrub(source: Source, text: str) -> str:
+def scrub(source: Source, text: str) -> str:
+    """`text` on one line, with the source's password (if any) replaced by ***."""
     password = source.url.password if source.url is not None else None
     text = _one_line(text)
     return text.replace(str(password), "***") if password else text
@@ -371,7 +372,7 @@ def _reason(source: Source, exc: sa.exc.DBAPIError) -> str:
     first = re.sub(
         r'^connection failed: connection to server at "[^"]*", port \d+ failed: ', "", first
     )
-    return _scrub(source, first)
+    return scrub(source, first)
 
 
 def _engine(source: Source) -> sa.Engine:
@@ -389,13 +390,13 @@ def _engine(source: Source) -> sa.Engine:
         return sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool)
     except (sa.exc.NoSuchModuleError, ImportError) as exc:
         raise DataError(
-            f"no database driver for {url.drivername} ({_scrub(source, str(exc))}); the "
+            f"no database driver for {url.drivername} ({scrub(source, str(exc))}); the "
             f"package brings postgresql+psycopg, sqlite and duckdb."
         ) from None
 
 
 @contextmanager
-def _connected(source: Source) -> Iterator[sa.Connection]:
+def connected(source: Source) -> Iterator[sa.Connection]:
     """A connection, or a DataError naming the host and saying it could not connect."""
     import sqlalchemy as sa
 
@@ -418,7 +419,7 @@ def _connected(source: Source) -> Iterator[sa.Connection]:
         engine.dispose()
 
 
-def _present_tables(source: Source, conn: sa.Connection) -> set[str]:
+def present_tables(source: Source, conn: sa.Connection) -> set[str]:
     """Tables and views of the schema; a DataError when `employees` (or a table the source file
     names) is not there."""
     import sqlalchemy as sa
@@ -448,17 +449,21 @@ def _present_tables(source: Source, conn: sa.Connection) -> set[str]:
 # --------------------------------------------------------------------------- reading
 
 
+def present_refs(source: Source, conn: sa.Connection) -> list[TableRef]:
+    """The contract tables the database has, in contract order: each named table that is there
+    and each query."""
+    present = present_tables(source, conn)
+    refs = (source.tables.get(name) for name in TABLE_NAMES)
+    return [r for r in refs if r is not None and (r.table is None or r.table in present)]
+
+
 def read_database(source: Source, as_of: pd.Period | None = None) -> dict[str, RawTable]:
     """Every contract table the database has, as RawTables (rows named by their keys). As of
     a month, only the rows dated on or before its end are read (pushed into the query)."""
     raws: dict[str, RawTable] = {}
-    with _connected(source) as conn:
-        present = _present_tables(source, conn)
-        for name in TABLE_NAMES:
-            ref = source.tables.get(name)
-            if ref is None or (ref.table is not None and ref.table not in present):
-                continue
-            raws[name] = _read_table(source, conn, ref, as_of)
+    with connected(source) as conn:
+        for ref in present_refs(source, conn):
+            raws[ref.name] = _read_table(source, conn, ref, as_of)
     extra = f"data_start={source.data_start}".encode() if source.data_start is not None else b""
     source.read_hash = rows_hash({n: r.frame for n, r in raws.items()}, extra)
     source.read_as_of = month_str(as_of) if as_of is not None else None
@@ -470,21 +475,8 @@ def _read_table(
 ) -> RawTable:
     import sqlalchemy as sa
 
-    base: Any = (
-        sa.table(ref.table, schema=source.schema)
-        if ref.table is not None
-        else sa.text(f"({ref.query}) AS q")
-    )
-    everything = sa.select(sa.text("*")).select_from(base)
     try:
-        columns = list(conn.execute(everything.limit(0)).keys())
-        statement = everything
-        dated, shape = DATED_BY[ref.name]
-        if as_of is not None and dated in columns:
-            statement = statement.where(_known_by(conn, base, dated, shape, as_of))
-        order = [sa.column(c) for c in ORDER_BY[ref.name] if c in columns]
-        if order:
-            statement = statement.order_by(*order)
+        statement, _ = table_statement(source, conn, ref, as_of)
         result = conn.execute(statement)
         names = [str(c) for c in result.keys()]  # noqa: SIM118 - a Result, not a dict
         rows = result.fetchall()
@@ -493,6 +485,36 @@ def _read_table(
             f"the database could not read it: {_reason(source, exc)}", file=ref.label
         ) from None
     return RawTable(ref.name, ref.label, _frame(names, rows), numbered=False)
+
+
+def table_statement(
+    source: Source,
+    conn: sa.Connection,
+    ref: TableRef,
+    as_of: pd.Period | None,
+    *,
+    ordered: bool = True,
+) -> tuple[sa.Select[Any], list[str]]:
+    """The SELECT that reads one table (as of a month: only the rows known at its end, in the
+    WHERE clause) in key order, and the table's columns. The Spark engine runs the same
+    statement through JDBC (forecast.data.spark_sources), so both read the same rows."""
+    import sqlalchemy as sa
+
+    base: Any = (
+        sa.table(ref.table, schema=source.schema)
+        if ref.table is not None
+        else sa.text(f"({ref.query}) AS q")
+    )
+    everything = sa.select(sa.text("*")).select_from(base)
+    columns = [str(c) for c in conn.execute(everything.limit(0)).keys()]  # noqa: SIM118
+    statement = everything
+    dated, shape = DATED_BY[ref.name]
+    if as_of is not None and dated in columns:
+        statement = statement.where(_known_by(conn, base, dated, shape, as_of))
+    order = [sa.column(c) for c in ORDER_BY[ref.name] if c in columns]
+    if order and ordered:
+        statement = statement.order_by(*order)
+    return statement, columns
 
 
 def _without_empty(
@@ -548,19 +570,42 @@ def _column(values: list[Any]) -> pd.Series:
     their leading zeros), whole numbers as nullable integers (an integer id prints without
     `.0`), other numbers as float64, dates and timestamps as Python dates (the contract spells
     them out itself), and a column of mixed kinds (SQLite allows it) as text."""
-    kinds = {type(v) for v in values if v is not None}
+    return typed_column(values, column_kind({type(v) for v in values if v is not None}))
+
+
+def column_kind(kinds: set[type]) -> str:
+    """What a database column holding values of these Python types is read as: `null` (no
+    value), `text`, `bool`, `int`, `float`, `date` or, for mixed kinds, `text`."""
     if not kinds:
-        return pd.Series(values, dtype=object)
+        return "null"
     if kinds <= {str}:
-        return pd.Series(values, dtype="str")
+        return "text"
     if kinds <= {bool}:
-        return pd.Series(pd.array(values, dtype="boolean"))
+        return "bool"
     if kinds <= {int}:
-        return pd.Series(pd.array(values, dtype="Int64"))
+        return "int"
     if all(issubclass(k, int | float | Decimal) and k is not bool for k in kinds):
-        return pd.Series([np.nan if v is None else float(v) for v in values], dtype="float64")
+        return "float"
     if all(issubclass(k, dt.date) for k in kinds):
+        return "date"
+    return "text"
+
+
+def typed_column(values: list[Any], kind: str) -> pd.Series:
+    """`values` read as `kind` (column_kind): the Spark engine stages a table in chunks with
+    the kind of the whole column, so every chunk reads as the whole column would."""
+    if kind == "null":
         return pd.Series(values, dtype=object)
+    if kind == "bool":
+        return pd.Series(pd.array(values, dtype="boolean"))
+    if kind == "int":
+        return pd.Series(pd.array(values, dtype="Int64"))
+    if kind == "float":
+        return pd.Series([np.nan if v is None else float(v) for v in values], dtype="float64")
+    if kind == "date":
+        return pd.Series(values, dtype=object)
+    if all(v is None or isinstance(v, str) for v in values):
+        return pd.Series(values, dtype="str")
     return pd.Series([None if v is None else _text(v) for v in values], dtype="str")
 
 
@@ -650,9 +695,16 @@ __all__ = [
     "Source",
     "TableRef",
     "check_source",
+    "column_kind",
+    "connected",
     "is_database_url",
     "known_rows",
     "load_tables",
     "open_source",
+    "present_refs",
+    "present_tables",
     "read_database",
+    "scrub",
+    "table_statement",
+    "typed_column",
 ]

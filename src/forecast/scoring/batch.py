@@ -185,13 +185,21 @@ def check_additivity(errors: dict[str, float]) -> None:
         )
 
 
-def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS) -> pd.DataFrame:
+def team_history(
+    tables: Tables,
+    as_of: pd.Period,
+    months: int = HISTORY_MONTHS,
+    *,
+    start: pd.Period | None = None,
+) -> pd.DataFrame:
     """Team-level monthly aggregates of the months up to `as_of` (for the report's sparklines):
     headcount at month end, voluntary leavers in the month, response-weighted CSAT. Built from
-    the tables as known at the end of `as_of`, like the features, and never per person."""
+    the tables as known at the end of `as_of`, like the features, and never per person.
+    `start`: the panel's first month when `tables` hold only some teams (the Spark engine's
+    buckets), else features.panel_months decides it."""
 
     known = point_in_time(tables, as_of)
-    start, _ = panel_months(tables)
+    start = start if start is not None else panel_months(tables)[0]
     first = max(start, as_of - (months - 1))
     grid = make_grid(known, first, as_of)
     spells = make_spells(known.employees, grid)
@@ -223,26 +231,36 @@ def team_history(tables: Tables, as_of: pd.Period, months: int = HISTORY_MONTHS)
 
 
 def batch_drift(
-    tables: Tables,
+    tables: Tables | None,
     pair: ModelPair,
     specs: FeatureSpecs,
     panel: pd.DataFrame,
     catalog: pd.DataFrame,
     reference: pd.DataFrame | None,
     reference_source: str,
+    first_months: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Drift of the batch's features against the training reference, and its summary (with
+    the teams new since training; `first_months`: each team's first month, when the caller
+    has them without the tables, else `team_first_months(tables)`)."""
     families = dict(zip(catalog["feature"], catalog["family"], strict=True)) if len(catalog) else {}
     if reference is None:
         drift = pd.DataFrame({c: [] for c in drift_mod.DRIFT_COLUMNS})
     else:
         drift = drift_mod.feature_drift(panel, reference, families)
+    first = team_first_months(tables) if first_months is None else first_months
+    trained = pd.Period(pair.trained_until, freq="M") if pair.trained_until else None
+    new = drift_mod.new_teams(panel["team_id"], first, trained)
+    return drift, drift_mod.summarize(drift, len(new), len(panel), reference_source)
+
+
+def team_first_months(tables: Tables) -> pd.Series:
+    """Each team's first month with a hire (not before data_start), by team id."""
     emp = tables.employees
     first = emp["hire_date"].dt.to_period("M").groupby(emp["team_id"].astype(str)).min()
     if tables.data_start is not None:
         first = first.clip(lower=pd.Period(tables.data_start, freq="M"))
-    trained = pd.Period(pair.trained_until, freq="M") if pair.trained_until else None
-    new = drift_mod.new_teams(panel["team_id"], first, trained)
-    return drift, drift_mod.summarize(drift, len(new), len(panel), reference_source)
+    return first
 
 
 def training_reference(

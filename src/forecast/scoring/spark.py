@@ -1,22 +1,16 @@
-"""`forecast score --engine spark`: the same scoring run, with features, scores and SHAP built on
-Spark (optional extra `forecast[spark]`, pyspark 4.3.0, Java 17).
+"""`forecast score --engine spark`: the same scoring run with the data read, validated and
+turned into features, scores and SHAP drivers by Spark (optional extra `forecast[spark]`,
+pyspark 4.3.0, Java 17); docs/spark.md.
 
-Everything a team's features need is that team's own rows, with two exceptions handled here:
-- `longrun_rate_shrunk` shrinks a team's rate toward the organisation's rate, and the attrition
-  baseline's `baseline_org_rate` is the organisation's rate over its last 12 months: a first
-  Spark pass sums each bucket's integer leaver and person-month counts, and the driver
-  broadcasts the exact org rates (integer sums do not depend on order, so the rate is
-  bit-identical to the local one);
-- a spell that starts where the same employee's spell in another team ended by transfer is a
-  transfer in, not a hire: each bucket also receives the other spells of its employees.
-The grid's first month and the feature plan (which columns exist) are decided on the driver from
-the whole organisation, as the local path does.
-
-Teams are hashed into buckets (`crc32(team_id) % n`); each bucket runs the local engine's
-own functions (features.point_in_time / make_spells / the panel, ModelPair.predict, LightGBM's
-exact TreeSHAP) in `applyInPandas`, so the numbers are the same floats. The driver collects one
-row per team through Arrow and assembles the batch with score.py's functions and writer, so
-scores.parquet and drivers.parquet are byte-identical to `--engine local`.
+The driver never holds the organisation's rows. Spark reads the tables where they are
+(data.spark_sources) and validates them with the contract's rules (data.spark_contract); the
+driver decides from aggregates what depends on the whole organisation (the feature plan, the
+grid's first month, the as-of month). Teams are hashed into buckets (`crc32(team_id) % n`) and
+each bucket runs the local engine's own functions on its teams (scoring.spark_buckets). What
+comes back to the driver is one row per team (features, scores, SHAP values), the history's
+12 rows per team, and each team's first month: the driver assembles the batch with
+scoring.batch's functions and writer, so scores.parquet and drivers.parquet are byte-identical
+to `--engine local`.
 
 Never imported unless `--engine spark` is asked for: pyspark is optional.
 """
@@ -27,39 +21,26 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import warnings
-import zlib
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecast.data.months import from_ordinal, month_str
+from forecast.data.spark_contract import SparkTables
+from forecast.data.spark_parse import q
+from forecast.data.spark_sources import jdbc_jar
 from forecast.data.tables import Tables
 from forecast.errors import ConfigError
-from forecast.features.grid import (
-    event_counts,
-    headcount_grid,
-    make_grid,
-    make_spells,
-    panel_months,
-    point_in_time,
-)
-from forecast.features.names import (
-    BASELINE_COLUMNS,
-    BASELINE_ORG_WINDOW,
-    KEY_COLUMNS,
-    feature_catalog,
-)
-from forecast.features.panel import EXIT_KIND, baseline_counts, compute_panel, plan_features
+from forecast.features.names import BASELINE_COLUMNS, KEY_COLUMNS, feature_catalog
+from forecast.features.panel import plan_features
 from forecast.features.specs import FeatureSpecs
 from forecast.models import drift as drift_mod
 from forecast.models import explain
-from forecast.models.fit import RATE_FEATURE, design_matrix
-from forecast.models.pair import FORECAST_COLUMNS, ModelPair
+from forecast.models.fit import design_matrix
+from forecast.models.pair import ModelPair
 from forecast.scoring.batch import (
     ScoreBatch,
     batch_drift,
@@ -67,8 +48,21 @@ from forecast.scoring.batch import (
     check_model_columns,
     csat_design,
     scores_frame,
-    team_history,
-    training_reference,
+)
+from forecast.scoring.spark_buckets import (
+    HISTORY_COLUMNS,
+    MONTHLY,
+    NAT,
+    PRED_COLUMNS,
+    Layout,
+    OrgCounts,
+    bound,
+    feature_schema,
+    org_counts_bucket,
+    output_schema,
+    pair_files,
+    panel_bucket,
+    score_bucket,
 )
 
 DEFAULT_MASTER = "local[2]"
@@ -77,22 +71,25 @@ SPARK_VERSION = "4.3.0"
 # A bucket holds this many teams: large enough that per-call overhead (Arrow batches, a LightGBM
 # predict) is amortised, small enough that a bucket's person-months fit a worker comfortably.
 TEAMS_PER_BUCKET = 500
-# employees -> exit kind counted by `longrun_rate_shrunk` (as features._employee_features maps it)
-# The org pass's key for the attrition baseline's trailing organisation counts (not a feature).
-BASELINE_KEY = BASELINE_COLUMNS[2]
-NAT = np.iinfo(np.int64).min  # datetime64[ns] NaT as int64: dates travel as exact integers
-MONTHLY = ("engagement", "workload", "cx")
+_DAY_US = 86_400_000_000
 
 
 # --------------------------------------------------------------------------- the session
 
 
-def spark_session(master: str = DEFAULT_MASTER, app_name: str = "forecast-score") -> Any:
+def spark_session(
+    master: str = DEFAULT_MASTER,
+    app_name: str = "forecast-score",
+    conf: dict[str, str] | None = None,
+) -> Any:
     """A Spark session for scoring; a ConfigError (exit 2) when pyspark or Java is missing.
+    An active session (a notebook's, a test's) is used as it is. `conf`: settings on top of
+    these (a test's small session).
 
     Local masters run Python workers with this interpreter (the package must be importable
     there); on a cluster the executors' Python comes from the cluster's own settings
-    (`spark.pyspark.python`, docs/spark.md).
+    (`spark.pyspark.python`, docs/spark.md). The PostgreSQL JDBC driver goes on the class
+    path when this machine has it (data.spark_sources.jdbc_jar).
     """
     try:
         from pyspark.sql import SparkSession
@@ -102,10 +99,13 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "forecast-score"
             f"(pyspark {SPARK_VERSION}) and Java 17."
         ) from None
     # pyspark 4.3 warns on every pandas call that pandas 3 is "not fully supported"; the paths
-    # used here are covered by tests/test_spark.py (byte-identical to the local engine).
+    # used here are covered by tests/scoring/test_spark.py (byte-identical to the local engine).
     warnings.filterwarnings(
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
     local = master.startswith("local")
     if local and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         raise ConfigError("`--engine spark` needs Java 17 (no `java` on PATH and no JAVA_HOME).")
@@ -120,42 +120,78 @@ def spark_session(master: str = DEFAULT_MASTER, app_name: str = "forecast-score"
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
     )
+    jar = jdbc_jar()
+    if jar:
+        builder = builder.config("spark.jars", jar)
     if local:
         # A laptop or CI runner: few shuffle partitions, a small driver.
         builder = builder.config("spark.sql.shuffle.partitions", "4").config(
             "spark.driver.memory", "2g"
         )
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
 
-# --------------------------------------------------------------------------- what workers get
+def borrow(master: str = DEFAULT_MASTER) -> tuple[Any, bool]:
+    """A session for a run and whether the run started it (and so stops it): an active session
+    (a notebook's, a test's) is used and left running."""
+    try:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+    except ImportError:
+        active = None
+    if active is not None:
+        return active, False
+    return spark_session(master), True
 
 
-@dataclass(frozen=True)
-class Layout:
-    """What a bucket needs besides its rows: the driver's decisions, identical everywhere."""
-
-    plan: list  # features.PlannedFeature, decided on the whole organisation
-    specs: FeatureSpecs
-    first: int  # ordinal of the grid's first month (data_start or the org's first month)
-    as_of: int  # ordinal of the as-of month
-    data_start: pd.Period | None
-    signals: dict[str, list[str]]
-    protected: list[str]
-    employee_columns: tuple[str, ...]  # opted-in protected attributes shipped as text
-    monthly_columns: dict[str, tuple[str, ...]]  # table -> numeric columns shipped
-    present: tuple[str, ...]  # monthly tables present in the organisation
-
-    def shipped(self, table: str, column: str) -> str:
-        return f"m__{table}__{column}"
+# --------------------------------------------------------------------------- the driver's plan
 
 
-def make_layout(tables: Tables, specs: FeatureSpecs, as_of: pd.Period) -> tuple[Layout, list[str]]:
+def schema_tables(st: SparkTables, specs: FeatureSpecs) -> Tables:
+    """The tables' columns and signals without their rows, for features.plan_features (which
+    reads only names and types), plus the distinct values of any protected attribute a spec
+    opts in (the plan has one feature per category)."""
+    opted = {c for f in specs.families if f.source == "employees" for c in f.opt_in_protected}
+    values: dict[str, list[Any]] = {}
+    for col in sorted(opted & set(st.columns["employees"])):
+        rows = st.employees.select(q(col)).where(f"{q(col)} IS NOT NULL").distinct().collect()
+        values[col] = [r[0] for r in rows]
+    width = max([len(v) for v in values.values()], default=0)
 
-    plan, warnings = plan_features(tables, specs)
-    first, last = panel_months(tables)
+    def column(name: str, numeric: bool) -> pd.Series:
+        if name in values:
+            cells = values[name] + [None] * (width - len(values[name]))
+            return pd.Series(cells, dtype=object)
+        return pd.Series([np.nan] * width if numeric else [None] * width, dtype=object)
+
+    employees = pd.DataFrame(
+        {c: column(c, c in st.employee_numeric) for c in st.columns["employees"]}
+    )
+    monthly = {}
+    for name, frame_columns in st.columns.items():
+        if name == "employees" or name not in st.monthly:
+            continue
+        numbers = set(st.numeric[name])
+        monthly[name] = pd.DataFrame(
+            {c: pd.Series(dtype="float64" if c in numbers else object) for c in frame_columns}
+        )
+    return Tables(
+        employees=employees,
+        data_start=st.data_start,
+        signals=dict(st.signals),
+        protected=list(st.protected),
+        **monthly,
+    )
+
+
+def make_layout(st: SparkTables, specs: FeatureSpecs, as_of: pd.Period) -> tuple[Layout, list[str]]:
+    plan, warned = plan_features(schema_tables(st, specs), specs)
+    first, last = st.first_month, st.latest
     if not first <= as_of <= last:
         raise ConfigError(
             f"`--as-of` must be a month between {month_str(first)} and {month_str(last)} "
@@ -167,7 +203,7 @@ def make_layout(tables: Tables, specs: FeatureSpecs, as_of: pd.Period) -> tuple[
             cols = monthly.setdefault(p.source, [])
             weight = specs.family(p.family).weight
             for c in (p.column, weight):
-                if c and c not in cols and c in tables.table(p.source).columns:
+                if c and c not in cols and c in st.columns.get(p.source, ()):
                     cols.append(c)
     emp_cols = tuple(
         dict.fromkeys(p.column for p in plan if p.source == "employees" and p.protected)
@@ -177,364 +213,14 @@ def make_layout(tables: Tables, specs: FeatureSpecs, as_of: pd.Period) -> tuple[
         specs=specs,
         first=int(first.ordinal),
         as_of=int(as_of.ordinal),
-        data_start=tables.data_start,
-        signals=dict(tables.signals),
-        protected=list(tables.protected),
+        data_start=st.data_start,
+        signals=dict(st.signals),
+        protected=list(st.protected),
         employee_columns=emp_cols,
         monthly_columns={k: tuple(v) for k, v in monthly.items()},
-        present=tuple(t for t in MONTHLY if tables.table(t) is not None),
+        present=tuple(t for t in MONTHLY if t in st.monthly),
     )
-    return layout, warnings
-
-
-def pair_files(pair: ModelPair) -> dict[str, bytes]:
-    """The pair in its registered on-disk form (ModelPair.to_dir), shipped as bytes: workers
-    load exactly what `forecast score` loads, never a re-pickled booster. Workers score and
-    explain only: the what-if engine's stored fits stay on the driver."""
-    if getattr(pair, "what_if_fits", None) is not None:
-        pair = replace(pair, what_if_fits=None)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = pair.to_dir(Path(tmp) / "pair")
-        return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
-
-
-_PAIRS: dict[int, Any] = {}
-
-
-def load_pair(files: dict[str, bytes]) -> ModelPair:
-    """One ModelPair per worker process and model (buckets of a run share it)."""
-
-    key = hash(tuple(sorted((k, hash(v)) for k, v in files.items())))
-    if key not in _PAIRS:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, data in files.items():
-                (Path(tmp) / name).write_bytes(data)
-            _PAIRS[key] = ModelPair.from_dir(Path(tmp))
-    return _PAIRS[key]
-
-
-# --------------------------------------------------------------------------- stacking tables
-
-
-def stacked_frames(tables: Tables, layout: Layout) -> dict[str, pd.DataFrame]:
-    """Each table as an Arrow-friendly frame: ids as text, dates as int64 microseconds (NaT as
-    int64 min), months as ordinals, only the columns the plan reads."""
-    emp = tables.employees
-    out = {
-        "employees": pd.DataFrame(
-            {
-                "_table": "employees",
-                "team_id": emp["team_id"].astype(str).to_numpy(dtype=object),
-                "employee_id": emp["employee_id"].astype(str).to_numpy(dtype=object),
-                "hire_us": _us(emp["hire_date"]),
-                "exit_us": _us(emp["exit_date"]),
-                "exit_type": emp["exit_type"]
-                .astype(object)
-                .where(emp["exit_type"].notna(), None)
-                .to_numpy(dtype=object),
-                **{
-                    f"e__{c}": emp[c]
-                    .astype(object)
-                    .where(emp[c].notna(), None)
-                    .to_numpy(dtype=object)
-                    for c in layout.employee_columns
-                },
-            }
-        )
-    }
-    for name in layout.present:
-        t = tables.table(name)
-        frame = pd.DataFrame(
-            {
-                "_table": name,
-                "team_id": t["team_id"].astype(str).to_numpy(dtype=object),
-                "month": np.asarray(t["month"].array.asi8, dtype=np.int64),
-            }
-        )
-        for c in layout.monthly_columns.get(name, ()):
-            frame[layout.shipped(name, c)] = t[c].to_numpy(dtype=np.float64, na_value=np.nan)
-        out[name] = frame
-    return out
-
-
-def _us(dates: pd.Series) -> np.ndarray:
-    # Microseconds stay exact even when Arrow hands a column with nulls back as float64
-    # (|value| < 2**53); NaT is int64 min, which float64 also holds exactly.
-    return dates.to_numpy(dtype="datetime64[us]").view(np.int64)
-
-
-def _dates(values: pd.Series) -> np.ndarray:
-    us = np.asarray(values, dtype=np.float64).astype(np.int64)
-    return us.view("datetime64[us]").astype("datetime64[ns]")
-
-
-def bucket_of(team_ids: pd.Series, n_buckets: int) -> np.ndarray:
-    """Bucket of each team: crc32 of its id modulo `n_buckets`. A stable hash (Python's own
-    `hash` is salted per process), computed once on the driver, so every table agrees."""
-    codes, uniques = pd.factorize(team_ids.astype(str), sort=False)
-    per_team = np.array(
-        [zlib.crc32(str(t).encode("utf-8")) % n_buckets for t in uniques], dtype=np.int32
-    )
-    return per_team[codes] if len(codes) else np.zeros(0, dtype=np.int32)
-
-
-def stacked_input(tables: Tables, layout: Layout, n_buckets: int) -> pd.DataFrame:
-    """Every table in one frame with its team's bucket. An employee with spells in several
-    buckets (a transfer) has all spells copied into each of them, `_own` false outside the
-    spell's home bucket, so a bucket recognises a transfer in from another team."""
-    frames = stacked_frames(tables, layout)
-    emp = frames.pop("employees")
-    emp["_bucket"] = bucket_of(emp["team_id"], n_buckets)
-    emp["_own"] = True
-    reach = emp[["employee_id", "_bucket"]].drop_duplicates()
-    movers = reach["employee_id"].duplicated(keep=False)
-    if movers.any():
-        ids = reach.loc[movers, "employee_id"].unique()
-        mine = emp[emp["employee_id"].isin(ids)]
-        copies = mine.drop(columns="_bucket").merge(reach[movers], on="employee_id")
-        copies = copies[copies["_bucket"] != bucket_of(copies["team_id"], n_buckets)]
-        emp = pd.concat([emp, copies.assign(_own=False)], ignore_index=True)
-    parts = [emp]
-    for frame in frames.values():
-        parts.append(frame.assign(_bucket=bucket_of(frame["team_id"], n_buckets), _own=True))
-    return pd.concat(parts, ignore_index=True)
-
-
-def spark_input(spark: Any, tables: Tables, layout: Layout, n_buckets: int) -> Any:
-    """The stacked tables as one Spark frame, hash-partitioned by bucket."""
-    return spark.createDataFrame(stacked_input(tables, layout, n_buckets)).repartition("_bucket")
-
-
-def unstack(pdf: pd.DataFrame, layout: Layout) -> tuple[Any, np.ndarray]:
-    """A bucket's rows back into `Tables` typed as contract.load_tables types them, and the
-    teams the bucket owns."""
-
-    e = pdf[pdf["_table"] == "employees"]
-    employees = pd.DataFrame(
-        {
-            "employee_id": pd.array(e["employee_id"].astype(object).to_numpy(), dtype="string"),
-            "team_id": pd.array(e["team_id"].astype(object).to_numpy(), dtype="string"),
-            "hire_date": _dates(e["hire_us"]),
-            "exit_date": _dates(e["exit_us"]),
-            "exit_type": pd.array(e["exit_type"].astype(object).to_numpy(), dtype="string"),
-        }
-    )
-    for c in layout.employee_columns:
-        employees[c] = pd.array(e[f"e__{c}"].astype(object).to_numpy(), dtype="string")
-    monthly: dict[str, pd.DataFrame] = {}
-    for name in layout.present:
-        m = pdf[pdf["_table"] == name]
-        frame = pd.DataFrame(
-            {
-                "team_id": pd.array(m["team_id"].astype(object).to_numpy(), dtype="string"),
-                "month": from_ordinal(np.asarray(m["month"], dtype=np.float64).astype(np.int64)),
-            }
-        )
-        for c in layout.monthly_columns.get(name, ()):
-            frame[c] = m[layout.shipped(name, c)].to_numpy(dtype=np.float64, na_value=np.nan)
-        monthly[name] = frame.reset_index(drop=True)
-    tables = Tables(
-        employees=employees.reset_index(drop=True),
-        data_start=layout.data_start,
-        signals=layout.signals,
-        protected=layout.protected,
-        **monthly,
-    )
-    owned = np.unique(pdf.loc[pdf["_own"].astype(bool), "team_id"].astype(str).to_numpy())
-    return tables, owned
-
-
-# --------------------------------------------------------------------------- per bucket
-
-
-def shrunk_counts(known: Tables, layout: Layout, owned: np.ndarray) -> pd.DataFrame:
-    """Per owned team and `longrun_rate_shrunk` feature: cumulative leavers and person-months
-    at the as-of month, counted exactly as features.longrun_rate_shrunk counts them."""
-
-    first, last = (
-        pd.Period(ordinal=layout.first, freq="M"),
-        pd.Period(ordinal=layout.as_of, freq="M"),
-    )
-    grid = make_grid(known, first, last)
-    spells = make_spells(known.employees, grid)
-    hc = headcount_grid(spells, grid.shape)
-    mine = np.isin(grid.teams.astype(str), owned)
-    rows = []
-    for p in layout.plan:
-        if p.source != "employees" or p.transform.kind != "longrun_rate_shrunk":
-            continue
-        kind = EXIT_KIND[p.column]
-        eligible = (spells.exit_type == kind) & (spells.a < spells.b) & (spells.b >= 1)
-        leavers = event_counts(spells.team, np.where(eligible, spells.b, -1), grid.shape)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "team_id": grid.teams.astype(str)[mine],
-                    "feature": p.name,
-                    # cumsum(leavers)[:, last] and cumsum(hc)[:, last - 1]: the local
-                    # feature's inputs
-                    "leavers": leavers.sum(axis=1)[mine].astype(np.int64),
-                    "exposure": hc[:, :-1].sum(axis=1)[mine].astype(np.int64),
-                }
-            )
-        )
-    # The baseline's organisation rate: leavers and exposure of the owned teams over the last
-    # BASELINE_ORG_WINDOW months, as features.panel.baseline_inputs sums them.
-    leavers, exposure = baseline_counts(spells, hc, grid.shape)
-    window = slice(max(grid.shape[1] - BASELINE_ORG_WINDOW, 0), grid.shape[1])
-    rows.append(
-        pd.DataFrame(
-            {
-                "team_id": grid.teams.astype(str)[mine],
-                "feature": BASELINE_KEY,
-                "leavers": leavers[:, window].sum(axis=1)[mine].astype(np.int64),
-                "exposure": exposure[:, window].sum(axis=1)[mine].astype(np.int64),
-            }
-        )
-    )
-    cols = {"team_id": str, "feature": str, "leavers": np.int64, "exposure": np.int64}
-    return (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame({k: pd.Series(dtype=v) for k, v in cols.items()})
-    )
-
-
-def org_counts_bucket(pdf: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    """Pass 1: this bucket's share of the organisation's leavers and person-months."""
-
-    tables, owned = unstack(pdf, layout)
-    known = point_in_time(tables, pd.Period(ordinal=layout.as_of, freq="M"))
-    counts = shrunk_counts(known, layout, owned)
-    return counts.groupby("feature", as_index=False)[["leavers", "exposure"]].sum()
-
-
-def bucket_panel(pdf: pd.DataFrame, layout: Layout, org: dict[str, tuple[int, int]]) -> Any:
-    """The as-of rows of the owned teams, through the local engine's own panel code, with the
-    organisation-level rate put back where a bucket only sees its own teams."""
-
-    as_of = pd.Period(ordinal=layout.as_of, freq="M")
-    tables, owned = unstack(pdf, layout)
-    known = point_in_time(tables, as_of)
-    panel = compute_panel(
-        known, layout.specs, layout.plan, pd.Period(ordinal=layout.first, freq="M"), as_of
-    )
-    panel = panel.loc[
-        (panel["as_of"] == as_of).to_numpy()
-        & np.isin(panel["team_id"].astype(str).to_numpy(), owned)
-    ]
-    panel = panel.reset_index(drop=True)
-    counts = shrunk_counts(known, layout, owned)
-    priors = {p.name: p.transform.prior for p in layout.plan}
-    leavers, exposure = org[BASELINE_KEY]
-    panel[BASELINE_KEY] = (
-        np.float64(leavers) / np.float64(exposure) if exposure > 0 else np.float64("nan")
-    )
-    for name, part in counts.loc[counts["feature"] != BASELINE_KEY].groupby("feature", sort=False):
-        leavers, exposure = org[name]
-        rate = np.float64(leavers) / np.float64(exposure) if exposure > 0 else np.float64("nan")
-        by_team = part.set_index("team_id")
-        idx = panel["team_id"].astype(str).to_numpy()
-        cum = by_team["leavers"].reindex(idx).to_numpy(dtype=np.int64)
-        exp_ = by_team["exposure"].reindex(idx).to_numpy(dtype=np.int64)
-        prior = priors[name]
-        # Same operands and order as features.longrun_rate_shrunk: the same float.
-        panel[name] = (cum + prior * rate) / (exp_ + prior)
-    return panel
-
-
-def score_bucket(
-    pdf: pd.DataFrame,
-    layout: Layout,
-    org: dict[str, tuple[int, int]],
-    files: Any,
-    min_group: int,
-    feature_slots: list[str],
-) -> pd.DataFrame:
-    """Pass 2: features, scores and exact TreeSHAP of the bucket's teams, one row per team."""
-
-    pair = load_pair(files.value if hasattr(files, "value") else files)
-    panel = bucket_panel(pdf, layout, org)
-    if panel.empty:  # e.g. only monthly rows of teams no employee belongs to: local drops them
-        return pd.DataFrame({f.name: [] for f in output_schema(len(feature_slots)).fields})
-    pred = pair.predict(panel)
-    out = pd.DataFrame(
-        {
-            "team_id": panel["team_id"].astype(str).to_numpy(dtype=object),
-            "headcount": panel["headcount"].to_numpy(dtype=np.int64),
-        }
-    )
-    for i, name in enumerate(feature_slots):
-        out[f"f{i}"] = panel[name].to_numpy(dtype=np.float64)
-    for col in PRED_COLUMNS:
-        out[col] = pred[col].to_numpy(dtype=np.float64)
-    out["risk_band"] = pred["risk_band"].astype(str).to_numpy(dtype=object)
-    att: list[Any] = [None] * len(out)
-    cs: list[Any] = [None] * len(out)
-    rep = np.flatnonzero(out["headcount"].to_numpy() >= min_group)
-    if rep.size:
-        X = design_matrix(panel.iloc[rep].reset_index(drop=True), pair.features)
-        for j, row in zip(rep, explain.contributions(pair.attrition_booster, X), strict=True):
-            att[j] = row
-        if pair.csat_booster is not None:
-            has = pred["csat_change"].notna().to_numpy()[rep]
-            Xc = X.loc[has].copy()
-            Xc[RATE_FEATURE] = pred["expected_attrition_rate"].to_numpy()[rep][has]
-            contrib = explain.contributions(pair.csat_booster, Xc[list(pair.csat_features)])
-            for j, row in zip(rep[has], contrib, strict=True):
-                cs[j] = row
-    out["att_contrib"] = att
-    out["csat_contrib"] = cs
-    return out
-
-
-PRED_COLUMNS = (*FORECAST_COLUMNS, RATE_FEATURE)
-
-
-def output_schema(n_features: int) -> Any:
-    # pyspark is the optional `spark` extra: imported only when the Spark engine runs.
-    from pyspark.sql.types import (
-        ArrayType,
-        DoubleType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-    )
-
-    fields = [StructField("team_id", StringType()), StructField("headcount", LongType())]
-    fields += [StructField(f"f{i}", DoubleType()) for i in range(n_features)]
-    fields += [StructField(c, DoubleType()) for c in PRED_COLUMNS]
-    fields += [
-        StructField("risk_band", StringType()),
-        StructField("att_contrib", ArrayType(DoubleType())),
-        StructField("csat_contrib", ArrayType(DoubleType())),
-    ]
-    return StructType(fields)
-
-
-# --------------------------------------------------------------------------- driver
-
-
-@dataclass
-class SparkRun:
-    """What the Spark passes returned, collected on the driver."""
-
-    panel: pd.DataFrame  # the as-of panel rows, as features.build_panel(as_of=) returns them
-    predictions: pd.DataFrame  # as ModelPair.predict returns them
-    att_contrib: dict[str, np.ndarray]
-    csat_contrib: dict[str, np.ndarray]
-    buckets: int
-
-
-def bound(fn: Any, **kwargs: Any) -> Any:
-    """`fn` with its keyword arguments fixed, as a plain function: applyInPandas reads the type
-    hints of what it is given (a functools.partial has none it can read, and warns)."""
-
-    def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        return fn(pdf, **kwargs)
-
-    return run
+    return layout, warned
 
 
 def n_buckets_for(spark: Any, n_teams: int) -> int:
@@ -543,27 +229,125 @@ def n_buckets_for(spark: Any, n_teams: int) -> int:
     )
 
 
-def spark_panel_and_scores(
-    spark: Any, tables: Tables, pair: ModelPair, layout: Layout, min_group: int
-) -> SparkRun:
-    """Pass 1 (org counts) and pass 2 (features, scores, SHAP), collected through Arrow."""
-    from pyspark.sql import functions as F  # the optional extra, see spark_session
+# --------------------------------------------------------------------------- stacking tables
 
-    n_teams = int(tables.employees["team_id"].nunique())
-    n = n_buckets_for(spark, n_teams)
-    stacked = spark_input(spark, tables, layout, n).persist()
-    try:
-        counts = (
-            stacked.groupBy("_bucket")
-            .applyInPandas(
-                bound(org_counts_bucket, layout=layout),
-                "feature string, leavers long, exposure long",
+
+def _bucket(n: int) -> str:
+    # crc32 of the id's UTF-8 bytes, as zlib.crc32 computes it: stable across processes.
+    return f"CAST(pmod(crc32(CAST(team_id AS BINARY)), {n}) AS INT)"
+
+
+def stacked(st: SparkTables, layout: Layout, n_buckets: int) -> Any:
+    """Every table's rows known at the end of the as-of month, in one Spark frame with each
+    row's bucket, hash-partitioned by bucket: ids as text, dates as microseconds (no exit date
+    as int64 min), months as ordinals, only the columns the plan reads. An employee with spells
+    in several buckets (a transfer) has all spells copied into each of them, `_own` false
+    outside the spell's home bucket, so a bucket recognises a transfer in from another team."""
+    following = pd.Period(ordinal=layout.as_of, freq="M") + 1
+    cut = f"DATE'{following.year:04d}-{following.month:02d}-01'"
+    days = "CAST(datediff({}, DATE'1970-01-01') AS BIGINT) * " + str(_DAY_US)
+    emp = st.employees.where(f"hire_date < {cut}").selectExpr(
+        "'employees' AS _table",
+        "team_id",
+        "employee_id",
+        f"{days.format('hire_date')} AS hire_us",
+        f"coalesce({days.format('exit_date')}, CAST({NAT} AS BIGINT)) AS exit_us",
+        "exit_type",
+        *[f"{q(c)} AS {q('e__' + c)}" for c in layout.employee_columns],
+        f"{_bucket(n_buckets)} AS _bucket",
+        "true AS _own",
+    )
+    reach = emp.select("employee_id", "_bucket").distinct()
+    movers = reach.groupBy("employee_id").count().where("count > 1").select("employee_id")
+    copies = (
+        emp.join(movers, "employee_id", "left_semi")
+        .drop("_bucket", "_own")
+        .join(reach, "employee_id")
+        .where(f"_bucket <> {_bucket(n_buckets)}")
+        .selectExpr("*", "false AS _own")
+    )
+    parts = [emp, copies.select(*emp.columns)]
+    for name in layout.present:
+        cols = layout.monthly_columns.get(name, ())
+        parts.append(
+            st.monthly[name]
+            .where(f"month <= {layout.as_of}")
+            .selectExpr(
+                f"'{name}' AS _table",
+                "team_id",
+                "month",
+                *[f"{q(c)} AS {q(layout.shipped(name, c))}" for c in cols],
+                f"{_bucket(n_buckets)} AS _bucket",
+                "true AS _own",
             )
-            .groupBy("feature")
-            .agg(F.sum("leavers").alias("leavers"), F.sum("exposure").alias("exposure"))
-            .collect()
         )
-        org = {r["feature"]: (int(r["leavers"]), int(r["exposure"])) for r in counts}
+    frame = parts[0]
+    for part in parts[1:]:
+        frame = frame.unionByName(part, allowMissingColumns=True)
+    return frame.repartition(n_buckets, "_bucket")
+
+
+# --------------------------------------------------------------------------- the passes
+
+
+def org_counts(frame: Any, layout: Layout) -> OrgCounts:
+    """Pass 1: the organisation's leavers and person-months for each shrunk rate and the
+    attrition baseline's organisation rate, per returned month (integer sums: the same whatever
+    the order, so each rate is the local engine's float)."""
+    counts = (
+        frame.groupBy("_bucket")
+        .applyInPandas(
+            bound(org_counts_bucket, layout=layout),
+            "feature string, month long, leavers long, exposure long",
+        )
+        .groupBy("feature", "month")
+        .agg({"leavers": "sum", "exposure": "sum"})
+        .toDF("feature", "month", "leavers", "exposure")
+        .collect()
+    )
+    return {
+        (r["feature"], int(r["month"])): (int(r["leavers"]), int(r["exposure"])) for r in counts
+    }
+
+
+@dataclass
+class SparkRun:
+    """What the Spark passes returned, collected on the driver: one row per team."""
+
+    panel: pd.DataFrame  # the as-of panel rows, as features.build_panel(as_of=) returns them
+    predictions: pd.DataFrame  # as ModelPair.predict returns them
+    att_contrib: dict[str, np.ndarray]
+    csat_contrib: dict[str, np.ndarray]
+    history: pd.DataFrame
+    buckets: int
+
+
+def _sorted(res: pd.DataFrame) -> pd.DataFrame:
+    """By team, then month (features.build_panel's order)."""
+    res = res.iloc[np.argsort(res["month"].to_numpy(dtype=np.int64), kind="stable")]
+    ids = res["team_id"].astype(str).to_numpy(dtype=object)
+    return res.iloc[np.argsort(ids, kind="stable")].reset_index(drop=True)
+
+
+def _panel(res: pd.DataFrame, slots: list[str]) -> pd.DataFrame:
+    data: dict[str, Any] = {
+        "team_id": pd.array(res["team_id"].astype(object).to_numpy(), dtype="string"),
+        "as_of": from_ordinal(res["month"].to_numpy(dtype=np.int64)).array,
+        "headcount": res["headcount"].to_numpy(dtype=np.int64),
+    }
+    for i, name in enumerate(slots):
+        data[name] = res[f"f{i}"].to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.DataFrame(data)
+
+
+def spark_panel_and_scores(
+    spark: Any, st: SparkTables, pair: ModelPair, layout: Layout, min_group: int
+) -> SparkRun:
+    """Pass 1 (org counts), pass 2 (features, scores, SHAP and history), collected."""
+    n = n_buckets_for(spark, st.teams)
+    frame = stacked(st, layout, n).persist()
+    try:
+        org = org_counts(frame, layout)
         # The attrition baseline's inputs travel with the features (not model inputs).
         slots = [p.name for p in layout.plan] + list(BASELINE_COLUMNS)
         files = spark.sparkContext.broadcast(pair_files(pair))
@@ -575,25 +359,21 @@ def spark_panel_and_scores(
             min_group=min_group,
             feature_slots=slots,
         )
-        res = stacked.groupBy("_bucket").applyInPandas(fn, output_schema(len(slots))).toPandas()
+        both = frame.groupBy("_bucket").applyInPandas(fn, output_schema(len(slots))).toPandas()
     finally:
-        stacked.unpersist()
-    ids = res["team_id"].astype(str).to_numpy(dtype=object)
-    res = res.iloc[np.argsort(ids, kind="stable")].reset_index(drop=True)
+        frame.unpersist()
+    history = both.loc[both["_kind"] == "history"]
+    history = history[["team_id", *HISTORY_COLUMNS.values()]].rename(
+        columns={v: k for k, v in HISTORY_COLUMNS.items()}
+    )
+    res = _sorted(both.loc[both["_kind"] == "team"])
+    panel = _panel(res, slots)
     as_of = pd.Period(ordinal=layout.as_of, freq="M")
-    data: dict[str, Any] = {
-        "team_id": pd.array(res["team_id"].astype(object).to_numpy(), dtype="string"),
-        "as_of": from_ordinal(np.full(len(res), layout.as_of)).array,
-        "headcount": res["headcount"].to_numpy(dtype=np.int64),
-    }
-    for i, name in enumerate(slots):
-        data[name] = res[f"f{i}"].to_numpy(dtype=np.float64, na_value=np.nan)
-    panel = pd.DataFrame(data)
     predictions = pd.DataFrame(
         {
             "team_id": res["team_id"].to_numpy(dtype=object),
             "as_of": as_of,
-            "headcount": data["headcount"],
+            "headcount": panel["headcount"].to_numpy(),
         }
     )
     for col in PRED_COLUMNS:
@@ -607,7 +387,75 @@ def spark_panel_and_scores(
         }
         for c in ("att_contrib", "csat_contrib")
     }
-    return SparkRun(panel, predictions, keep["att_contrib"], keep["csat_contrib"], n)
+    return SparkRun(
+        panel, predictions, keep["att_contrib"], keep["csat_contrib"], _history(history), n
+    )
+
+
+def _history(parts: pd.DataFrame) -> pd.DataFrame:
+    """The buckets' history rows in the local engine's order and types (scoring.batch)."""
+    h = parts.sort_values(["team_id", "month"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "team_id": h["team_id"].to_numpy(dtype=object).astype(str),
+            "month": h["month"].to_numpy(dtype=object),
+            "headcount": h["headcount"].to_numpy(dtype=np.int64),
+            "voluntary_leavers": h["voluntary_leavers"].to_numpy(dtype=np.int64),
+            "csat": h["csat"].to_numpy(dtype=np.float64, na_value=np.nan),
+            "csat_responses": h["csat_responses"].to_numpy(dtype=np.float64, na_value=np.nan),
+        }
+    )
+
+
+def team_first_months(st: SparkTables) -> pd.Series:
+    """Each team's first month with a hire (not before data_start): one value per team."""
+    rows = st.employees.groupBy("team_id").agg({"hire_date": "min"}).toDF("t", "d").collect()
+    first = pd.Series(
+        pd.PeriodIndex([pd.Period(r["d"], freq="M") for r in rows], freq="M"),
+        index=[str(r["t"]) for r in rows],
+        dtype="period[M]",
+    )
+    if st.data_start is not None:
+        first = first.clip(lower=pd.Period(st.data_start, freq="M"))
+    return first.sort_index()
+
+
+def spark_reference(
+    spark: Any, st: SparkTables, pair: ModelPair, specs: FeatureSpecs
+) -> tuple[pd.DataFrame | None, str]:
+    """scoring.batch.training_reference: the pair's saved reference, else the features of
+    every team at the model's last training month and the months before it (the thresholds of
+    drift.month_reference), built on Spark from these data."""
+    saved = getattr(pair, "drift_reference", None)
+    if isinstance(saved, pd.DataFrame) and len(saved):
+        return saved, "model"
+    trained = pd.Period(pair.trained_until, freq="M") if pair.trained_until else None
+    if trained is None or not st.first_month <= trained <= st.latest:
+        return None, "none (the data do not reach the model's last training month)"
+    layout, _ = make_layout(st, specs, trained)
+    layout = replace(layout, rows_from=int((trained - drift_mod.LOOKBACK_MONTHS).ordinal))
+    frame = stacked(st, layout, n_buckets_for(spark, st.teams)).persist()
+    try:
+        slots = [p.name for p in layout.plan]
+        org = org_counts(frame, layout)
+        res = (
+            frame.groupBy("_bucket")
+            .applyInPandas(
+                bound(panel_bucket, layout=layout, org=org, slots=slots),
+                feature_schema(len(slots)),
+            )
+            .toPandas()
+        )
+    finally:
+        frame.unpersist()
+    panel = _panel(_sorted(res), slots)
+    panel = panel.loc[panel["headcount"] >= 1].reset_index(drop=True)
+    feats = [f for f in pair.features if f in panel.columns]
+    reference = drift_mod.month_reference(panel, feats, trained)
+    return reference, f"rebuilt from the data at {pair.trained_until}"
+
+
+# --------------------------------------------------------------------------- the batch
 
 
 def explanations_from(
@@ -659,55 +507,58 @@ def explanations_from(
 
 def build_batch_spark(
     spark: Any,
-    tables: Tables,
+    st: SparkTables,
     pair: ModelPair,
     specs: FeatureSpecs,
     *,
     as_of: pd.Period,
     min_group: int,
-    reference: tuple[pd.DataFrame | None, str] | None = None,
+    reference: tuple[pd.DataFrame | None, str],
+    first_months: pd.Series,
     calibration: pd.DataFrame | None = None,
-) -> Any:
-    """score.build_batch, with the per-team work on Spark. Same ScoreBatch, same bytes."""
+) -> ScoreBatch:
+    """scoring.batch.build_batch, with the data on Spark. Same ScoreBatch, same bytes."""
 
-    layout, warnings = make_layout(tables, specs, as_of)
+    layout, warned = make_layout(st, specs, as_of)
     # Fail before Spark starts any work when the data lack a column the model needs.
     check_model_columns(
         pair, pd.DataFrame(columns=[*KEY_COLUMNS, *(p.name for p in layout.plan)]), specs
     )
-    run = spark_panel_and_scores(spark, tables, pair, layout, min_group)
+    run = spark_panel_and_scores(spark, st, pair, layout, min_group)
     as_of_text = month_str(as_of)
     scores = scores_frame(run.predictions, as_of_text, min_group)
     catalog = feature_catalog(specs, list(run.panel.columns))
     explanations, additivity = explanations_from(run, pair, scores)
-    ref, source = reference if reference is not None else training_reference(tables, pair, specs)
-    drift, summary = batch_drift(tables, pair, specs, run.panel, catalog, ref, source)
+    ref, source = reference
+    drift, summary = batch_drift(
+        None, pair, specs, run.panel, catalog, ref, source, first_months=first_months
+    )
     if calibration is None:
         calibration = getattr(pair, "calibration_table", None)
-    batch = ScoreBatch(
+    return ScoreBatch(
         as_of=as_of_text,
         horizon=int(pair.config.horizon),
         scores=scores.drop(columns=["expected_attrition_rate"]),
         drivers=explain.long_form(explanations, as_of_text, catalog),
         drivers_by_family=explain.by_family(explanations, as_of_text, catalog),
         drift=drift,
-        history=team_history(tables, as_of),
+        history=run.history,
         calibration=calibration if isinstance(calibration, pd.DataFrame) else None,
         coverage=getattr(pair, "coverage_table", None),
         organisation={k: float(v) for k, v in pair.org_total_interval(scores).items()},
         drift_summary=summary,
         additivity=additivity,
-        warnings=list(warnings) + drift_mod.warnings_for(summary),
+        warnings=list(warned) + drift_mod.warnings_for(summary),
     )
-    return batch
-
-
-# --------------------------------------------------------------------------- the edge
 
 
 __all__ = [
     "DEFAULT_MASTER",
     "ENGINES",
     "build_batch_spark",
+    "make_layout",
+    "spark_reference",
     "spark_session",
+    "stacked",
+    "team_first_months",
 ]
