@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -412,10 +413,12 @@ def _prepare_month(
     tracking_uri: str | None,
     warn: Say,
     side: RegistrySide | None,
+    start_spark: Callable[[], Any] | None = None,
 ) -> tuple[Scorer, pd.Period, Path]:
     """What `score` checks and loads before it builds the month's batch, on either engine: the
     options, where the output goes, then the pair and the data. Returns the scorer, the month
-    (default: the latest complete one) and OUT made absolute."""
+    (default: the latest complete one) and OUT made absolute. `start_spark`: the Spark
+    engine's session, started only once the options and OUT have passed (it takes seconds)."""
     check_param(
         "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
     )
@@ -434,6 +437,7 @@ def _prepare_month(
             warn=warn,
             as_of=month,
             side=side,
+            spark=start_spark() if start_spark is not None else None,
         )
         month = month if month is not None else scorer.latest()
     except KeyboardInterrupt:
@@ -492,27 +496,21 @@ def run_score_spark(
     scored by Spark (scoring.spark), written by score.py's own writer and published the same
     atomic way. `spark`: a session to use (else one is started, and stopped at the end)."""
 
-    check_param(
-        "--min-group", min_group, isinstance(min_group, int) and min_group >= 1, "an integer >= 1"
-    )
-    month = parse_as_of(as_of)
-    out = Path(os.path.abspath(out))
-    check_writable_parent(out, "--out")  # before the Spark session, MLflow or the data
-    check_replaceable(out)
     batches = SparkBatches(master, spark)
     try:
-        scorer = prepare(
+        scorer, month, out = _prepare_month(
             data,
+            out,
+            as_of=as_of,
             model=model,
+            min_group=min_group,
             horizon=horizon,
             tracking_uri=tracking_uri,
             warn=warn,
-            as_of=month,
             side=side,
-            spark=batches.start(),
+            start_spark=batches.start,
         )
         try:
-            month = month if month is not None else scorer.latest()
             built = batches.build(scorer, month, min_group)
             return score_month(
                 scorer, month, out, min_group=min_group, report=report, warn=warn, **built
