@@ -107,13 +107,7 @@ def router(ctx: Context) -> APIRouter:
             raise Refused(422, "the body takes team_id, signal, value and optionally month")
         month = ctx.month_of(body.get("month"))
         team_id = body.get("team_id")
-        try:
-            await run_in_threadpool(ctx.team_view, principal, month, team_id)
-        except Refused:
-            ctx.audit(principal.name, "what-if refused", f"month {month}", request)
-            raise
-        if ctx.live is None:
-            raise Refused(503, "live what-ifs are off: " + ctx.live_note)
+        await ctx.admit_what_if(principal, month, team_id, request)
         signal, value = body.get("signal"), body.get("value")
         if not isinstance(signal, str) or not 0 < len(signal) <= 64:
             raise Refused(422, "signal must name a workload or engagement signal")

@@ -174,6 +174,19 @@ class Context:
             raise Refused(404, NOT_FOUND)
         return view
 
+    async def admit_what_if(
+        self, principal: Principal, month: str, team_id: Any, request: Request
+    ) -> None:
+        """A what-if's checks, for the API and the team page alike: the team in the reader's
+        scope (the same 404 as `team_view`, and a refusal is audited), then live what-ifs on."""
+        try:
+            await run_in_threadpool(self.team_view, principal, month, team_id)
+        except Refused:
+            self.audit(principal.name, "what-if refused", f"month {month}", request)
+            raise
+        if self.live is None:
+            raise Refused(503, "live what-ifs are off: " + self.live_note)
+
     # ------------------------------------------------------------------ sign-in
 
     async def sign_in(self, request: Request, name: Any, password: Any) -> tuple[int, Any]:

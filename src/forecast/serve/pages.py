@@ -229,13 +229,7 @@ def router(ctx: Context) -> APIRouter:
         form = await form_body(request, lenient=True)
         ctx.check_csrf(principal, form.get("csrf_token"))
         m = ctx.month_of(form.get("month"))
-        try:
-            await run_in_threadpool(ctx.team_view, principal, m, team_id)
-        except Refused:
-            ctx.audit(principal.name, "what-if refused", f"month {m}", request)
-            raise
-        if ctx.live is None:
-            raise Refused(503, "live what-ifs are off: " + ctx.live_note)
+        await ctx.admit_what_if(principal, m, team_id, request)
         signal, raw = form.get("signal", ""), form.get("value", "")
         choices = ctx.live.signals(m).choices
         # The form shows back only what it offered: a known signal, a value read as a number.
