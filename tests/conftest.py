@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+
+# What-if's cache of month inputs (forecast.data.cache): a folder of this test process, never
+# the user's ~/.cache. Keys are made from the data's bytes, so sharing it between tests only
+# ever gives the answer the long way gives (tests/commands/test_what_if_cache.py checks that).
+os.environ["FORECAST_CACHE_DIR"] = tempfile.mkdtemp(prefix="forecast-test-cache-")
+atexit.register(shutil.rmtree, os.environ["FORECAST_CACHE_DIR"], ignore_errors=True)
 
 # A tiny model: few trees, small leaves, so the whole scoring suite trains once in seconds.
 # The what-if engine is fitted for one signal only (each takes about a second here): what-ifs

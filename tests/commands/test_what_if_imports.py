@@ -31,13 +31,18 @@ NOT_IMPORTED = (
     "mlflow",
     "matplotlib",
 )
-# Runs the console script's `main` and writes the top-level packages it loaded to a file.
+# Runs the console script's `main` and writes the top-level packages it loaded, and how many
+# times the command read the tables, to a file.
 RUN = """
 import json, sys
+import forecast.commands.what_if as command
+reads = []
+real = command.load_tables
+command.load_tables = lambda *a, **k: reads.append(1) or real(*a, **k)
 from forecast.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as out:
-    json.dump(sorted({name.split(".")[0] for name in sys.modules}), out)
+    json.dump([sorted({name.split(".")[0] for name in sys.modules}), len(reads)], out)
 sys.exit(code)
 """
 
@@ -61,18 +66,30 @@ def test_what_if_from_a_stored_fit_imports_no_model_library(org, tmp_path) -> No
     args = ["what-if", "--data", str(trained.data), "--set", "after_hours_ratio=0.05", "--json"]
     for team in teams:
         args += ["--team", team]
-    result = subprocess.run(
-        [sys.executable, "-c", RUN, str(loaded), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "MLFLOW_TRACKING_URI": trained.tracking_uri},
-    )
-    assert result.returncode == 0, result.stderr
-    modules = set(json.loads(loaded.read_text()))
-    assert "forecast" in modules and "pandas" in modules  # the listing is real
-    assert sorted(modules & set(NOT_IMPORTED)) == []
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": trained.tracking_uri,
+        "FORECAST_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    # The first run reads the tables; the second answers from the month it kept (the cache).
+    outputs = []
+    for reads in (1, 0):
+        result = subprocess.run(
+            [sys.executable, "-c", RUN, str(loaded), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        listed, read = json.loads(loaded.read_text())
+        modules = set(listed)
+        assert "forecast" in modules and "pandas" in modules  # the listing is real
+        assert sorted(modules & set(NOT_IMPORTED)) == []
+        assert read == reads
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
 
     # The same bytes as the engine gives with the pair's LightGBM boosters (built here).
     pair = resolved.pair

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from forecast.data.atomic import check_writable_dir, check_writable_parent, output_lock
+from forecast.data.cache import write_cached
 from forecast.data.contract import latest_complete_month
 from forecast.data.lineage import MANIFEST, manifest_text, package_versions
 from forecast.data.months import month_str, parse_month_option
@@ -54,6 +55,21 @@ from forecast.scoring.output import (
 from forecast.scoring.schedule import due_months, month_folders
 from forecast.scoring.spark import DEFAULT_MASTER
 from forecast.whatif.engine import NOTE as WHATIF_NOTE
+from forecast.whatif.month import CACHE_KIND, WhatIfMonth, month_cache_key, what_if_month
+
+
+def keep_what_if_month(scorer: Scorer, month_inputs: WhatIfMonth) -> None:
+    """Keep the scored month's what-if inputs in the user's cache (forecast.data.cache), so
+    the first `forecast what-if` on these files reads no table. Only for a data directory read
+    whole: what `forecast what-if` reads itself (a cut read may lack a table that is empty up to
+    the month)."""
+    if scorer.data.directory is None or scorer.read_as_of is not None:
+        return
+    table = month_inputs.to_arrow()
+    spec_hash = scorer.specs.hash()
+    months = [month_inputs.month] + ([None] if month_inputs.month == scorer.latest() else [])
+    for month in months:
+        write_cached(CACHE_KIND, month_cache_key(scorer.data_hash, month, spec_hash), table)
 
 
 def report_extras(
@@ -68,6 +84,11 @@ def report_extras(
         batch.warnings.append(message)
         warn(message)
 
+    assert scorer.tables is not None
+    # Built once for the report's what-ifs and for the what-if cache; only with stored fits
+    # (without them neither uses the month's rows).
+    fits = scorer.resolved.what_if_fits
+    month_inputs = what_if_month(scorer.tables, scorer.specs, as_of) if fits else None
     extras = score_extras(
         scorer.tables,
         scorer.pair,
@@ -78,7 +99,10 @@ def report_extras(
         what_if_fits=scorer.resolved.what_if_fits,
         backtest_predictions=scorer.backtest_predictions,
         warn=note,
+        month_inputs=month_inputs,
     )
+    if month_inputs is not None:
+        keep_what_if_month(scorer, month_inputs)
     return {
         name: frame.sort_values("team_id", kind="stable").reset_index(drop=True)
         if "team_id" in frame
@@ -106,6 +130,8 @@ class Scorer:
     # The Spark engine: its session and the validated tables it read (scoring.spark).
     spark: Any = field(default=None, repr=False)
     spark_tables: Any = field(default=None, repr=False)
+    # The month the tables were cut at when read (`--as-of`); None: every row was read.
+    read_as_of: pd.Period | None = None
     _reference: tuple[pd.DataFrame | None, str] | None = None
     _first_months: pd.Series | None = None
 
@@ -213,6 +239,7 @@ def prepare(
             backtest_predictions=_read_table(answer.artifacts.get(BACKTEST_PREDICTIONS)),
             spark=spark,
             spark_tables=spark_tables,
+            read_as_of=as_of,
         )
     except BaseException:
         side.close()

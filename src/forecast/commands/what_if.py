@@ -1,23 +1,38 @@
 """`forecast what-if`: read the data, resolve the registered pair, estimate with the causal
-engine (reusing the fits stored with the pair), and render before and after."""
+engine (reusing the fits stored with the pair), and render before and after.
+
+What a what-if reads from a data directory for its month is kept in the user's cache
+(`forecast.data.cache`, a `WhatIfMonth`), keyed by the files' bytes, the options, the specs
+and the code: asking again on the same files reads none of the tables (issue 17). Both ways
+answer with the same bytes, and every check gives the same message.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from forecast.data.cache import read_cached, write_cached
 from forecast.data.contract import latest_complete_month
+from forecast.data.lineage import data_hash
 from forecast.data.months import month_str, parse_month_option
-from forecast.data.sources import load_tables
-from forecast.errors import (
-    ConfigError,
-)
-from forecast.features.specs import load_specs
+from forecast.data.sources import load_tables, open_source
+from forecast.errors import ConfigError, DataError
+from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.mlops.local import local_pair
 from forecast.models.pair import ModelPair, PointForecasts
-from forecast.whatif.engine import StoredFit, check_what_if_signal, make_engine
-from forecast.whatif.signals import check_value, split_assignment
+from forecast.whatif.engine import (
+    CausalEngine,
+    StoredFit,
+    check_settable,
+    check_what_if_signal,
+    make_engine,
+)
+from forecast.whatif.month import CACHE_KIND, WhatIfMonth, month_cache_key, what_if_month
+from forecast.whatif.signals import check_in_range, check_value, split_assignment
 
 
 def run_what_if(
@@ -34,8 +49,35 @@ def run_what_if(
     month = parse_month_option("--as-of", as_of)
     if not teams:
         raise ConfigError("`--team` must name at least one team.")
-    tables = load_tables(data)
     specs = load_specs()
+    key = _month_key(data, month, specs)
+    stored = read_cached(CACHE_KIND, key) if key else None
+    view = WhatIfMonth.from_arrow(stored) if stored is not None else None
+    # The pair and its fits, looked up once, after the checks (the lookup takes longer).
+    engine_and_pair = functools.cache(lambda: _engine(specs, model, tracking_uri))
+    if view is not None and signal.strip() in view.ranges:
+        setting = check_settable(view.settable, view.history, signal)
+        value = check_in_range(setting, raw, view.ranges[setting.signal])
+        engine, pair = engine_and_pair()
+        answer = engine.estimate_at(view, pair, teams, signal, value)
+        if answer is not None:
+            return answer
+    return _the_long_way(data, teams, signal, raw, month, as_of, specs, key, engine_and_pair)
+
+
+def _the_long_way(
+    data: Path | str,
+    teams: list[str],
+    signal: str,
+    raw: str,
+    month: pd.Period | None,
+    as_of: str | None,
+    specs: FeatureSpecs,
+    key: str | None,
+    engine_and_pair: Callable[[], tuple[CausalEngine, PointForecasts]],
+) -> pd.DataFrame:
+    """Read and check the tables, then answer (and keep the month's inputs for next time)."""
+    tables = load_tables(data)
     # Refuse a bad signal or value before the (slower) model lookup.
     setting = check_what_if_signal(tables, specs, signal)
     latest = latest_complete_month(tables)
@@ -46,13 +88,39 @@ def run_what_if(
             f"{month_str(latest)}. Got {as_of!r} instead."
         )
     value = check_value(tables, setting, raw, month)
-    pair, fits = registered_pair(model, tracking_uri)
+    engine, pair = engine_and_pair()
+    if key:
+        view = what_if_month(tables, specs, month)
+        answer = engine.estimate_at(view, pair, teams, signal, value)
+        if answer is not None:
+            write_cached(CACHE_KIND, key, view.to_arrow())
+            return answer
     # The causal engine: re-scoring would let history features absorb the effect
     # (docs/what-if.md). It reuses the fits `forecast train` stored with the pair when they
-    # can answer this what-if.
-    engine = make_engine(specs, stored=fits)
-    # The forecast before the change without its own interval: what-if shows the effect's.
-    return engine.estimate(tables, PointForecasts(pair), teams, signal, value, month)
+    # can answer this what-if, and fits the signal's effect when none can.
+    return engine.estimate(tables, pair, teams, signal, value, month)
+
+
+def _engine(
+    specs: FeatureSpecs, model: str, tracking_uri: str | None
+) -> tuple[CausalEngine, PointForecasts]:
+    """The engine with the pair's stored fits, and the pair's forecast before the change
+    (without its own interval: what-if shows the effect's)."""
+    pair, fits = registered_pair(model, tracking_uri)
+    return make_engine(specs, stored=fits), PointForecasts(pair)
+
+
+def _month_key(data: Path | str, month: pd.Period | None, specs: FeatureSpecs) -> str | None:
+    """The cache key of this what-if's month inputs: None for a database (no file bytes to
+    fingerprint cheaply) or data a reader would refuse (the long way names the problem)."""
+    source = open_source(data)
+    if source.directory is None:
+        return None
+    try:
+        files = data_hash(source.directory)
+    except (DataError, OSError):
+        return None
+    return month_cache_key(files, month, specs.hash())
 
 
 def registered_pair(

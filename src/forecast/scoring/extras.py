@@ -19,6 +19,7 @@ from forecast.models.fairness import fairness_audit, fairness_input
 from forecast.models.pair import ModelPair
 from forecast.scoring.batch import MIN_GROUP
 from forecast.whatif.engine import CausalEngine, StoredFit, make_engine
+from forecast.whatif.month import WhatIfMonth
 from forecast.whatif.signals import RESULT_COLUMNS, WhatIfEngine, settable_signals, signal_levels
 
 # The report gives the 50 teams most at risk a full section (report.render.DETAIL_TEAMS); each
@@ -268,13 +269,15 @@ def score_extras(
     backtest_predictions: pd.DataFrame | None = None,
     n_whatif: int = WHATIF_TEAMS,
     warn: Callable[[str], None] | None = None,
+    month_inputs: WhatIfMonth | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The team-level files `forecast score` saves for the report, by file name:
     team_attributes.parquet (roll-ups), whatif.parquet (each at-risk team's top actionable
     driver moved to the organisation's median, by the causal engine from the fits stored with
     the pair; `warn` hears which teams got none) and, given the backtest's
     out-of-sample predictions per team, fairness.parquet (the audit by composition band).
-    None of them holds a per-person value.
+    None of them holds a per-person value. `month_inputs`: the month's what-if inputs, read
+    from these tables (their panel rows are then not built again).
     """
     out = {"team_attributes.parquet": team_attributes(tables.employees, as_of)}
     # Scoring never fits the what-if engine (a fit per signal took minutes on a large
@@ -282,6 +285,8 @@ def score_extras(
     # and settings, as of their month or later); other teams get no what-if and a warning.
     engine = make_engine(specs, stored=what_if_fits or {})
     month = pd.Period(as_of, freq="M")
+    if month_inputs is not None and month_inputs.month == month:
+        engine.seed_month(tables, month_inputs)
     answerable, refused = answerable_signals(
         what_if_fits, engine, month, int(pair.config.horizon), specs.hash()
     )

@@ -44,7 +44,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,6 +69,7 @@ from forecast.features.names import FEATURE_SEP, split_feature
 from forecast.features.panel import build_panel
 from forecast.features.specs import FeatureSpecs, load_specs
 from forecast.features.targets import _window, build_targets
+from forecast.whatif.month import WhatIfMonth, month_rows
 from forecast.whatif.signals import (
     RESULT_COLUMNS,
     Forecaster,
@@ -184,8 +185,13 @@ def check_what_if_signal(tables: Tables, specs: FeatureSpecs, signal: str) -> Se
     past, not an intervention.
     """
 
+    return check_settable(settable_signals(tables, specs), history_signals(tables, specs), signal)
+
+
+def check_settable(settable: dict[str, Settable], history: dict[str, str], signal: str) -> Settable:
+    """`check_what_if_signal` given the data's settable and history signals (`WhatIfMonth`
+    holds them): the same answers and messages."""
     name = str(signal).strip()
-    settable = settable_signals(tables, specs)
     example = (
         EXAMPLE_SIGNAL
         if EXAMPLE_SIGNAL in settable
@@ -196,7 +202,6 @@ def check_what_if_signal(tables: Tables, specs: FeatureSpecs, signal: str) -> Se
         raise _refusal(name, "is a protected attribute", example)
     if base in settable and base == name:
         return settable[base]
-    history = history_signals(tables, specs)
     if base in history or base in ("tenure", "headcount") or "leaver" in base:
         family = history.get(base, "tenure" if base in ("tenure", "headcount") else "history")
         raise _refusal(name, f"is a {family} (history) signal, not a lever", example)
@@ -968,14 +973,18 @@ class CausalEngine:
         fit, frame = self._cache[key]
         return fit, frame, month
 
+    def seed_month(self, tables: Tables, view: WhatIfMonth) -> None:
+        """Use the month rows `view` holds (read from these tables) instead of building them:
+        `forecast score` builds them once for the report's what-ifs and the what-if cache."""
+        self._panels[(id(tables), str(view.month))] = view.rows
+
     def _month_rows(self, tables: Tables, month: pd.Period) -> pd.DataFrame:
         """The as-of month's panel rows, from the data known at its end: built once per month
         and shared by every signal answered by a stored fit (the report asks for several; a
         panel per signal was most of its what-if time)."""
         key = (id(tables), str(month))
         if key not in self._panels:
-            panel = build_panel(point_in_time(tables, month), self._specs())
-            self._panels[key] = panel.loc[panel["as_of"] == month].reset_index(drop=True)
+            self._panels[key] = month_rows(tables, self._specs(), month)
         return self._panels[key]
 
     def _stored_fit(self, signal: str, month: pd.Period, horizon: int) -> StoredFit | None:
@@ -1011,6 +1020,41 @@ class CausalEngine:
     ) -> pd.DataFrame:
         horizon = getattr(getattr(pair, "config", None), "horizon", None)
         fit, frame, month = self.fit(tables, signal, as_of, horizon)
+        return self._answer(
+            fit, frame, month, pair, teams, value, lambda t: recent_csat(tables, t, month)
+        )
+
+    def estimate_at(
+        self,
+        view: WhatIfMonth,
+        pair: Forecaster | None,
+        teams: list[str],
+        signal: str,
+        value: float,
+    ) -> pd.DataFrame | None:
+        """`estimate` from a `WhatIfMonth` instead of the tables: the same frame, when a stored
+        fit answers the what-if; None when none can (the tables are needed to fit one)."""
+        horizon = getattr(getattr(pair, "config", None), "horizon", None)
+        h = int(horizon or self.horizon or 3)
+        setting = check_settable(view.settable, view.history, signal)
+        if view.spec_hash != self._specs().hash():
+            return None
+        stored = self._stored_fit(setting.signal, view.month, h)
+        if stored is None:
+            return None
+        return self._answer(stored.fit, view.rows, view.month, pair, teams, value, view.recent_csat)
+
+    def _answer(
+        self,
+        fit: EffectFit,
+        frame: pd.DataFrame,
+        month: pd.Period,
+        pair: Forecaster | None,
+        teams: list[str],
+        value: float,
+        csat_level: Callable[[list[str]], np.ndarray],
+    ) -> pd.DataFrame:
+        """The what-if's frame from the fit and the effect frame's (or the month's) rows."""
         teams = list(dict.fromkeys(str(t) for t in teams))
         now = frame.loc[frame["as_of"] == month]
         now = now.assign(team_id=now["team_id"].astype(str)).set_index("team_id")
@@ -1027,7 +1071,7 @@ class CausalEngine:
             pred = pred.set_index("team_id").loc[teams]
             before_l = pred["expected_leavers"].to_numpy(np.float64)
             before_c = pred["csat_change"].to_numpy(np.float64)
-        level = recent_csat(tables, teams, month)
+        level = csat_level(teams)
         eff = team_effects(fit, rows, value, before_l, before_c, level)
         if pair is not None:
             # The forecast's own intervals, as RescoringEngine gives them (before_*).

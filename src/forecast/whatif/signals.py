@@ -249,7 +249,12 @@ def check_value(
     value beyond it is an extrapolation (an after-hours ratio of 50 answered a CSAT change of
     -322 points). Check the signal first (`check_signal` / engine.check_what_if_signal).
     """
-    lo, hi = value_range(tables, setting, as_of)
+    return check_in_range(setting, value, value_range(tables, setting, as_of))
+
+
+def check_in_range(setting: Settable, value: object, accepted: tuple[float, float]) -> float:
+    """`check_value` given the signal's `value_range` (`WhatIfMonth` holds it)."""
+    lo, hi = accepted
     shown = f"{_show(lo)} to {_show(hi)}"
     number = _number(value)
     if number is None:
