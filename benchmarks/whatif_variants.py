@@ -62,6 +62,8 @@ def engines() -> dict[str, object]:
             settings=EngineSettings(csat_own_controls=False, csat_cotreat=False)
         ),
         "csat, load as nuisance input": CausalEngine(settings=EngineSettings(csat_cotreat=False)),
+        # The signal's own CSAT term through the engagement survey, its noise corrected:
+        "csat via survey": CausalEngine(settings=EngineSettings(csat_survey="engagement")),
     }
 
 

@@ -125,6 +125,16 @@ def test_refusal_says_why_a_stored_fit_cannot_answer(small):
     assert "specs" in stored.refusal(small.latest, 3, FAST, "another-hash")
 
 
+def test_a_fit_stored_before_the_survey_option_answers_without_it(small):
+    stored = small.fits[SIGNAL]
+    older = dataclasses.replace(
+        stored, settings={k: v for k, v in stored.settings.items() if k != "csat_survey"}
+    )
+    assert older.refusal(small.latest, 3, FAST) is None
+    with_survey = dataclasses.replace(FAST, csat_survey="engagement")
+    assert "settings" in older.refusal(small.latest, 3, with_survey)
+
+
 def test_saving_twice_gives_byte_identical_files(small, tmp_path):
     save_fits(tmp_path / "a", small.fits)
     save_fits(tmp_path / "b", small.fits)

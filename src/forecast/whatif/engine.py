@@ -81,6 +81,18 @@ from forecast.whatif.signals import (
     resolve_as_of,
     settable_signals,
 )
+from forecast.whatif.survey import (
+    MIN_WHOLE_ROWS,
+    PAST_COVER,
+    PAST_MEAN,
+    PAST_NOISE,
+    SURVEY_COVER,
+    SURVEY_MEAN,
+    SURVEY_NOISE,
+    answer_variance,
+    eiv_ls,
+    window_survey,
+)
 
 if TYPE_CHECKING:
     # Imported where the engine fits: answering from a stored fit needs no LightGBM (it
@@ -165,6 +177,14 @@ class EngineSettings:
     # signal, which follows the load, borrowed it (the proxy: +1.2 and +1.6 points, intervals
     # excluding zero; as co-treatments +0.4 and +1.2, intervals including zero).
     csat_cotreat: bool = True
+    # Route the signal's own CSAT term through this engagement survey column (needs its
+    # response counts): the signal's effect on the survey's mean over the horizon, times the
+    # survey's effect on the CSAT change, that one corrected for the survey's sampling noise
+    # (forecast.whatif.survey); the leavers path as before. None: the direct term above. Off:
+    # on the development organisations it removed most of the load's leak (after-hours' CSAT
+    # at a zero truth -0.05..+0.46 against -0.71..+1.19) but met the CSAT goal in 11 of 30
+    # cases against 16 (docs/what-if.md).
+    csat_survey: str | None = None
 
 
 # --------------------------------------------------------------------------- signal checks
@@ -224,10 +244,14 @@ def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def dose_frame(tables: Tables, setting: Settable, horizon: int) -> pd.DataFrame:
+def dose_frame(
+    tables: Tables, setting: Settable, horizon: int, survey: str | None = None
+) -> pd.DataFrame:
     """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
     falls in the window or the window runs past the data), and `future__<signal>`, the same
-    mean of every other workload signal. Rows in panel order."""
+    mean of every other workload signal. With `survey` (an engagement column with response
+    counts), also that survey's mean over the horizon and its sampling-noise variance
+    (forecast.whatif.survey). Rows in panel order."""
 
     first, last = panel_months(tables)
     grid = make_grid(tables, first, last)
@@ -243,6 +267,17 @@ def dose_frame(tables: Tables, setting: Settable, horizon: int) -> pd.DataFrame:
         for col in tables.signals.get("workload", []):
             if col != setting.column:
                 arrays[f"{FUTURE}{col}"] = future("workload", col)
+    eng = tables.table("engagement")
+    if survey and eng is not None and survey in eng.columns and "responses" in eng.columns:
+        values, _ = monthly_grid(eng, survey, grid)
+        responses, _ = monthly_grid(eng, "responses", grid)
+        sigma2 = answer_variance(values, responses)
+        arrays[SURVEY_MEAN], arrays[SURVEY_NOISE], arrays[SURVEY_COVER] = window_survey(
+            values, responses, 1, horizon, full, sigma2
+        )
+        arrays[PAST_MEAN], arrays[PAST_NOISE], arrays[PAST_COVER] = window_survey(
+            values, responses, -2, 0, np.ones_like(full), sigma2
+        )
     return assemble(grid, hc, arrays)
 
 
@@ -742,7 +777,58 @@ def _csat_stage(
         cols.append(filled - v_hat)
     D = np.column_stack(cols)
     Y = y - c_hat
-    return {"coef": weighted_ls(Y, D, w, s.ridge), "rows": ok, "Y": Y, "D": D, "w": w}
+    out = {"rows": ok, "Y": Y, "D": D, "w": w}
+    if s.csat_survey and SURVEY_MEAN in rows.columns:
+        out.update(_survey_stage(rows.loc[ok].reset_index(drop=True), X, folds[ok], s))
+    out["coef"] = _csat_coef(out, np.ones(len(Y)), s.ridge)
+    return out
+
+
+def _survey_stage(
+    part: pd.DataFrame, X: pd.DataFrame, folds: np.ndarray, s: EngineSettings
+) -> dict[str, Any]:
+    """The survey over the horizon, residualised on the CSAT stage's controls (rows of the CSAT
+    stage with a reading in the horizon and in the past window), twice: its mean (`S`, the
+    signal's effect on it), and its change against the past window (`C`, CSAT's dependence on
+    it), the latter without the survey's own past readings among the controls: CSAT is scored
+    as a change, and a noisy past reading as a control leaves part of the past engagement in
+    both, which dilutes CSAT's dependence on the change."""
+    f = part[SURVEY_MEAN].to_numpy(np.float64)
+    p = part[PAST_MEAN].to_numpy(np.float64)
+    nf = part[SURVEY_NOISE].to_numpy(np.float64)
+    np_ = part[PAST_NOISE].to_numpy(np.float64)
+    sv = np.isfinite(f) & np.isfinite(p) & np.isfinite(nf) & np.isfinite(np_)
+    if sv.sum() < 100:
+        return {}
+    s_hat, _, _ = cross_fit("regression", X.loc[sv], f[sv], None, folds[sv], s)
+    mine = [c for c in X.columns if split_feature(c)[1] == s.csat_survey]
+    Xc = X.loc[sv].drop(columns=mine)
+    c_hat, _, _ = cross_fit("regression", Xc, f[sv] - p[sv], None, folds[sv], s)
+    whole = (part[SURVEY_COVER].to_numpy() == 1) & (part[PAST_COVER].to_numpy() == 1)
+    whole = whole[sv] if whole[sv].sum() >= MIN_WHOLE_ROWS else np.ones(sv.sum(), dtype=bool)
+    return {
+        "sv": sv,
+        "S": f[sv] - s_hat,
+        "C": f[sv] - p[sv] - c_hat,
+        "noise": nf[sv] + np_[sv],
+        "whole": whole,
+    }
+
+
+def _csat_coef(csat: dict[str, Any], w: np.ndarray, ridge: float) -> np.ndarray:
+    """(the signal's own CSAT term per unit, CSAT per unit of leaver rate) under row weights
+    `w` of the CSAT rows. Through the survey (`S` present): the signal's effect on the survey
+    (its residual on the dose's and the co-treatments') times the survey's noise-corrected
+    effect on the CSAT change (alongside the leaver rate and the co-treatments)."""
+    if "S" not in csat:
+        return weighted_ls(csat["Y"], csat["D"], csat["w"] * w, ridge)[:2]
+    sv, D = csat["sv"], csat["D"][csat["sv"]]
+    a = weighted_ls(csat["S"], np.delete(D, 1, axis=1), w[sv], ridge)[0]
+    k = csat["whole"]
+    Db = np.column_stack([csat["C"], D[:, 1:]])[k]
+    wb = (csat["w"][sv] * w[sv])[k]
+    b = eiv_ls(csat["Y"][sv][k], Db, wb, csat["noise"][k], 0, ridge)
+    return np.array([a * b[0], b[1]])
 
 
 def shrink(estimate: float, draws: np.ndarray) -> float:
@@ -808,8 +894,7 @@ def _bootstrap(
         coef = cloglog_final(y, hc, offset, Z, tw[codes], s.ridge, start=point)
         out[b, 0], out[b, 3] = coef[1], coef[2] if zr is not None else 0.0
         if len(csat["Y"]):
-            coef = weighted_ls(csat["Y"], csat["D"], csat["w"] * tw[csat_codes], s.ridge)
-            out[b, 1:3] = coef[:2]
+            out[b, 1:3] = _csat_coef(csat, tw[csat_codes], s.ridge)
     return out
 
 
@@ -817,13 +902,17 @@ def _bootstrap(
 
 
 def effect_frame(
-    tables: Tables, specs: FeatureSpecs, setting: Settable, horizon: int
+    tables: Tables,
+    specs: FeatureSpecs,
+    setting: Settable,
+    horizon: int,
+    survey: str | None = None,
 ) -> pd.DataFrame:
     """Panel + targets + dose, one row per (team, as_of)."""
 
     panel = build_panel(tables, specs)
     targets = build_targets(tables, horizon)
-    dose = dose_frame(tables, setting, horizon)
+    dose = dose_frame(tables, setting, horizon, survey)
     cols = ["leavers", "csat_change", "csat_weight", "labelled"]
     frame = panel.merge(
         targets[["team_id", "as_of", *cols]],
@@ -831,7 +920,8 @@ def effect_frame(
         how="left",
         validate="one_to_one",
     )
-    keep = ["team_id", "as_of", "dose", *[c for c in dose.columns if c.startswith(FUTURE)]]
+    keep = ["team_id", "as_of", "dose"]
+    keep += [c for c in dose.columns if c.startswith(FUTURE) or c.startswith(("svyh_", "svyp_"))]
     return frame.merge(dose[keep], on=["team_id", "as_of"], how="left", validate="one_to_one")
 
 
@@ -968,7 +1058,9 @@ class CausalEngine:
             if stored is not None:
                 self._cache[key] = (stored.fit, self._month_rows(tables, month))
             else:
-                frame = effect_frame(point_in_time(tables, month), specs, setting, h)
+                frame = effect_frame(
+                    point_in_time(tables, month), specs, setting, h, self.settings.csat_survey
+                )
                 self._cache[key] = (fit_effect(frame, setting.signal, h, self.settings), frame)
         fit, frame = self._cache[key]
         return fit, frame, month
@@ -1128,7 +1220,8 @@ class StoredFit:
                 f"the what-if is as of {month_str(month)}, before the fit's month "
                 f"{self.as_of} (a fit from later data would leak into it)"
             )
-        if settings_dict(settings) != self.settings:
+        # A fit stored before `csat_survey` existed was made without it.
+        if settings_dict(settings) != {"csat_survey": None, **self.settings}:
             return "it was made with other engine settings"
         if spec_hash and self.spec_hash and spec_hash != self.spec_hash:
             return "it was made with other feature specs"
