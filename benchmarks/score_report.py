@@ -165,6 +165,7 @@ def what_if_steps(steps: Steps) -> None:
         (command, "write_cached", "keep the month in the cache"),
         (command, "registered_pair", "the pair and its fits (local store or MLflow)"),
         (month, "month_rows", "what-if: panel of the as-of month"),
+        (engine, "month_rows", "what-if: panel of the as-of month"),  # the engine's own name
         (command, "what_if_month", "what-if: the month's other inputs"),
         (engine, "fit_effect", "what-if engine FITS (no stored fit could answer)"),
         (pair.ModelPair, "predict", "what-if: the pair's forecasts"),

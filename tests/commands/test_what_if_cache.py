@@ -65,7 +65,7 @@ def entries(root: Path) -> list[Path]:
 
 
 def test_a_second_what_if_reads_no_table_and_answers_the_same(
-    org, own_cache, counted_reads
+    org, own_cache, counted_reads, monkeypatch
 ) -> None:
     trained, _, teams = org
     first = ask(trained, teams)
@@ -76,10 +76,11 @@ def test_a_second_what_if_reads_no_table_and_answers_the_same(
     pd.testing.assert_frame_equal(again, first, check_exact=True)
     assert other["team_id"].tolist() == teams[:1]
 
-    # Without the cache (turned off), the long way gives the same frame.
-    shutil.rmtree(own_cache)
+    # With the cache turned off, the long way (the engine on the tables) gives the same frame.
+    monkeypatch.setenv("FORECAST_CACHE_DIR", "off")
     fresh = ask(trained, teams[:1], value="0.04")
     pd.testing.assert_frame_equal(other, fresh, check_exact=True)
+    assert counted_reads == [str(trained.data)] * 2
 
 
 def test_any_change_to_the_files_is_a_miss(org, own_cache, counted_reads, tmp_path) -> None:
@@ -96,27 +97,35 @@ def test_any_change_to_the_files_is_a_miss(org, own_cache, counted_reads, tmp_pa
     assert len(counted_reads) == 2 and len(entries(own_cache)) == 2
 
 
-def test_refusals_are_the_long_ways_word_for_word(org, own_cache, counted_reads) -> None:
+def test_refusals_are_the_long_ways_word_for_word(
+    org, own_cache, counted_reads, monkeypatch
+) -> None:
     trained, _, teams = org
     ask(trained, teams)  # fills the cache
-    messages = []
-    for assignment in (f"{SIGNAL}=50", f"{SIGNAL}=lots", "gender=1", "vol_leavers=0"):
-        with pytest.raises(ConfigError) as hit:
-            command.run_what_if(trained.data, teams, assignment, tracking_uri=trained.tracking_uri)
-        messages.append(str(hit.value))
-    with pytest.raises(ConfigError) as unknown:
-        ask(trained, ["no-such-team"])
-    reads_with_cache = len(counted_reads)
+    asked = [
+        (teams, f"{SIGNAL}=50"),  # out of range: refused from the cache
+        (teams, f"{SIGNAL}=lots"),  # not a number: refused from the cache
+        (["no-such-team"], f"{SIGNAL}=0.05"),  # no such team: refused from the cache
+        (teams, "gender=1"),  # not settable: the long way
+        (teams, "vol_leavers=0"),  # history: the long way
+    ]
 
-    shutil.rmtree(own_cache)
-    for assignment, message in zip(
-        (f"{SIGNAL}=50", f"{SIGNAL}=lots", "gender=1", "vol_leavers=0"), messages, strict=True
-    ):
-        with pytest.raises(ConfigError) as long_way:
-            command.run_what_if(trained.data, teams, assignment, tracking_uri=trained.tracking_uri)
-        assert str(long_way.value) == message
-    assert reads_with_cache < len(counted_reads)  # the second round went the long way
-    assert "not in the data" in str(unknown.value)
+    def messages() -> list[str]:
+        out = []
+        for who, assignment in asked:
+            with pytest.raises(ConfigError) as refused:
+                command.run_what_if(
+                    trained.data, who, assignment, tracking_uri=trained.tracking_uri
+                )
+            out.append(str(refused.value))
+        return out
+
+    with_cache = messages()
+    assert counted_reads == [str(trained.data)] * 3  # the first ask and the last two refusals
+    monkeypatch.setenv("FORECAST_CACHE_DIR", "off")
+    assert messages() == with_cache
+    assert len(counted_reads) == 3 + len(asked)
+    assert "not in the data" in with_cache[2]
 
 
 def test_turned_off_it_writes_nothing(org, monkeypatch, counted_reads, tmp_path) -> None:

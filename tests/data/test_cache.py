@@ -43,6 +43,29 @@ def test_a_written_entry_reads_back_and_is_private(root) -> None:
     assert cache.read_cached("kind", "abc").equals(table(5))
     assert cache.read_cached("kind", "other") is None
     assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(root / "kind").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p.name for p in (root / "kind").iterdir()] == [path.name]  # no temporary left
+
+
+def test_a_folder_others_may_write_to_is_made_private(root) -> None:
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    assert cache.write_cached("kind", "abc", table(2)) is not None
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root")
+def test_a_folder_of_another_user_is_not_used(root) -> None:
+    root.mkdir()
+    os.chown(root, 12345, 12345)  # someone else's: an entry planted there could change answers
+    assert cache.write_cached("kind", "abc", table(2)) is None
+    assert cache.read_cached("kind", "abc") is None
+
+
+def test_no_home_folder_turns_it_off(monkeypatch) -> None:
+    monkeypatch.setenv(cache.CACHE_ENV, "~no-such-user-here/cache")
+    assert cache.cache_root() is None
 
 
 def test_keys_change_with_every_part() -> None:

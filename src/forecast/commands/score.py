@@ -65,10 +65,15 @@ def keep_what_if_month(scorer: Scorer, month_inputs: WhatIfMonth) -> None:
     the month)."""
     if scorer.data.directory is None or scorer.read_as_of is not None:
         return
-    table = month_inputs.to_arrow()
+    try:
+        if scorer.data.hash() != scorer.data_hash:
+            return  # rewritten while scoring: an entry for the new bytes would be stale
+        table = month_inputs.to_arrow()
+    except Exception:  # noqa: BLE001 - a cache that cannot be written is no error
+        return
     spec_hash = scorer.specs.hash()
-    months = [month_inputs.month] + ([None] if month_inputs.month == scorer.latest() else [])
-    for month in months:
+    latest = month_inputs.month == scorer.latest() and not month_inputs.latest_from_events
+    for month in [month_inputs.month] + ([None] if latest else []):
         write_cached(CACHE_KIND, month_cache_key(scorer.data_hash, month, spec_hash), table)
 
 
@@ -208,8 +213,10 @@ def prepare(
     try:
         source = open_source(data)
         if spark is None:
-            tables = load_tables(source, as_of=as_of)
+            # Hashed before reading: `keep_what_if_month` hashes again, to tell files that
+            # changed while they were read.
             data_hash = source.hash()
+            tables = load_tables(source, as_of=as_of)
         else:
             from forecast.data.spark_contract import read_and_validate, spark_data_hash
 

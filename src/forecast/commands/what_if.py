@@ -50,9 +50,11 @@ def run_what_if(
     if not teams:
         raise ConfigError("`--team` must name at least one team.")
     specs = load_specs()
-    key = _month_key(data, month, specs)
+    key = _month_key(data, month, specs.hash())
     stored = read_cached(CACHE_KIND, key) if key else None
     view = WhatIfMonth.from_arrow(stored) if stored is not None else None
+    if view is not None and month is None and view.latest_from_events:
+        view = None  # "the latest" there depends on today's date: see WhatIfMonth
     # The pair and its fits, looked up once, after the checks (the lookup takes longer).
     engine_and_pair = functools.cache(lambda: _engine(specs, model, tracking_uri))
     if view is not None and signal.strip() in view.ranges:
@@ -89,16 +91,30 @@ def _the_long_way(
         )
     value = check_value(tables, setting, raw, month)
     engine, pair = engine_and_pair()
-    if key:
+    if key and engine.answers_from_store(setting.signal, month, pair):
         view = what_if_month(tables, specs, month)
         answer = engine.estimate_at(view, pair, teams, signal, value)
         if answer is not None:
-            write_cached(CACHE_KIND, key, view.to_arrow())
+            _keep(data, key, view, latest=as_of is None)
             return answer
     # The causal engine: re-scoring would let history features absorb the effect
     # (docs/what-if.md). It reuses the fits `forecast train` stored with the pair when they
     # can answer this what-if, and fits the signal's effect when none can.
     return engine.estimate(tables, pair, teams, signal, value, month)
+
+
+def _keep(data: Path | str, key: str, view: WhatIfMonth, *, latest: bool) -> None:
+    """Keep the month's inputs under `key` (made from the files' bytes before reading them),
+    unless the files changed while they were read, or "the latest" depends on today's date."""
+    if latest and view.latest_from_events:
+        return
+    if _month_key(data, None if latest else view.month, view.spec_hash) != key:
+        return  # rewritten meanwhile: an entry for the new bytes would hold the old month
+    try:
+        table = view.to_arrow()
+    except Exception:  # noqa: BLE001 - a cache that cannot be written is no error
+        return
+    write_cached(CACHE_KIND, key, table)
 
 
 def _engine(
@@ -110,7 +126,7 @@ def _engine(
     return make_engine(specs, stored=fits), PointForecasts(pair)
 
 
-def _month_key(data: Path | str, month: pd.Period | None, specs: FeatureSpecs) -> str | None:
+def _month_key(data: Path | str, month: pd.Period | None, spec_hash: str) -> str | None:
     """The cache key of this what-if's month inputs: None for a database (no file bytes to
     fingerprint cheaply) or data a reader would refuse (the long way names the problem)."""
     source = open_source(data)
@@ -120,7 +136,7 @@ def _month_key(data: Path | str, month: pd.Period | None, specs: FeatureSpecs) -
         files = data_hash(source.directory)
     except (DataError, OSError):
         return None
-    return month_cache_key(files, month, specs.hash())
+    return month_cache_key(files, month, spec_hash)
 
 
 def registered_pair(

@@ -1079,12 +1079,17 @@ class CausalEngine:
             self._panels[key] = month_rows(tables, self._specs(), month)
         return self._panels[key]
 
-    def _stored_fit(self, signal: str, month: pd.Period, horizon: int) -> StoredFit | None:
-        """The stored fit of `signal` when it may answer a what-if as of `month`, else None."""
+    def _stored_fit(
+        self, signal: str, month: pd.Period, horizon: int, *, say: bool = True
+    ) -> StoredFit | None:
+        """The stored fit of `signal` when it may answer a what-if as of `month`, else None
+        (`say`: log which, and why not)."""
         stored = self.stored.get(signal)
         if stored is None:
             return None
         why = stored.refusal(month, horizon, self.settings, self._specs().hash())
+        if not say:
+            return stored if why is None else None
         if why is not None:
             log.info(
                 "what-if for %s: refitting the engine, the fit stored with the pair "
@@ -1126,15 +1131,25 @@ class CausalEngine:
     ) -> pd.DataFrame | None:
         """`estimate` from a `WhatIfMonth` instead of the tables: the same frame, when a stored
         fit answers the what-if; None when none can (the tables are needed to fit one)."""
-        horizon = getattr(getattr(pair, "config", None), "horizon", None)
-        h = int(horizon or self.horizon or 3)
         setting = check_settable(view.settable, view.history, signal)
-        if view.spec_hash != self._specs().hash():
+        if not self.answers_from_store(setting.signal, view.month, pair, view.spec_hash):
             return None
-        stored = self._stored_fit(setting.signal, view.month, h)
-        if stored is None:
-            return None
+        stored = self._stored_fit(setting.signal, view.month, self._horizon(pair))
+        assert stored is not None
         return self._answer(stored.fit, view.rows, view.month, pair, teams, value, view.recent_csat)
+
+    def answers_from_store(
+        self, signal: str, month: pd.Period, pair: Forecaster | None, spec_hash: str | None = None
+    ) -> bool:
+        """Whether a stored fit answers a what-if of `signal` as of `month` with `pair`'s
+        horizon (and, given `spec_hash`, month inputs built with those specs). Logs nothing."""
+        if spec_hash is not None and spec_hash != self._specs().hash():
+            return False
+        return self._stored_fit(signal, month, self._horizon(pair), say=False) is not None
+
+    def _horizon(self, pair: Forecaster | None) -> int:
+        horizon = getattr(getattr(pair, "config", None), "horizon", None)
+        return int(horizon or self.horizon or 3)
 
     def _answer(
         self,

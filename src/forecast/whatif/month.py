@@ -75,6 +75,9 @@ class WhatIfMonth:
     rows: pd.DataFrame
     csat_level: dict[str, float]
     spec_hash: str
+    # The data have neither workload nor CX: their latest complete month comes from hire and
+    # exit dates up to today's date (not only today's month), so "the latest" is not kept.
+    latest_from_events: bool = False
 
     def recent_csat(self, teams: list[str]) -> np.ndarray:
         """`signals.recent_csat` of these teams, in their order (NaN: unknown)."""
@@ -93,6 +96,7 @@ class WhatIfMonth:
             "ranges": {k: list(v) for k, v in self.ranges.items()},
             "csat_level": self.csat_level,
             "spec_hash": self.spec_hash,
+            "latest_from_events": self.latest_from_events,
         }
         # Floats as Python writes them (repr): they read back to the same doubles.
         text = json.dumps(meta, sort_keys=True, allow_nan=True).encode("utf-8")
@@ -104,20 +108,21 @@ class WhatIfMonth:
         raw = (table.schema.metadata or {}).get(METADATA_KEY)
         try:
             meta = json.loads(raw) if raw is not None else {}
-            if meta.get("format") != FORMAT:
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 return None
             settable = [Settable(**s) for s in meta["settable"]]
-        except (ValueError, TypeError, KeyError):
-            return None  # not one this code wrote: the caller reads the data instead
-        return cls(
-            month=pd.Period(meta["month"], freq="M"),
-            settable={s.signal: s for s in settable},
-            history=dict(meta["history"]),
-            ranges={k: (float(v[0]), float(v[1])) for k, v in meta["ranges"].items()},
-            rows=table.to_pandas(),
-            csat_level={k: float(v) for k, v in meta["csat_level"].items()},
-            spec_hash=str(meta["spec_hash"]),
-        )
+            return cls(
+                month=pd.Period(meta["month"], freq="M"),
+                settable={s.signal: s for s in settable},
+                history=dict(meta["history"]),
+                ranges={k: (float(v[0]), float(v[1])) for k, v in meta["ranges"].items()},
+                rows=table.to_pandas(),
+                csat_level={k: float(v) for k, v in meta["csat_level"].items()},
+                spec_hash=str(meta["spec_hash"]),
+                latest_from_events=bool(meta["latest_from_events"]),
+            )
+        except Exception:  # noqa: BLE001 - not one this code wrote: the caller reads the data
+            return None
 
 
 def what_if_month(
@@ -144,4 +149,5 @@ def what_if_month(
         rows=rows,
         csat_level={t: float(v) for t, v in zip(teams, level, strict=True) if np.isfinite(v)},
         spec_hash=specs.hash(),
+        latest_from_events=tables.workload is None and tables.cx is None,
     )
