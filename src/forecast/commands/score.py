@@ -213,10 +213,11 @@ def prepare(
     try:
         source = open_source(data)
         if spark is None:
-            # Hashed before reading: `keep_what_if_month` hashes again, to tell files that
-            # changed while they were read.
-            data_hash = source.hash()
+            # A directory's files are hashed before reading (`keep_what_if_month` hashes them
+            # again, to tell files rewritten meanwhile); a database's hash is of the rows read.
+            files = source.hash() if source.directory is not None else None
             tables = load_tables(source, as_of=as_of)
+            data_hash = files if files is not None else source.hash()
         else:
             from forecast.data.spark_contract import read_and_validate, spark_data_hash
 
