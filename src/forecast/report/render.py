@@ -956,19 +956,29 @@ def org_drivers(
     }
 
 
-def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str | None:
-    """SHAP's beeswarm of the attrition model as a base64 PNG (None when shap cannot draw)."""
-    # Lazy: pyplot needs the Agg backend chosen before it is imported, and SHAP's plotting
-    # costs seconds to import; only the beeswarm pays for them.
+def load_beeswarm_libraries() -> bool:
+    """Import what the beeswarm draws with (False when one is missing). Lazy: pyplot needs
+    the Agg backend chosen before it is imported, and SHAP's plotting costs seconds to import;
+    only the beeswarm pays for them (`forecast score` loads them while it waits for MLflow)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-        import shap
-        from matplotlib.colors import LinearSegmentedColormap
+        import matplotlib.pyplot
+        import shap  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def beeswarm_png(attrition_drivers: pd.DataFrame, max_display: int = 12) -> str | None:
+    """SHAP's beeswarm of the attrition model as a base64 PNG (None when shap cannot draw)."""
+    if not load_beeswarm_libraries():
         return None
+    import matplotlib.pyplot as plt
+    import shap
+    from matplotlib.colors import LinearSegmentedColormap
+
     d = attrition_drivers
     values = d.pivot_table(
         index="team_id", columns="feature", values="shap_value", aggfunc="first", observed=True
