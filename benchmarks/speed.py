@@ -10,9 +10,11 @@ for CSAT, a global LightGBM per target with lags, fit and predict the horizon). 
 under `benchmarks/.venv-mlforecast` (git-ignored) with pinned versions. All processes read the
 same simulated organisation's contract CSVs (the simulation itself is not timed). The
 baseline runs before and after the project's commands, and the faster of its two runs is the
-one compared (the conservative choice on a shared machine). Printed: wall and CPU seconds of
-each process (CPU includes its worker processes), the ratios, and the per-step breakdown
-`forecast train --verbose` logs. Goals (2 cores): `forecast train` at most 8x the baseline.
+one compared (the conservative choice on a shared machine); `forecast score` runs twice too,
+taking turns with it, and its faster run is compared (the same rule). Printed: wall and CPU
+seconds of each process (CPU includes its worker processes), the ratios, and the per-step
+breakdown `forecast train --verbose` logs. Goals (2 cores, issue 17): `forecast train` at most
+8x the baseline, `forecast score` with the report at most 2x, `forecast demo` under 60 s.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ VENV = HERE / ".venv-mlforecast"
 # pandas < 3; lightgbm as the project's).
 REQUIREMENTS = ("mlforecast==1.1.0", "lightgbm==4.7.0", "pandas==2.3.3", "numpy==2.4.6")
 TRAIN_GOAL = 8.0
+SCORE_GOAL = 2.0
 
 
 def baseline_python() -> Path:
@@ -118,12 +121,12 @@ def main() -> None:
         runs["train"] = timed(
             "forecast train", [forecast, "--verbose", "train", "--data", str(data)], env
         )
-        runs["score"] = timed(
-            "forecast score (with the report)",
-            [forecast, "score", "--data", str(data), "--out", str(work / "out")],
-            env,
-        )
+        score = [forecast, "score", "--data", str(data), "--out", str(work / "out")]
+        runs["score, first"] = timed("forecast score (with the report) (1)", score, env)
         runs["mlforecast, second"] = timed("mlforecast pipeline (2)", baseline, env)
+        # Each timed twice, taking turns, and the faster run of each compared: the same rule.
+        runs["score, second"] = timed("forecast score (with the report) (2)", score, env)
+        runs["score"] = min(runs["score, first"], runs["score, second"], key=lambda r: r["wall"])
         if args.demo:
             runs["demo"] = timed(
                 "forecast demo", [forecast, "demo", "--out", str(work / "demo")], env
@@ -136,7 +139,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for key, label, goal in (
         ("train", "`forecast train`", f"<= {TRAIN_GOAL:.0f}x"),
-        ("score", "`forecast score` (with the report)", ""),
+        ("score", "`forecast score` (with the report), the faster run", f"<= {SCORE_GOAL:.0f}x"),
         ("demo", "`forecast demo` (300 teams x 36 months)", "< 60 s"),
     ):
         if key in runs:
@@ -147,6 +150,8 @@ def main() -> None:
     print("\n".join(breakdown(runs["train"]["stderr"])))
     ratio = runs["train"]["wall"] / base
     print(f"\n  [{'ok' if ratio <= TRAIN_GOAL else '--'}] train / mlforecast: {ratio:.1f}x")
+    ratio = runs["score"]["wall"] / base
+    print(f"  [{'ok' if ratio <= SCORE_GOAL else '--'}] score / mlforecast: {ratio:.1f}x")
     if "demo" in runs:
         ok = runs["demo"]["wall"] < 60
         print(f"  [{'ok' if ok else '--'}] demo: {runs['demo']['wall']:.1f} s")
