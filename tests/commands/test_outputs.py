@@ -27,6 +27,7 @@ from forecast.commands import score
 from forecast.data.atomic import check_writable_dir, output_lock
 from forecast.errors import OutputError, TrackingError
 from forecast.scoring import output
+from tests.interrupts import interruptible, interruptible_forecast
 
 LINUX = sys.platform.startswith("linux")
 
@@ -317,9 +318,7 @@ def test_ctrl_c_mid_write_says_one_line_exits_130_and_leaves_out_as_it_was(
     before = _earlier_score(trained_org, out)
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained_org.tracking_uri}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
+        interruptible(
             STALLING,
             "--quiet",
             "score",
@@ -328,7 +327,7 @@ def test_ctrl_c_mid_write_says_one_line_exits_130_and_leaves_out_as_it_was(
             "--out",
             str(out),
             "--no-report",
-        ],
+        ),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -354,17 +353,14 @@ def test_ctrl_c_of_forecast_score_while_it_loads_leaves_out_as_it_was(
     scratch.mkdir()
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained_org.tracking_uri, "TMPDIR": str(scratch)}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forecast",
+        interruptible_forecast(
             "--quiet",
             "score",
             "--data",
             str(trained_org.data),
             "--out",
             str(out),
-        ],
+        ),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

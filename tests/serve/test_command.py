@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import psutil
 
 from forecast.cli import main
+from tests.interrupts import interruptible_forecast
 from tests.serve.conftest import PASSWORDS
 
 
@@ -68,10 +68,7 @@ def test_forecast_serve_runs_as_a_command(served_org, users_db) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forecast",
+        interruptible_forecast(
             "serve",
             "--out-root",
             str(served_org.root),
@@ -81,7 +78,7 @@ def test_forecast_serve_runs_as_a_command(served_org, users_db) -> None:
             str(users_db),
             "--port",
             str(port),
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
