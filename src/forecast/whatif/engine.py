@@ -920,8 +920,9 @@ def effect_frame(
         how="left",
         validate="one_to_one",
     )
+    survey_columns = (SURVEY_MEAN, SURVEY_NOISE, SURVEY_COVER, PAST_MEAN, PAST_NOISE, PAST_COVER)
     keep = ["team_id", "as_of", "dose"]
-    keep += [c for c in dose.columns if c.startswith(FUTURE) or c.startswith(("svyh_", "svyp_"))]
+    keep += [c for c in dose.columns if c.startswith(FUTURE) or c in survey_columns]
     return frame.merge(dose[keep], on=["team_id", "as_of"], how="left", validate="one_to_one")
 
 
@@ -1115,8 +1116,7 @@ class CausalEngine:
         value: float,
         as_of: pd.Period | str | None = None,
     ) -> pd.DataFrame:
-        horizon = getattr(getattr(pair, "config", None), "horizon", None)
-        fit, frame, month = self.fit(tables, signal, as_of, horizon)
+        fit, frame, month = self.fit(tables, signal, as_of, self._horizon(pair))
         return self._answer(
             fit, frame, month, pair, teams, value, lambda t: recent_csat(tables, t, month)
         )
@@ -1132,10 +1132,9 @@ class CausalEngine:
         """`estimate` from a `WhatIfMonth` instead of the tables: the same frame, when a stored
         fit answers the what-if; None when none can (the tables are needed to fit one)."""
         setting = check_settable(view.settable, view.history, signal)
-        if not self.answers_from_store(setting.signal, view.month, pair, view.spec_hash):
+        stored = self._answering_fit(setting.signal, view.month, pair, view.spec_hash)
+        if stored is None:
             return None
-        stored = self._stored_fit(setting.signal, view.month, self._horizon(pair))
-        assert stored is not None
         return self._answer(stored.fit, view.rows, view.month, pair, teams, value, view.recent_csat)
 
     def answers_from_store(
@@ -1143,9 +1142,14 @@ class CausalEngine:
     ) -> bool:
         """Whether a stored fit answers a what-if of `signal` as of `month` with `pair`'s
         horizon (and, given `spec_hash`, month inputs built with those specs). Logs nothing."""
+        return self._answering_fit(signal, month, pair, spec_hash) is not None
+
+    def _answering_fit(
+        self, signal: str, month: pd.Period, pair: Forecaster | None, spec_hash: str | None
+    ) -> StoredFit | None:
         if spec_hash is not None and spec_hash != self._specs().hash():
-            return False
-        return self._stored_fit(signal, month, self._horizon(pair), say=False) is not None
+            return None
+        return self._stored_fit(signal, month, self._horizon(pair), say=False)
 
     def _horizon(self, pair: Forecaster | None) -> int:
         horizon = getattr(getattr(pair, "config", None), "horizon", None)
