@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from forecast.commands.what_if import keep_month
 from forecast.data.atomic import check_writable_dir, check_writable_parent, output_lock
-from forecast.data.cache import write_cached
 from forecast.data.contract import latest_complete_month
 from forecast.data.lineage import MANIFEST, manifest_text, package_versions
 from forecast.data.months import month_str, parse_month_option
@@ -56,26 +56,19 @@ from forecast.scoring.output import (
 from forecast.scoring.schedule import due_months, month_folders
 from forecast.scoring.spark import DEFAULT_MASTER
 from forecast.whatif.engine import NOTE as WHATIF_NOTE
-from forecast.whatif.month import CACHE_KIND, WhatIfMonth, month_cache_key, what_if_month
+from forecast.whatif.month import WhatIfMonth, what_if_month
 
 
 def keep_what_if_month(scorer: Scorer, month_inputs: WhatIfMonth) -> None:
     """Keep the scored month's what-if inputs in the user's cache (forecast.data.cache), so
-    the first `forecast what-if` on these files reads no table. Only for a data directory read
-    whole: what `forecast what-if` reads itself (a cut read may lack a table that is empty up to
-    the month)."""
+    the first `forecast what-if` on these files reads no table: under its name, and as "the
+    latest" when it is. Only for a data directory read whole: what `forecast what-if` reads
+    itself (a cut read may lack a table that is empty up to the month)."""
     if scorer.data.directory is None or scorer.read_as_of is not None:
         return
-    try:
-        if scorer.data.hash() != scorer.data_hash:
-            return  # rewritten while scoring: an entry for the new bytes would be stale
-        table = month_inputs.to_arrow()
-    except Exception:  # noqa: BLE001 - a cache that cannot be written is no error
-        return
-    spec_hash = scorer.specs.hash()
-    latest = month_inputs.month == scorer.latest() and not month_inputs.latest_from_events
-    for month in [month_inputs.month] + ([None] if latest else []):
-        write_cached(CACHE_KIND, month_cache_key(scorer.data_hash, month, spec_hash), table)
+    month = month_inputs.month
+    months = [month] + ([None] if month == scorer.latest() else [])
+    keep_month(scorer.data.directory, scorer.data_hash, month_inputs, months)
 
 
 def report_extras(

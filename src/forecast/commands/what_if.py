@@ -50,7 +50,8 @@ def run_what_if(
     if not teams:
         raise ConfigError("`--team` must name at least one team.")
     specs = load_specs()
-    key = _month_key(data, month, specs.hash())
+    located = _located(data)
+    key = month_cache_key(located[1], month, specs.hash()) if located else None
     stored = read_cached(CACHE_KIND, key) if key else None
     view = WhatIfMonth.from_arrow(stored) if stored is not None else None
     if view is not None and month is None and view.latest_from_events:
@@ -64,7 +65,7 @@ def run_what_if(
         answer = engine.estimate_at(view, pair, teams, signal, value)
         if answer is not None:
             return answer
-    return _the_long_way(data, teams, signal, raw, month, as_of, specs, key, engine_and_pair)
+    return _the_long_way(data, teams, signal, raw, month, as_of, specs, located, engine_and_pair)
 
 
 def _the_long_way(
@@ -75,7 +76,7 @@ def _the_long_way(
     month: pd.Period | None,
     as_of: str | None,
     specs: FeatureSpecs,
-    key: str | None,
+    located: tuple[Path, str] | None,
     engine_and_pair: Callable[[], tuple[CausalEngine, PointForecasts]],
 ) -> pd.DataFrame:
     """Read and check the tables, then answer (and keep the month's inputs for next time)."""
@@ -91,11 +92,11 @@ def _the_long_way(
         )
     value = check_value(tables, setting, raw, month)
     engine, pair = engine_and_pair()
-    if key and engine.answers_from_store(setting.signal, month, pair):
+    if located and engine.answers_from_store(setting.signal, month, pair):
         view = what_if_month(tables, specs, month)
         answer = engine.estimate_at(view, pair, teams, signal, value)
         if answer is not None:
-            _keep(data, key, view, latest=as_of is None)
+            keep_month(*located, view, [None if as_of is None else view.month])
             return answer
     # The causal engine: re-scoring would let history features absorb the effect
     # (docs/what-if.md). It reuses the fits `forecast train` stored with the pair when they
@@ -103,18 +104,22 @@ def _the_long_way(
     return engine.estimate(tables, pair, teams, signal, value, month)
 
 
-def _keep(data: Path | str, key: str, view: WhatIfMonth, *, latest: bool) -> None:
-    """Keep the month's inputs under `key` (made from the files' bytes before reading them),
-    unless the files changed while they were read, or "the latest" depends on today's date."""
-    if latest and view.latest_from_events:
-        return
-    if _month_key(data, None if latest else view.month, view.spec_hash) != key:
-        return  # rewritten meanwhile: an entry for the new bytes would hold the old month
+def keep_month(
+    directory: Path, files: str, view: WhatIfMonth, months: list[pd.Period | None]
+) -> None:
+    """Keep the month's inputs read from `directory`, whose files hashed to `files` before
+    they were read, under the key of each of `months` (None: "the latest"). Nothing when the
+    files changed while they were read (an entry for the new bytes would hold the old month);
+    "the latest" not when it depends on today's date (`WhatIfMonth.latest_from_events`)."""
+    months = [m for m in months if m is not None or not view.latest_from_events]
     try:
+        if not months or data_hash(directory) != files:
+            return
         table = view.to_arrow()
     except Exception:  # noqa: BLE001 - a cache that cannot be written is no error
         return
-    write_cached(CACHE_KIND, key, table)
+    for month in months:
+        write_cached(CACHE_KIND, month_cache_key(files, month, view.spec_hash), table)
 
 
 def _engine(
@@ -126,17 +131,17 @@ def _engine(
     return make_engine(specs, stored=fits), PointForecasts(pair)
 
 
-def _month_key(data: Path | str, month: pd.Period | None, spec_hash: str) -> str | None:
-    """The cache key of this what-if's month inputs: None for a database (no file bytes to
-    fingerprint cheaply) or data a reader would refuse (the long way names the problem)."""
+def _located(data: Path | str) -> tuple[Path, str] | None:
+    """The data directory and its files' hash (the cache keys' fingerprint of the data): None
+    for a database (no file bytes to fingerprint cheaply) or data a reader would refuse (the
+    long way names the problem)."""
     source = open_source(data)
     if source.directory is None:
         return None
     try:
-        files = data_hash(source.directory)
+        return source.directory, data_hash(source.directory)
     except (DataError, OSError):
         return None
-    return month_cache_key(files, month, spec_hash)
 
 
 def registered_pair(
