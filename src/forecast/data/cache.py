@@ -27,10 +27,11 @@ import platform
 import stat
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+import numpy
+import pandas
+import pyarrow as pa
+import pyarrow.feather as feather
 
 CACHE_ENV = "FORECAST_CACHE_DIR"
 OFF = ("off", "0", "false", "no", "none")
@@ -58,17 +59,13 @@ def cache_root() -> Path | None:
 def code_fingerprint() -> str:
     """sha256 over this package's Python sources (path and bytes) and the versions of what
     computes and stores the entries: a new version, or any local edit, gives new keys."""
-    import numpy
-    import pandas
-    import pyarrow
-
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for name, version in (
         ("python", platform.python_version()),
         ("numpy", numpy.__version__),
         ("pandas", pandas.__version__),
-        ("pyarrow", pyarrow.__version__),
+        ("pyarrow", pa.__version__),
     ):
         digest.update(f"{name}={version}\0".encode())
     for path in sorted(package.rglob("*.py")):
@@ -127,8 +124,6 @@ def read_cached(kind: str, key: str) -> pa.Table | None:
     path = _entry(kind, key, create=False)
     if path is None or not path.is_file():
         return None
-    import pyarrow.feather as feather
-
     try:
         table = feather.read_table(path, memory_map=False)
     except Exception as exc:  # noqa: BLE001 - a broken entry is a miss, whatever broke it
@@ -145,8 +140,6 @@ def write_cached(kind: str, key: str, table: pa.Table) -> Path | None:
     path = _entry(kind, key, create=True)
     if path is None:
         return None
-    import pyarrow.feather as feather
-
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)  # mkstemp makes it 0600: kept so
     try:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from forecast.data.cache import cache_key
 from forecast.data.months import month_str, today
@@ -37,9 +37,6 @@ from forecast.whatif.signals import (
     settable_signals,
     value_range,
 )
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 # Bumped when the stored form changes: an older entry is then a miss, never misread.
 FORMAT = 1
@@ -85,8 +82,6 @@ class WhatIfMonth:
 
     def to_arrow(self) -> pa.Table:
         """The rows as an Arrow table, everything else in its schema's metadata (JSON)."""
-        import pyarrow as pa
-
         table = pa.Table.from_pandas(self.rows, preserve_index=False)
         meta = {
             "format": FORMAT,
