@@ -64,6 +64,10 @@ def engines() -> dict[str, object]:
         "csat, load as nuisance input": CausalEngine(settings=EngineSettings(csat_cotreat=False)),
         # The signal's own CSAT term through the engagement survey, its noise corrected:
         "csat via survey": CausalEngine(settings=EngineSettings(csat_survey="engagement")),
+        # The other workload signals adjusted for month by month over the horizon:
+        "load per month": CausalEngine(settings=EngineSettings(concurrent_months=True)),
+        # The CSAT stage adjusted for the other signals' long-run history too:
+        "csat, all history": CausalEngine(settings=EngineSettings(csat_controls="all")),
     }
 
 

@@ -125,14 +125,19 @@ def test_refusal_says_why_a_stored_fit_cannot_answer(small):
     assert "specs" in stored.refusal(small.latest, 3, FAST, "another-hash")
 
 
-def test_a_fit_stored_before_the_survey_option_answers_without_it(small):
+@pytest.mark.parametrize(
+    ("setting", "other"),
+    [("csat_survey", "engagement"), ("concurrent_months", True), ("csat_controls", "all")],
+)
+def test_a_fit_stored_before_a_setting_existed_answers_at_its_old_value(small, setting, other):
     stored = small.fits[SIGNAL]
     older = dataclasses.replace(
-        stored, settings={k: v for k, v in stored.settings.items() if k != "csat_survey"}
+        stored, settings={k: v for k, v in stored.settings.items() if k != setting}
     )
     assert older.refusal(small.latest, 3, FAST) is None
-    with_survey = dataclasses.replace(FAST, csat_survey="engagement")
-    assert "settings" in older.refusal(small.latest, 3, with_survey)
+    assert "settings" in older.refusal(
+        small.latest, 3, dataclasses.replace(FAST, **{setting: other})
+    )
 
 
 def test_saving_twice_gives_byte_identical_files(small, tmp_path):

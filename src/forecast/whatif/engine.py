@@ -104,6 +104,8 @@ if TYPE_CHECKING:
 EXAMPLE_SIGNAL = "after_hours_ratio"
 INTERVAL_LEVEL = 0.8
 FUTURE = "future__"  # prefix of other signals' means over the horizon (concurrent controls)
+# Prefix of other signals' values in each horizon month: `future_m1__<signal>` is month t+1's.
+FUTURE_MONTH = "future_m"
 MAX_SHARE = 0.98  # a horizon share leaving above this is treated as this (cum. hazard finite)
 # Transforms that describe a team's state at t; everything else (long-run means and rates,
 # vs-long-run, trends, long windows) describes its history and is not a control here.
@@ -185,6 +187,16 @@ class EngineSettings:
     # at a zero truth -0.05..+0.46 against -0.71..+1.19) but met the CSAT goal in 11 of 30
     # cases against 16 (docs/what-if.md).
     csat_survey: str | None = None
+    # Adjust the attrition stage for the other workload signals in each horizon month, not only
+    # their horizon means (leavers within the horizon raise the load month by month, and the
+    # signal follows it). Off: the proxies' ratios barely moved (0.904 -> 0.911, 0.939 ->
+    # 0.932) and each fit took 20% longer (docs/what-if.md).
+    concurrent_months: bool = False
+    # The CSAT stage's controls: "state" like the attrition stage, or "all" (every other
+    # feature too: recent hires and leavers, the load against its long-run level). "all"
+    # lowered the CSAT effect in most cases: better on the final sets, worse on the development
+    # ones (16/30 -> 11/30 at 400 teams, 10/15 -> 7/15 at 1,500), so off (docs/what-if.md).
+    csat_controls: str = "state"
 
 
 # --------------------------------------------------------------------------- signal checks
@@ -267,6 +279,10 @@ def dose_frame(
         for col in tables.signals.get("workload", []):
             if col != setting.column:
                 arrays[f"{FUTURE}{col}"] = future("workload", col)
+                values, _ = monthly_grid(tables.workload, col, grid)
+                for k in range(1, horizon + 1):
+                    month_k = np.where(full[None, :], _window_mean(values, k, k), np.nan)
+                    arrays[f"{FUTURE_MONTH}{k}__{col}"] = month_k
     eng = tables.table("engagement")
     if survey and eng is not None and survey in eng.columns and "responses" in eng.columns:
         values, _ = monthly_grid(eng, survey, grid)
@@ -279,6 +295,11 @@ def dose_frame(
             values, responses, -2, 0, np.ones_like(full), sigma2
         )
     return assemble(grid, hc, arrays)
+
+
+def is_future(column: str) -> bool:
+    """A column of the horizon's months (a concurrent control): never an input of a forecast."""
+    return column.startswith(FUTURE) or re.match(rf"{FUTURE_MONTH}\d+__", column) is not None
 
 
 def _transform_window(transform: str) -> int | None:
@@ -637,11 +658,13 @@ def fit_effect(
         own=s.own_controls,
     )
     csat_controls = control_columns(
-        list(frame.columns), signal, horizon, outcome="csat", which=s.controls
+        list(frame.columns), signal, horizon, outcome="csat", which=s.csat_controls
     )
     extra = [c for c in frame.columns if c.startswith(FUTURE)]
+    monthly = [c for c in frame.columns if is_future(c) and not c.startswith(FUTURE)]
+    monthly = monthly if s.concurrent_months else []
     if s.concurrent:
-        controls = controls + extra
+        controls = controls + extra + monthly
     own = own_history_columns(list(frame.columns), signal)
     stage_controls = (
         csat_controls + (own if s.csat_own_controls else []) + (extra if s.csat_concurrent else [])
@@ -851,8 +874,8 @@ def _baselines(
     s: EngineSettings,
 ) -> dict[str, Any]:
     """Forecasts of the engine's own, from the state at t only (no future inputs)."""
-    feats = [c for c in controls if not c.startswith(FUTURE)]
-    cfeats = [c for c in csat_controls if not c.startswith(FUTURE)]
+    feats = [c for c in controls if not is_future(c)]
+    cfeats = [c for c in csat_controls if not is_future(c)]
     rate_model = _fit("poisson", rows[feats].astype(np.float64), rate, hc, s)
     csat_model = None
     if csat_ok.sum() >= 100:
@@ -922,7 +945,7 @@ def effect_frame(
     )
     survey_columns = (SURVEY_MEAN, SURVEY_NOISE, SURVEY_COVER, PAST_MEAN, PAST_NOISE, PAST_COVER)
     keep = ["team_id", "as_of", "dose"]
-    keep += [c for c in dose.columns if c.startswith(FUTURE) or c in survey_columns]
+    keep += [c for c in dose.columns if is_future(c) or c in survey_columns]
     return frame.merge(dose[keep], on=["team_id", "as_of"], how="left", validate="one_to_one")
 
 
@@ -1239,12 +1262,20 @@ class StoredFit:
                 f"the what-if is as of {month_str(month)}, before the fit's month "
                 f"{self.as_of} (a fit from later data would leak into it)"
             )
-        # A fit stored before `csat_survey` existed was made without it.
-        if settings_dict(settings) != {"csat_survey": None, **self.settings}:
+        if settings_dict(settings) != {**SETTINGS_ADDED_LATER, **self.settings}:
             return "it was made with other engine settings"
         if spec_hash and self.spec_hash and spec_hash != self.spec_hash:
             return "it was made with other feature specs"
         return None
+
+
+# Settings added after fits were first stored, at the values those fits were made with: a fit
+# stored before a setting existed still answers when the setting is at that value.
+SETTINGS_ADDED_LATER: dict[str, Any] = {
+    "csat_survey": None,
+    "concurrent_months": False,
+    "csat_controls": "state",
+}
 
 
 def settings_dict(settings: EngineSettings) -> dict[str, Any]:
