@@ -37,7 +37,7 @@ def _monthly_table(tables, column: str) -> pd.DataFrame:
 
 def test_each_horizon_month_holds_that_months_value_of_the_other_signals(tables):
     setting = settable_signals(tables, load_specs())[SIGNAL]
-    frame = dose_frame(tables, setting, HORIZON)
+    frame = dose_frame(tables, setting, HORIZON, months=True)
     other = next(c for c in tables.signals["workload"] if c != SIGNAL)
     values = _monthly_table(tables, other)
     row = frame.dropna(subset=[f"{FUTURE}{other}"]).iloc[len(frame) // 3]
@@ -51,9 +51,15 @@ def test_each_horizon_month_holds_that_months_value_of_the_other_signals(tables)
     assert not [c for c in frame.columns if c.endswith(f"__{SIGNAL}") and is_future(c)]
 
 
+def test_monthly_values_are_built_only_when_asked(tables):
+    setting = settable_signals(tables, load_specs())[SIGNAL]
+    means = [c for c in dose_frame(tables, setting, HORIZON).columns if is_future(c)]
+    assert means and all(c.startswith(FUTURE) for c in means)
+
+
 def test_a_window_past_the_data_has_no_future_values(tables):
     setting = settable_signals(tables, load_specs())[SIGNAL]
-    frame = dose_frame(tables, setting, HORIZON)
+    frame = dose_frame(tables, setting, HORIZON, months=True)
     last = frame["as_of"].max()
     tail = frame.loc[frame["as_of"] == last, [c for c in frame.columns if is_future(c)]]
     assert tail.isna().all().all()
@@ -65,7 +71,8 @@ FAST = {"bootstrap": 5, "repeats": 1, "trees": 10}
 @pytest.fixture(scope="module")
 def frame(tables):
     specs = load_specs()
-    return effect_frame(tables, specs, settable_signals(tables, specs)[SIGNAL], HORIZON)
+    setting = settable_signals(tables, specs)[SIGNAL]
+    return effect_frame(tables, specs, setting, HORIZON, months=True)
 
 
 def test_monthly_controls_reach_the_attrition_stage_but_never_a_forecast(tables, frame):

@@ -257,12 +257,17 @@ def _window_mean(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def dose_frame(
-    tables: Tables, setting: Settable, horizon: int, survey: str | None = None
+    tables: Tables,
+    setting: Settable,
+    horizon: int,
+    survey: str | None = None,
+    months: bool = False,
 ) -> pd.DataFrame:
     """Per (team, as_of) panel row: `dose`, the signal's mean over t+1..t+h (NaN when no value
     falls in the window or the window runs past the data), and `future__<signal>`, the same
-    mean of every other workload signal. With `survey` (an engagement column with response
-    counts), also that survey's mean over the horizon and its sampling-noise variance
+    mean of every other workload signal; with `months`, also each of those signals' value in
+    each horizon month (`future_m<k>__<signal>`). With `survey` (an engagement column with
+    response counts), also that survey's mean over the horizon and its sampling-noise variance
     (forecast.whatif.survey). Rows in panel order."""
 
     first, last = panel_months(tables)
@@ -270,19 +275,19 @@ def dose_frame(
     hc = headcount_grid(make_spells(tables.employees, grid), grid.shape)
     full = np.arange(grid.n_months) + horizon <= grid.n_months - 1
 
-    def future(table: str, column: str) -> np.ndarray:
-        values, _ = monthly_grid(tables.table(table), column, grid)
-        return np.where(full[None, :], _window_mean(values, 1, horizon), np.nan)
+    def ahead(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return np.where(full[None, :], _window_mean(values, lo, hi), np.nan)
 
-    arrays = {"dose": future(setting.table, setting.column)}
+    values, _ = monthly_grid(tables.table(setting.table), setting.column, grid)
+    arrays = {"dose": ahead(values, 1, horizon)}
     if tables.workload is not None:
         for col in tables.signals.get("workload", []):
             if col != setting.column:
-                arrays[f"{FUTURE}{col}"] = future("workload", col)
-                values, _ = monthly_grid(tables.workload, col, grid)
-                for k in range(1, horizon + 1):
-                    month_k = np.where(full[None, :], _window_mean(values, k, k), np.nan)
-                    arrays[f"{FUTURE_MONTH}{k}__{col}"] = month_k
+                values, _ = monthly_grid(tables.table("workload"), col, grid)
+                arrays[f"{FUTURE}{col}"] = ahead(values, 1, horizon)
+                if months:
+                    for k in range(1, horizon + 1):
+                        arrays[f"{FUTURE_MONTH}{k}__{col}"] = ahead(values, k, k)
     eng = tables.table("engagement")
     if survey and eng is not None and survey in eng.columns and "responses" in eng.columns:
         values, _ = monthly_grid(eng, survey, grid)
@@ -662,7 +667,7 @@ def fit_effect(
     )
     extra = [c for c in frame.columns if c.startswith(FUTURE)]
     monthly = [c for c in frame.columns if is_future(c) and not c.startswith(FUTURE)]
-    monthly = monthly if s.concurrent_months else []
+    monthly = monthly if s.concurrent_months else []  # a frame may hold them for another fit
     if s.concurrent:
         controls = controls + extra + monthly
     own = own_history_columns(list(frame.columns), signal)
@@ -930,12 +935,14 @@ def effect_frame(
     setting: Settable,
     horizon: int,
     survey: str | None = None,
+    months: bool = False,
 ) -> pd.DataFrame:
-    """Panel + targets + dose, one row per (team, as_of)."""
+    """Panel + targets + dose, one row per (team, as_of); `survey` and `months` as in
+    `dose_frame`."""
 
     panel = build_panel(tables, specs)
     targets = build_targets(tables, horizon)
-    dose = dose_frame(tables, setting, horizon, survey)
+    dose = dose_frame(tables, setting, horizon, survey, months)
     cols = ["leavers", "csat_change", "csat_weight", "labelled"]
     frame = panel.merge(
         targets[["team_id", "as_of", *cols]],
@@ -1083,7 +1090,12 @@ class CausalEngine:
                 self._cache[key] = (stored.fit, self._month_rows(tables, month))
             else:
                 frame = effect_frame(
-                    point_in_time(tables, month), specs, setting, h, self.settings.csat_survey
+                    point_in_time(tables, month),
+                    specs,
+                    setting,
+                    h,
+                    self.settings.csat_survey,
+                    self.settings.concurrent_months,
                 )
                 self._cache[key] = (fit_effect(frame, setting.signal, h, self.settings), frame)
         fit, frame = self._cache[key]
