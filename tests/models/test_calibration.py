@@ -57,6 +57,25 @@ def test_it_corrects_the_bands_and_keeps_the_overall_level() -> None:
     np.testing.assert_allclose((recal.apply(rate) * hc).sum(), (rate * hc).sum(), rtol=0.02)
 
 
+def test_an_origin_wide_shock_does_not_bend_the_map() -> None:
+    """One origin whose whole forecast missed its level (a year of many resignations) must not
+    read as a shape: the map is the same whatever that origin's level error was."""
+    rate, hc, leavers = _miscalibrated(4, n=40_000)
+    origin = np.repeat(["2023-03", "2023-06"], 20_000)
+    # The second origin's forecasts sit higher (it lies mostly in the upper bands).
+    rate = np.where(origin == "2023-06", rate * 1.5, rate)
+    calm = fit_recalibration(rate, hc, leavers, origin)
+    shocked_leavers = np.where(origin == "2023-06", leavers * 1.8, leavers)
+    shocked = fit_recalibration(rate, hc, shocked_leavers, origin)
+    np.testing.assert_allclose(shocked.log_calibrated, calm.log_calibrated, atol=1e-9)
+    np.testing.assert_allclose(shocked.log_rate, calm.log_rate)
+    # Pooled without origins, the shock steepens the map's upper end.
+    grid = np.quantile(rate, [0.1, 0.9])
+    pooled_calm = fit_recalibration(rate, hc, leavers).log_factor(grid)
+    pooled_shocked = fit_recalibration(rate, hc, shocked_leavers).log_factor(grid)
+    assert np.diff(pooled_shocked)[0] > np.diff(pooled_calm)[0] + 0.1
+
+
 def test_each_origin_is_recalibrated_only_on_origins_known_before_it() -> None:
     rate, hc, leavers = _miscalibrated(2, n=8000)
     pred = pd.DataFrame(
@@ -80,7 +99,8 @@ def test_each_origin_is_recalibrated_only_on_origins_known_before_it() -> None:
     # With a 6-month horizon, 2023-06's outcome is not known at 2023-09 yet.
     six = recalibrate_by_origin(pred, horizon=6)
     sept = (pred["origin"] == "2023-09").to_numpy()
-    only_first = fit_recalibration(rate[first.to_numpy()], hc[first.to_numpy()], leavers[first])
+    f = first.to_numpy()
+    only_first = fit_recalibration(rate[f], hc[f], leavers[f], pred["origin"][f])
     np.testing.assert_allclose(six["rate_model"][sept], only_first.apply(rate[sept]))
 
 
@@ -88,7 +108,7 @@ def test_the_pair_takes_the_map_from_the_backtest_not_from_its_own_fit(modelled_
     org = modelled_org
     bt, pair = org.backtest, org.pair
     p = bt.predictions
-    expected = fit_recalibration(p["rate_model_raw"], p["headcount"], p["leavers"])
+    expected = fit_recalibration(p["rate_model_raw"], p["headcount"], p["leavers"], p["origin"])
     assert not expected.is_identity
     assert pair.recalibration == expected == bt.recalibration
     # Without a backtest there are no out-of-sample predictions to learn from: no map.

@@ -395,7 +395,7 @@ def recalibrate_by_origin(pred: pd.DataFrame, horizon: int) -> pd.DataFrame:
         if known.any():
             past = out[known]
             recal = fit_recalibration(
-                past["rate_model_raw"], past["headcount"], past["leavers"], source="backtest"
+                past["rate_model_raw"], past["headcount"], past["leavers"], past["origin"]
             )
             rate[this] = recal.apply(rate[this])
     out["rate_model"] = rate
@@ -662,7 +662,9 @@ def pooled_result(
     origin-out coverage, risk cuts and metrics, all computed on the pooled rows."""
     level = config.interval_level
     pred = recalibrate_by_origin(pred, config.horizon)
-    recalibration = fit_recalibration(pred["rate_model_raw"], pred["headcount"], pred["leavers"])
+    recalibration = fit_recalibration(
+        pred["rate_model_raw"], pred["headcount"], pred["leavers"], pred["origin"]
+    )
     dispersion, q, sd, inner = _calibrate(pred, level)
     coverage, org, by_origin = honest_coverage(pred, level)
     pred["leavers_p10"], pred["leavers_p90"] = intervals.nb_interval(

@@ -11,6 +11,13 @@ model is off there. The map is monotone by construction, so it never reorders te
   baseline's and the trees' job, and a level error learnt from past origins carries a past
   shock into the future (on MFG without retirements, where resignations rose and fell, a
   level correction from the earlier origins chased the spike: README, Accuracy);
+- for the same reason each origin's own level error is taken out before the bands are formed
+  (`groups`: its realised leavers rescaled to the pooled ratio of realised to predicted).
+  Otherwise an origin whose whole forecast was too high, and so sits in the upper bands, bends
+  the shape: on MFG a year of many resignations read as "high predicted rates come true more
+  often" (README, Accuracy: deviance 1.441 and 1.374 with and without retirements, against
+  1.447 and 1.386 with the pooled ratio only; the simulated organisations, whose level is
+  steady, within 0.0002);
 - the calibrated log rate at each band's centre is made non-decreasing across bands by
   pool-adjacent-violators (isotonic regression), and the log scale is interpolated linearly in
   the log rate between centres, constant beyond the first and last: a piecewise-linear,
@@ -105,10 +112,16 @@ def pava(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def fit_recalibration(
-    rate: np.ndarray, headcount: np.ndarray, leavers: np.ndarray, *, source: str = "backtest"
+    rate: np.ndarray,
+    headcount: np.ndarray,
+    leavers: np.ndarray,
+    groups: np.ndarray | None = None,
+    *,
+    source: str = "backtest",
 ) -> Recalibration:
     """The monotone map from predicted to realised per-head rate, from out-of-sample rows:
-    `rate` the model's predicted per-head rate, `leavers` what the rows then realised."""
+    `rate` the model's predicted per-head rate, `leavers` what the rows then realised, `groups`
+    (optional) each row's origin, whose own level error is taken out first."""
     r = np.asarray(rate, dtype=np.float64)
     hc = np.asarray(headcount, dtype=np.float64)
     y = np.asarray(leavers, dtype=np.float64)
@@ -117,6 +130,8 @@ def fit_recalibration(
     mu = r * hc
     if mu.sum() <= 0 or y.sum() <= 0:
         return Recalibration()
+    if groups is not None:
+        y = _without_group_levels(y, mu, np.asarray(groups)[ok])
     n_bands = int(np.clip(y.sum() // LEAVERS_PER_BAND, 1, MAX_BANDS))
     order = np.argsort(r, kind="stable")
     bands = np.array_split(order, n_bands)
@@ -141,3 +156,16 @@ def fit_recalibration(
         tuple(float(v) for v in y[keep]),
         source,
     )
+
+
+def _without_group_levels(y: np.ndarray, mu: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Realised leavers with each group's ratio of realised to predicted replaced by the pooled
+    one (a group with nothing predicted or nothing realised keeps its leavers)."""
+    pooled = y.sum() / mu.sum()
+    codes = np.unique(groups, return_inverse=True)[1]
+    real = np.bincount(codes, weights=y)
+    pred = np.bincount(codes, weights=mu)
+    factor = np.ones_like(real)
+    usable = (real > 0) & (pred > 0)
+    factor[usable] = pooled / (real[usable] / pred[usable])
+    return y * factor[codes]
