@@ -968,8 +968,9 @@ def team_effects(
 
     `before_*` default to the engine's own nuisance predictions (used when no pair is given).
     `csat_level`: each team's recent CSAT level (signals.recent_csat; NaN or None: unknown).
-    Every draw is kept on the scales (leavers in [0, headcount], recent CSAT level + change in
-    0..100) before the point, the intervals and the effects are read off it, so they agree.
+    Every draw is kept on the scales (the shifted share leaving in [0, 1], recent CSAT level +
+    change in 0..100) before the point, the intervals and the effects are read off it, so they
+    agree.
     """
     hc = rows["headcount"].to_numpy(np.float64)
     c_lo, c_hi = csat_change_bounds(
@@ -997,11 +998,15 @@ def team_effects(
     # A team's effect never changes sign against the organisation's (risk only scales it).
     theta = draws[:, :1] + np.outer(draws[:, 3], z)
     theta = np.where(theta * draws[:, :1] > 0, theta, 0.0)
-    after_l = np.clip(
+    shifted = np.clip(
         shift_rate(rate[None, :], theta * gap[None, :]) * hc[None, :], 0.0, hc[None, :]
     )
+    # The effect is the shifted share against the unshifted one on the same scale: a forecast
+    # of more leavers than MAX_SHARE of the team (backfills leave too) is capped there by the
+    # hazard scale, and that cap is no effect of the signal.
+    d_leavers = shifted - np.minimum(rate, MAX_SHARE)[None, :] * hc[None, :]
+    after_l = before_leavers[None, :] + d_leavers
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
-    d_leavers = after_l - before_leavers[None, :]
     d_rate = d_leavers / hc[None, :]
     before_csat = np.clip(np.asarray(before_csat, dtype=np.float64), c_lo, c_hi)
     d_csat = np.outer(draws[:, 1], gap) + draws[:, 2:3] * d_rate

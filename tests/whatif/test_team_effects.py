@@ -1,0 +1,69 @@
+"""How a fitted effect becomes each team's before and after: scales, caps and intervals."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from forecast.data import contract
+from forecast.features.specs import load_specs
+from forecast.simulate import SimConfig, simulate
+from forecast.whatif.engine import (
+    MAX_SHARE,
+    EngineSettings,
+    effect_frame,
+    fit_effect,
+    team_effects,
+)
+from forecast.whatif.signals import settable_signals
+
+HORIZON = 3
+SIGNAL = "after_hours_ratio"
+FAST = {"bootstrap": 40, "repeats": 1, "trees": 10}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    cfg = SimConfig(n_teams=40, n_months=24, seed=11, compute_truth=False)
+    tables = contract.tables_from_frames(simulate(cfg).frames, data_start=cfg.start)
+    specs = load_specs()
+    return effect_frame(tables, specs, settable_signals(tables, specs)[SIGNAL], HORIZON)
+
+
+@pytest.fixture(scope="module")
+def fit(frame):
+    return fit_effect(frame, SIGNAL, HORIZON, EngineSettings(**FAST))
+
+
+def _last_month(frame):
+    return frame.loc[frame["as_of"] == frame["as_of"].max()].reset_index(drop=True)
+
+
+def test_a_forecast_above_the_hazard_cap_gets_no_effect_from_the_cap(frame, fit):
+    """A team forecast to lose more than MAX_SHARE of its people (backfills leave too) sits at
+    the cap of the hazard scale; the cap is not an effect of the signal. With no effect at all
+    every team's leavers and CSAT effect must be exactly zero (before the fix, such a team
+    read about -(forecast - 0.98 x headcount) leavers and a CSAT gain from them)."""
+    none = dataclasses.replace(
+        fit,
+        theta=0.0,
+        theta_risk=0.0,
+        theta_csat_direct=0.0,
+        boot=np.zeros_like(fit.boot),
+    )
+    rows = _last_month(frame)
+    hc = rows["headcount"].to_numpy(np.float64)
+    before = 0.3 * hc
+    before[0] = 1.3 * hc[0]  # over the cap
+    out = team_effects(none, rows, 0.0, before_leavers=before, before_csat=np.zeros(len(rows)))
+    assert before[0] / hc[0] > MAX_SHARE
+    np.testing.assert_allclose(out["leavers_effect"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(out["csat_effect"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(out["after_expected_leavers"], before, rtol=1e-12)
+    # A real effect still moves the capped team, within its people.
+    moved = team_effects(fit, rows, 0.0, before_leavers=before, before_csat=np.zeros(len(rows)))
+    assert moved.loc[0, "after_expected_leavers"] >= before[0] - hc[0]
+    assert np.all(moved["after_expected_leavers"] >= 0)
+
