@@ -17,7 +17,12 @@ from forecast.data.months import month_str
 from forecast.errors import ConfigError, ModelError
 from forecast.features.specs import load_specs
 from forecast.whatif import engine as effects
-from forecast.whatif.engine import CausalEngine, EngineSettings
+from forecast.whatif.engine import (
+    SETTINGS_ADDED_LATER,
+    CausalEngine,
+    EngineSettings,
+    settings_dict,
+)
 from forecast.whatif.store import (
     MANIFEST,
     FitJob,
@@ -125,19 +130,31 @@ def test_refusal_says_why_a_stored_fit_cannot_answer(small):
     assert "specs" in stored.refusal(small.latest, 3, FAST, "another-hash")
 
 
-@pytest.mark.parametrize(
-    ("setting", "other"),
-    [("csat_survey", "engagement"), ("concurrent_months", True), ("csat_controls", "all")],
-)
+# Each setting added after fits were first stored, and another value of it.
+ADDED_LATER_CASES = [
+    ("csat_survey", "engagement"),
+    ("concurrent_months", True),
+    ("csat_controls", "all"),
+    ("effect_floor", 0.05),
+    ("csat_floor", 0.3),
+]
+
+
+def test_every_setting_added_later_is_checked_below():
+    assert set(SETTINGS_ADDED_LATER) == {setting for setting, _ in ADDED_LATER_CASES}
+
+
+@pytest.mark.parametrize(("setting", "other"), ADDED_LATER_CASES)
 def test_a_fit_stored_before_a_setting_existed_answers_at_its_old_value(small, setting, other):
-    stored = small.fits[SIGNAL]
+    # A fit made when the setting did not exist yet: at its old value, stored without it.
+    old = dataclasses.replace(FAST, **{setting: SETTINGS_ADDED_LATER[setting]})
+    stored = dataclasses.replace(small.fits[SIGNAL], settings=settings_dict(old))
     older = dataclasses.replace(
         stored, settings={k: v for k, v in stored.settings.items() if k != setting}
     )
-    assert older.refusal(small.latest, 3, FAST) is None
-    assert "settings" in older.refusal(
-        small.latest, 3, dataclasses.replace(FAST, **{setting: other})
-    )
+    assert older.refusal(small.latest, 3, old) is None
+    changed = dataclasses.replace(old, **{setting: other})
+    assert "settings" in older.refusal(small.latest, 3, changed)
 
 
 def test_saving_twice_gives_byte_identical_files(small, tmp_path):

@@ -16,6 +16,7 @@ from forecast.whatif.engine import (
     effect_frame,
     fit_effect,
     team_effects,
+    with_error_floor,
 )
 from forecast.whatif.signals import settable_signals
 
@@ -67,3 +68,33 @@ def test_a_forecast_above_the_hazard_cap_gets_no_effect_from_the_cap(frame, fit)
     assert moved.loc[0, "after_expected_leavers"] >= before[0] - hc[0]
     assert np.all(moved["after_expected_leavers"] >= 0)
 
+
+def test_the_error_floor_widens_the_effect_draws_by_its_size_and_nothing_else():
+    boot = np.random.default_rng(0).normal(size=(400, 4)) * 0.01
+    assert with_error_floor(boot, 0.5, EngineSettings(effect_floor=0.0, csat_floor=0.0)) is boot
+    s = EngineSettings(effect_floor=0.025, csat_floor=0.15)
+    floored = with_error_floor(boot, 0.5, s)
+    np.testing.assert_array_equal(floored[:, 2:], boot[:, 2:])  # leavers' CSAT term, risk
+    added = floored[:, :2] - boot[:, :2]
+    # Per residual-dose sd: a dose spread of 0.5 doubles the per-unit error.
+    np.testing.assert_allclose(added.std(axis=0), [0.05, 0.3], rtol=0.15)
+    np.testing.assert_array_equal(with_error_floor(boot, 0.5, s), floored)  # seeded
+
+
+def test_with_no_effect_the_floor_gives_intervals_around_zero(frame, fit):
+    """A zero estimate with its systematic error: every team's interval holds zero, and the
+    teams with a gap to the held value get a non-empty one."""
+    s = EngineSettings(**FAST)
+    none = dataclasses.replace(
+        fit,
+        theta=0.0,
+        theta_risk=0.0,
+        theta_csat_direct=0.0,
+        boot=with_error_floor(np.zeros_like(fit.boot), fit.dose_sd, s),
+    )
+    rows = _last_month(frame)
+    hc = rows["headcount"].to_numpy(np.float64)
+    out = team_effects(none, rows, 0.0, before_leavers=0.3 * hc, before_csat=np.zeros(len(rows)))
+    for col in ("leavers_effect", "csat_effect"):
+        assert np.all(out[f"{col}_p10"] <= 0) and np.all(out[f"{col}_p90"] >= 0)
+        assert np.all(out[f"{col}_p90"] - out[f"{col}_p10"] > 0)
