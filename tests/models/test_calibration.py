@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from forecast.models.backtest import recalibrate_by_origin
-from forecast.models.calibration import Recalibration, fit_recalibration, pava
+from forecast.models.calibration import MAX_BANDS, Recalibration, fit_recalibration, pava
 from forecast.models.fit import Fitted, Holdout
 from forecast.models.pair import assemble_pair
 
@@ -67,6 +67,8 @@ def test_an_origin_wide_shock_does_not_bend_the_map() -> None:
     calm = fit_recalibration(rate, hc, leavers, origin)
     shocked_leavers = np.where(origin == "2023-06", leavers * 1.8, leavers)
     shocked = fit_recalibration(rate, hc, shocked_leavers, origin)
+    # Enough leavers for the most bands either way (more leavers alone would add bands).
+    assert len(calm.log_rate) == len(shocked.log_rate) == MAX_BANDS
     np.testing.assert_allclose(shocked.log_calibrated, calm.log_calibrated, atol=1e-9)
     np.testing.assert_allclose(shocked.log_rate, calm.log_rate)
     # Pooled without origins, the shock steepens the map's upper end.

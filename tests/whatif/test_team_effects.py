@@ -18,7 +18,7 @@ from forecast.whatif.engine import (
     team_effects,
     with_error_floor,
 )
-from forecast.whatif.signals import settable_signals
+from forecast.whatif.signals import bound_result, settable_signals
 
 HORIZON = 3
 SIGNAL = "after_hours_ratio"
@@ -63,10 +63,21 @@ def test_a_forecast_above_the_hazard_cap_gets_no_effect_from_the_cap(frame, fit)
     np.testing.assert_allclose(out["leavers_effect"], 0.0, atol=1e-9)
     np.testing.assert_allclose(out["csat_effect"], 0.0, atol=1e-9)
     np.testing.assert_allclose(out["after_expected_leavers"], before, rtol=1e-12)
-    # A real effect still moves the capped team, within its people.
-    moved = team_effects(fit, rows, 0.0, before_leavers=before, before_csat=np.zeros(len(rows)))
-    assert moved.loc[0, "after_expected_leavers"] >= before[0] - hc[0]
-    assert np.all(moved["after_expected_leavers"] >= 0)
+    # What the user sees is bounded to the scale, which must not bring the cap back.
+    bounded = bound_result(out, hc, np.full(len(rows), np.nan))
+    np.testing.assert_allclose(bounded["after_expected_leavers"], before, rtol=1e-12)
+    np.testing.assert_allclose(bounded["after_leavers_p10"][0], before[0], rtol=1e-12)
+    # A real effect moves a team over the cap as it moves the same team at the cap.
+    at_cap = before.copy()
+    at_cap[0] = MAX_SHARE * hc[0]
+    effect = {
+        name: team_effects(fit, rows, 0.0, before_leavers=b, before_csat=np.zeros(len(rows)))
+        for name, b in (("over", before), ("at", at_cap))
+    }
+    assert effect["at"].loc[0, "leavers_effect"] != 0
+    assert effect["over"].loc[0, "leavers_effect"] == pytest.approx(
+        effect["at"].loc[0, "leavers_effect"]
+    )
 
 
 def test_the_error_floor_widens_the_effect_draws_by_its_size_and_nothing_else():
@@ -79,6 +90,10 @@ def test_the_error_floor_widens_the_effect_draws_by_its_size_and_nothing_else():
     # Per residual-dose sd: a dose spread of 0.5 doubles the per-unit error.
     np.testing.assert_allclose(added.std(axis=0), [0.05, 0.3], rtol=0.15)
     np.testing.assert_array_equal(with_error_floor(boot, 0.5, s), floored)  # seeded
+    # No CSAT stage (too few CSAT rows): its zero is no estimate and gets no error.
+    no_csat = with_error_floor(boot, 0.5, s, csat_fitted=False)
+    np.testing.assert_array_equal(no_csat[:, 1], boot[:, 1])
+    np.testing.assert_array_equal(no_csat[:, 0], floored[:, 0])
 
 
 def test_with_no_effect_the_floor_gives_intervals_around_zero(frame, fit):

@@ -17,7 +17,8 @@ model is off there. The map is monotone by construction, so it never reorders te
   the shape: on MFG a year of many resignations read as "high predicted rates come true more
   often" (README, Accuracy: deviance 1.441 and 1.374 with and without retirements, against
   1.447 and 1.386 with the pooled ratio only; the simulated organisations, whose level is
-  steady, within 0.0002);
+  steady, within 0.0002). A trade-off measured with it: MFG's company total with retirements
+  fell inside its interval at 3 of 6 origins instead of 5 (two missed by one leaver);
 - the calibrated log rate at each band's centre is made non-decreasing across bands by
   pool-adjacent-violators (isotonic regression), and the log scale is interpolated linearly in
   the log rate between centres, constant beyond the first and last: a piecewise-linear,
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 MAX_BANDS = 10
 # Leavers per band a band needs on average: fewer and there are fewer, wider bands.
@@ -162,7 +164,7 @@ def _without_group_levels(y: np.ndarray, mu: np.ndarray, groups: np.ndarray) -> 
     """Realised leavers with each group's ratio of realised to predicted replaced by the pooled
     one (a group with nothing predicted or nothing realised keeps its leavers)."""
     pooled = y.sum() / mu.sum()
-    codes = np.unique(groups, return_inverse=True)[1]
+    codes = pd.factorize(groups, use_na_sentinel=False)[0]
     real = np.bincount(codes, weights=y)
     pred = np.bincount(codes, weights=mu)
     factor = np.ones_like(real)

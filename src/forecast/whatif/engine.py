@@ -157,6 +157,7 @@ class EngineSettings:
     # the final stages alone covered the true ratio in 12 of 24 known-effect cases (seeds 1-3):
     # it misses the nuisance models' error and the engine's bias (docs/what-if.md). 1.6 is
     # the widening that covered 80% there; held-out seeds check it (benchmarks/whatif.py).
+    # The error floors below add the bias that does not shrink with more teams.
     interval_scale: float = 1.6
     # Pick the nuisance models' trees by early stopping once per outcome (on the first split's
     # first fold) and grow that many in every fold and repeat, instead of once per fold. Off:
@@ -716,7 +717,7 @@ def fit_effect(
     boot[:, 3] *= theta_risk / raw_risk if raw_risk else 0.0
     point = np.array([theta, direct, csat["coef"][1], theta_risk])
     boot = point + s.interval_scale * (boot - point)
-    boot = with_error_floor(boot, float(np.std(resid)), s)
+    boot = with_error_floor(boot, float(np.std(resid)), s, csat_fitted=csat["Y"].size > 0)
     return EffectFit(
         signal=signal,
         horizon=horizon,
@@ -737,19 +738,23 @@ def fit_effect(
     )
 
 
-def with_error_floor(boot: np.ndarray, dose_sd: float, s: EngineSettings) -> np.ndarray:
+def with_error_floor(
+    boot: np.ndarray, dose_sd: float, s: EngineSettings, *, csat_fitted: bool = True
+) -> np.ndarray:
     """The draws with the engine's systematic error added (`EngineSettings.effect_floor`,
     `csat_floor`): one independent normal draw per bootstrap draw, seeded, scaled to the
     residual dose's spread so that the floor is per standard deviation of the signal's
     unforeseen variation whatever the signal's unit. It is shared by every team of a what-if,
-    as a bias would be."""
+    as a bias would be. Without a CSAT stage (too few CSAT rows) the direct CSAT effect is no
+    estimate but a zero, and gets no error."""
     if not (s.effect_floor or s.csat_floor) or not dose_sd > 0:
         return boot
     # A stream of its own: the bootstrap's weights come from seed + 1, team splits from seed.
     z = np.random.default_rng([s.seed, 2]).standard_normal((len(boot), 2))
     out = boot.copy()
     out[:, 0] += z[:, 0] * s.effect_floor / dose_sd
-    out[:, 1] += z[:, 1] * s.csat_floor / dose_sd
+    if csat_fitted:
+        out[:, 1] += z[:, 1] * s.csat_floor / dose_sd
     return out
 
 
