@@ -18,7 +18,7 @@ from forecast.whatif.engine import (
     team_effects,
     with_error_floor,
 )
-from forecast.whatif.signals import bound_result, settable_signals
+from forecast.whatif.signals import settable_signals
 
 HORIZON = 3
 SIGNAL = "after_hours_ratio"
@@ -63,10 +63,6 @@ def test_a_forecast_above_the_hazard_cap_gets_no_effect_from_the_cap(frame, fit)
     np.testing.assert_allclose(out["leavers_effect"], 0.0, atol=1e-9)
     np.testing.assert_allclose(out["csat_effect"], 0.0, atol=1e-9)
     np.testing.assert_allclose(out["after_expected_leavers"], before, rtol=1e-12)
-    # What the user sees is bounded to the scale, which must not bring the cap back.
-    bounded = bound_result(out, hc, np.full(len(rows), np.nan))
-    np.testing.assert_allclose(bounded["after_expected_leavers"], before, rtol=1e-12)
-    np.testing.assert_allclose(bounded["after_leavers_p10"][0], before[0], rtol=1e-12)
     # A real effect moves a team over the cap as it moves the same team at the cap.
     at_cap = before.copy()
     at_cap[0] = MAX_SHARE * hc[0]

@@ -310,16 +310,11 @@ def csat_change_bounds(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def bound_result(result: pd.DataFrame, headcount: np.ndarray, level: np.ndarray) -> pd.DataFrame:
     """An engine's result (rows in team order) with expected leavers after the change in
-    [0, headcount] (or up to the forecast before it, where that is higher: backfills leave too,
-    and capping only the after would read as an effect) and every CSAT change (and interval
-    bound) such that the team's recent level plus the change stays within 0..100: a held value
-    the models never saw together with this team's state can still push a forecast off the
-    scale. NaN stays NaN."""
+    [0, headcount] and every CSAT change (and interval bound) such that the team's recent level
+    plus the change stays within 0..100: a held value the models never saw together with this
+    team's state can still push a forecast off the scale. NaN stays NaN."""
     out = result.copy()
     hc = np.asarray(headcount, dtype=np.float64)
-    if "before_expected_leavers" in out:
-        before = out["before_expected_leavers"].to_numpy(np.float64)
-        hc = np.fmax(hc, before)  # fmax: an unknown before leaves the headcount
     lo, hi = csat_change_bounds(level)
     for col in out.columns:
         if col.startswith("after_") and ("leavers" in col):
