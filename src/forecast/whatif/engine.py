@@ -717,7 +717,8 @@ def fit_effect(
     boot[:, 3] *= theta_risk / raw_risk if raw_risk else 0.0
     point = np.array([theta, direct, csat["coef"][1], theta_risk])
     boot = point + s.interval_scale * (boot - point)
-    boot = with_error_floor(boot, float(np.std(resid)), s, csat_fitted=csat["Y"].size > 0)
+    dose_sd = float(np.std(resid))
+    boot = with_error_floor(boot, dose_sd, s, csat_fitted=csat["Y"].size > 0)
     return EffectFit(
         signal=signal,
         horizon=horizon,
@@ -733,7 +734,7 @@ def fit_effect(
         natural=natural,
         **_baselines(rows, controls, csat_controls, hc, rate, csat["rows"], s),
         n_rows=len(rows),
-        dose_sd=float(np.std(resid)),
+        dose_sd=dose_sd,
         dose_range=(float(np.min(dose)), float(np.max(dose))),
     )
 
