@@ -144,7 +144,14 @@ def recent_csat_loop(tables, team: str, as_of: pd.Period) -> float:
 
 def assert_on_scale(res: pd.DataFrame, tables, as_of: pd.Period, headcount: pd.Series) -> None:
     hc = res["team_id"].map(headcount).to_numpy(float)
-    for col in ("after_expected_leavers", "after_leavers_p10", "after_leavers_p90"):
+    for col in (
+        "before_expected_leavers",
+        "before_leavers_p10",
+        "before_leavers_p90",
+        "after_expected_leavers",
+        "after_leavers_p10",
+        "after_leavers_p90",
+    ):
         if col in res:
             v = res[col].to_numpy(float)
             assert (v >= 0).all() and (v <= hc + 1e-9).all(), col

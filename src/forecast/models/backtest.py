@@ -35,7 +35,7 @@ import pandas as pd
 from forecast.data.months import month_str
 from forecast.errors import ModelError
 from forecast.models import intervals
-from forecast.models.baseline import Baseline, choose_baseline
+from forecast.models.baseline import Baseline, choose_baseline, poisson_deviance_terms
 from forecast.models.calibration import Recalibration, fit_recalibration
 from forecast.models.config import ModelConfig
 from forecast.models.fit import (
@@ -294,10 +294,7 @@ def _run_origin(
 
 def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     """Mean Poisson deviance per row (y log(y/mu) taken as 0 when y == 0)."""
-    mu = np.clip(np.asarray(mu, float), 1e-12, None)
-    y = np.asarray(y, float)
-    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return float(2.0 * np.mean(term - (y - mu)))
+    return float(np.mean(poisson_deviance_terms(y, mu)))
 
 
 def _corr(a: np.ndarray | pd.Series, b: np.ndarray | pd.Series) -> float:

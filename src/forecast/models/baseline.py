@@ -99,10 +99,16 @@ def _inputs(panel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return leavers, exposure, org
 
 
-def poisson_deviance_sum(y: np.ndarray, mu: np.ndarray) -> float:
-    mu = np.clip(mu, 1e-12, None)
+def poisson_deviance_terms(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Each row's Poisson deviance (y log(y/mu) taken as 0 when y == 0)."""
+    mu = np.clip(np.asarray(mu, dtype=np.float64), 1e-12, None)
+    y = np.asarray(y, dtype=np.float64)
     term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return float(2.0 * np.sum(term - (y - mu)))
+    return 2.0 * (term - (y - mu))
+
+
+def poisson_deviance_sum(y: np.ndarray, mu: np.ndarray) -> float:
+    return float(np.sum(poisson_deviance_terms(y, mu)))
 
 
 def choose_baseline(

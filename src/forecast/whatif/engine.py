@@ -1018,6 +1018,8 @@ def team_effects(
     if before_leavers is None:
         X = rows[fit.baseline_features].astype(np.float64)
         before_leavers = hc * np.exp(fit.baseline_rate.predict(X, raw_score=True))
+    # Before and after on one scale, [0, headcount], as the CSAT change is kept within 0..100.
+    before_leavers = np.clip(np.asarray(before_leavers, dtype=np.float64), 0.0, hc)
     if before_csat is None:
         before_csat = np.full(len(rows), np.nan)
         if fit.baseline_csat is not None:

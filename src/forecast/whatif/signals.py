@@ -309,15 +309,17 @@ def csat_change_bounds(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bound_result(result: pd.DataFrame, headcount: np.ndarray, level: np.ndarray) -> pd.DataFrame:
-    """An engine's result (rows in team order) with expected leavers after the change in
-    [0, headcount] and every CSAT change (and interval bound) such that the team's recent level
-    plus the change stays within 0..100: a held value the models never saw together with this
-    team's state can still push a forecast off the scale. NaN stays NaN."""
+    """An engine's result (rows in team order) with expected leavers, before and after the
+    change, in [0, headcount] and every CSAT change (and interval bound) such that the team's
+    recent level plus the change stays within 0..100: a held value the models never saw together
+    with this team's state can still push a forecast off the scale. Before and after share the
+    scale, so a forecast above the headcount (backfills leave too) reads no effect where there is
+    none. NaN stays NaN."""
     out = result.copy()
     hc = np.asarray(headcount, dtype=np.float64)
     lo, hi = csat_change_bounds(level)
     for col in out.columns:
-        if col.startswith("after_") and ("leavers" in col):
+        if col.startswith(("before_", "after_")) and ("leavers" in col):
             out[col] = np.clip(out[col].to_numpy(np.float64), 0.0, hc)
         elif col.startswith(("before_", "after_")) and "csat_change" in col:
             out[col] = np.clip(out[col].to_numpy(np.float64), lo, hi)
