@@ -68,6 +68,12 @@ def engines() -> dict[str, object]:
         "load per month": CausalEngine(settings=EngineSettings(concurrent_months=True)),
         # The CSAT stage adjusted for the other signals' long-run history too:
         "csat, all history": CausalEngine(settings=EngineSettings(csat_controls="all")),
+        # ... or for the team's own people-flow history only (leavers, hires and moves up to a
+        # year back, and its long-run leaving rate): the pre-treatment part of "all" history
+        # that lingers in CSAT where staffing drives it, without the signals' own histories.
+        "csat, people-flow history": CausalEngine(
+            settings=EngineSettings(csat_controls="state+people_flow")
+        ),
     }
 
 

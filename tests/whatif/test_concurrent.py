@@ -88,11 +88,17 @@ def test_monthly_controls_reach_the_attrition_stage_but_never_a_forecast(tables,
         assert not [c for c in fit.baseline_csat_features if is_future(c)]
 
 
-def test_history_controls_widen_only_the_csat_stage(frame):
+@pytest.mark.parametrize("which", ["all", "state+people_flow"])
+def test_history_controls_widen_only_the_csat_stage(frame, which: str):
     state = fit_effect(frame, SIGNAL, HORIZON, EngineSettings(**FAST))
-    history = fit_effect(frame, SIGNAL, HORIZON, EngineSettings(csat_controls="all", **FAST))
+    history = fit_effect(frame, SIGNAL, HORIZON, EngineSettings(csat_controls=which, **FAST))
     added = set(history.csat_controls) - set(state.csat_controls)
     assert "people_flow__vol_leavers__longrun_rate_shrunk" in added
+    assert "people_flow__vol_leavers__sum_12m" in added
+    if which == "state+people_flow":
+        assert all(c.startswith("people_flow__") for c in added), sorted(added)
+    else:
+        assert any(c.startswith("workload__") for c in added)
     assert set(state.csat_controls) <= set(history.csat_controls)
     assert history.controls == state.controls  # the attrition stage is untouched
     assert not [c for c in added if SIGNAL in c or is_future(c)]

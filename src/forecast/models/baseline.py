@@ -13,8 +13,9 @@ as-of month, so this is a backtest of the baseline itself, and it costs no model
 
 The forecast's log rate is `(1 - weight) * trees + weight * log(baseline)`: `weight` is chosen
 on out-of-fold rates over every labelled month (`forecast.models.fit.oof_attrition`: each time
-block's trees and baseline fitted without it), so where the features add nothing the forecast
-falls back to the baseline instead of below it, and where they add much it stays the trees'.
+block's trees and baseline fitted without it) by the one-standard-error rule (`choose_weight`),
+so where the features add nothing the forecast falls back to the baseline instead of below it,
+and where they add much it stays the trees'.
 Measured against LightGBM `init_score` (trees learning the deviation from the baseline):
 init_score did as well or better on the MFG data but cost a simulated organisation 2% of
 deviance (the regularised trees cannot undo a baseline that the current signals explain
@@ -147,11 +148,23 @@ def choose_baseline(
 def choose_weight(
     leavers: np.ndarray, headcount: np.ndarray, trees: np.ndarray, base: np.ndarray
 ) -> float:
-    """The baseline's share of the log rate that fits these out-of-sample rows best (Poisson
-    deviance over `WEIGHT_GRID`; the smaller weight on a tie): `trees` and `base` are the two
-    forecasts' log rates."""
+    """The baseline's share of the log rate for these out-of-sample rows (`trees` and `base`
+    the two forecasts' log rates): the largest weight of `WEIGHT_GRID` whose Poisson deviance
+    is within one standard error of the best weight's (the standard error of the rows'
+    deviance differences from it). Breiman's one-standard-error rule, toward the simpler
+    forecast: where these rows cannot tell the trees' gain from noise, the forecast leans on
+    the team's own long-run rate; where the trees clearly win, the weight stays at the best.
+    Measured (README, Accuracy): MFG deviance 1.441 -> 1.431 with retirements and 1.374 ->
+    1.324 without; the simulated organisations' weights did not move."""
     y = np.asarray(leavers, dtype=np.float64)
     hc = np.asarray(headcount, dtype=np.float64)
     t, b = np.asarray(trees, dtype=np.float64), np.asarray(base, dtype=np.float64)
-    devs = [poisson_deviance_sum(y, hc * np.exp((1 - w) * t + w * b)) for w in WEIGHT_GRID]
-    return float(WEIGHT_GRID[int(np.argmin(devs))])
+    terms = np.array(
+        [poisson_deviance_terms(y, hc * np.exp((1 - w) * t + w * b)) for w in WEIGHT_GRID]
+    )
+    total = terms.sum(axis=1)
+    best = int(np.argmin(total))
+    se = np.sqrt(len(y)) * (terms - terms[best]).std(axis=1) if len(y) else np.zeros(len(total))
+    near = total - total[best] <= se
+    near[best] = True
+    return float(WEIGHT_GRID[np.flatnonzero(near).max()])

@@ -15,10 +15,11 @@ model is off there. The map is monotone by construction, so it never reorders te
   (`groups`: its realised leavers rescaled to the pooled ratio of realised to predicted).
   Otherwise an origin whose whole forecast was too high, and so sits in the upper bands, bends
   the shape: on MFG a year of many resignations read as "high predicted rates come true more
-  often" (README, Accuracy: deviance 1.441 and 1.374 with and without retirements, against
-  1.447 and 1.386 with the pooled ratio only; the simulated organisations, whose level is
-  steady, within 0.0002). A trade-off measured with it: MFG's company total with retirements
-  fell inside its interval at 3 of 6 origins instead of 5 (two missed by one leaver);
+  often" (README, Accuracy: deviance 1.441 and 1.374 with and without retirements, against 1.447 and
+  1.386 with the pooled ratio only, before the blend weight's one-standard-error rule; the simulated
+  organisations, whose level is steady, within 0.0002). A trade-off measured with it: MFG's company
+  total with retirements fell inside its interval at 3 of 6 origins instead of 5 (two missed by one
+  leaver);
 - the calibrated log rate at each band's centre is made non-decreasing across bands by
   pool-adjacent-violators (isotonic regression), and the log scale is interpolated linearly in
   the log rate between centres, constant beyond the first and last: a piecewise-linear,

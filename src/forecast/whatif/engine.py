@@ -197,6 +197,10 @@ class EngineSettings:
     # feature too: recent hires and leavers, the load against its long-run level). "all"
     # lowered the CSAT effect in most cases: better on the final sets, worse on the development
     # ones (16/30 -> 11/30 at 400 teams, 10/15 -> 7/15 at 1,500), so off (docs/what-if.md).
+    # "state+people_flow" adds only the team's people-flow history (leavers, hires and moves
+    # up to a year back, its long-run leaving rate): on the development set at 400 teams it
+    # moved the CSAT effect little and the wrong way (goal 14/30 against 16/30, mean error
+    # 0.58 against 0.53 points; the ratio unchanged), so off (docs/what-if.md).
     csat_controls: str = "state"
     # The engine's systematic error, which the bootstrap cannot see and which does not shrink
     # with more teams: each draw of the attrition effect gets a normal error of this sd (log
@@ -349,7 +353,11 @@ def control_columns(
             continue
         if family == "cx" and outcome != "csat":
             continue  # CSAT does not drive leaving; it would only proxy past engagement
-        if which == "all" or (which == "state+engagement" and family == "engagement"):
+        if (
+            which == "all"
+            or (which == "state+engagement" and family == "engagement")
+            or (which == "state+people_flow" and family == "people_flow")
+        ):
             out.append(col)
             continue
         w = _transform_window(transform)
