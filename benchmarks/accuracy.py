@@ -142,7 +142,8 @@ def deviance_gap(
 ) -> tuple[float, float, float]:
     """Model minus baseline mean Poisson deviance, with the 80% interval of that difference
     over teams resampled with all their origins (a team's forecasts are not independent):
-    whether a gap this size could be the luck of which teams the data hold."""
+    whether a gap this size could be the luck of which teams the data hold. The origins are
+    held fixed, so their year-to-year noise is not in the interval."""
     y = pred["leavers"].to_numpy(np.float64)
     gap = poisson_deviance_terms(y, pred[ATTRITION_MODELS[model]]) - poisson_deviance_terms(
         y, pred[ATTRITION_MODELS[baseline]]

@@ -28,14 +28,15 @@ def _best_weight(leavers, hc, trees, base) -> float:
 
 
 def test_few_rows_that_cannot_tell_the_trees_gain_from_noise_lean_on_the_baseline():
-    # A weak signal on 150 team-horizons: the best weight is luck, one standard error is wide.
-    # Over 20 such organisations the rule never picks less baseline than the best weight, and
-    # on average much more.
+    """What the rule does, and what it costs: here the trees are the true rate, but 150
+    team-horizons of a weak signal cannot show it, so the weight moves toward the baseline
+    (the plain best weight is luck). Over 20 such organisations the rule never picks less
+    baseline than the best weight, and on average far more."""
     chosen, best = np.array(
         [(choose_weight(*d), _best_weight(*d)) for d in (_counts(150, 0.15, s) for s in range(20))]
     ).T
     assert np.all(chosen >= best)
-    assert chosen.mean() >= 0.6 and chosen.mean() - best.mean() >= 0.3
+    assert chosen.mean() - best.mean() >= 0.3
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

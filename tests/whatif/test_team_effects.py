@@ -77,6 +77,35 @@ def test_a_forecast_above_the_hazard_cap_gets_no_effect_from_the_cap(frame, fit)
     assert effect["over"].loc[0, "leavers_effect"] == pytest.approx(
         effect["at"].loc[0, "leavers_effect"]
     )
+    # Every column agrees with what is shown: after - before is the effect, after / before the
+    # ratio, on the headcount scale.
+    for out in effect.values():
+        shown = out["after_expected_leavers"] - out["before_expected_leavers"]
+        np.testing.assert_allclose(shown, out["leavers_effect"], atol=1e-9)
+        np.testing.assert_allclose(
+            out["after_expected_leavers"] / out["before_expected_leavers"],
+            out["leavers_ratio"],
+            rtol=1e-9,
+        )
+        assert (out["after_expected_leavers"] <= hc + 1e-9).all()
+        assert (out["after_leavers_p90"] <= hc + 1e-9).all()
+
+
+def test_an_effect_that_raises_leaving_stops_at_the_headcount(frame, fit):
+    """A team forecast to lose all its people can lose no more: with an effect that raises
+    leaving, after stays at the headcount and the effect (and CSAT via leavers) is zero."""
+    worse = dataclasses.replace(fit, theta=abs(fit.theta) + 1.0, theta_risk=0.0)
+    rows = _last_month(frame)
+    hc = rows["headcount"].to_numpy(np.float64)
+    before = 0.3 * hc
+    before[0] = hc[0]  # already at the headcount
+    # Held far above where any team's after-hours would go (the natural path): more leaving.
+    out = team_effects(worse, rows, 5.0, before_leavers=before, before_csat=np.zeros(len(rows)))
+    assert (out["natural_value"] < 5.0).all()
+    assert out.loc[0, "after_expected_leavers"] == pytest.approx(hc[0])
+    assert out.loc[0, "leavers_effect"] == pytest.approx(0.0, abs=1e-9)
+    assert out.loc[0, "csat_effect_via_leavers"] == pytest.approx(0.0, abs=1e-9)
+    assert (out.loc[1:, "leavers_effect"] > 0).any()  # the others do lose more people
 
 
 def test_the_error_floor_widens_the_effect_draws_by_its_size_and_nothing_else():

@@ -1048,7 +1048,10 @@ def team_effects(
     # of more leavers than MAX_SHARE of the team (backfills leave too) is capped there by the
     # hazard scale, and that cap is no effect of the signal.
     d_leavers = shifted - np.minimum(rate, MAX_SHARE)[None, :] * hc[None, :]
-    after_l = before_leavers[None, :] + d_leavers
+    # After stays on the headcount scale too, and the effect is what is left of it there, so
+    # the effect, the ratio and the CSAT via leavers agree with the after shown.
+    after_l = np.clip(before_leavers[None, :] + d_leavers, 0.0, hc[None, :])
+    d_leavers = after_l - before_leavers[None, :]
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
     d_rate = d_leavers / hc[None, :]
     before_csat = np.clip(np.asarray(before_csat, dtype=np.float64), c_lo, c_hi)
