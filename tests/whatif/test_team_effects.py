@@ -42,18 +42,17 @@ def _last_month(frame):
     return frame.loc[frame["as_of"] == frame["as_of"].max()].reset_index(drop=True)
 
 
+def _no_effect(fit, boot: np.ndarray):
+    """`fit` with every effect at zero and these bootstrap draws."""
+    return dataclasses.replace(fit, theta=0.0, theta_risk=0.0, theta_csat_direct=0.0, boot=boot)
+
+
 def test_a_forecast_above_the_hazard_cap_gets_no_effect_from_the_cap(frame, fit):
     """A team forecast to lose more than MAX_SHARE of its people (backfills leave too) sits at
     the cap of the hazard scale; the cap is not an effect of the signal. With no effect at all
     every team's leavers and CSAT effect must be exactly zero (before the fix, such a team
     read about -(forecast - 0.98 x headcount) leavers and a CSAT gain from them)."""
-    none = dataclasses.replace(
-        fit,
-        theta=0.0,
-        theta_risk=0.0,
-        theta_csat_direct=0.0,
-        boot=np.zeros_like(fit.boot),
-    )
+    none = _no_effect(fit, np.zeros_like(fit.boot))
     rows = _last_month(frame)
     hc = rows["headcount"].to_numpy(np.float64)
     before = 0.3 * hc
@@ -128,13 +127,7 @@ def test_with_no_effect_the_floor_gives_intervals_around_zero(frame, fit):
     """A zero estimate with its systematic error: every team's interval holds zero, and the
     teams with a gap to the held value get a non-empty one."""
     s = EngineSettings(**FAST)
-    none = dataclasses.replace(
-        fit,
-        theta=0.0,
-        theta_risk=0.0,
-        theta_csat_direct=0.0,
-        boot=with_error_floor(np.zeros_like(fit.boot), fit.dose_sd, s),
-    )
+    none = _no_effect(fit, with_error_floor(np.zeros_like(fit.boot), fit.dose_sd, s))
     rows = _last_month(frame)
     hc = rows["headcount"].to_numpy(np.float64)
     out = team_effects(none, rows, 0.0, before_leavers=0.3 * hc, before_csat=np.zeros(len(rows)))

@@ -1047,10 +1047,10 @@ def team_effects(
     # The effect is the shifted share against the unshifted one on the same scale: a forecast
     # of more leavers than MAX_SHARE of the team (backfills leave too) is capped there by the
     # hazard scale, and that cap is no effect of the signal.
-    d_leavers = shifted - np.minimum(rate, MAX_SHARE)[None, :] * hc[None, :]
-    # After stays on the headcount scale too, and the effect is what is left of it there, so
-    # the effect, the ratio and the CSAT via leavers agree with the after shown.
-    after_l = np.clip(before_leavers[None, :] + d_leavers, 0.0, hc[None, :])
+    step = shifted - np.minimum(rate, MAX_SHARE)[None, :] * hc[None, :]
+    # After stays on the headcount scale too, and the effect is what is left of the step there,
+    # so the effect, the ratio and the CSAT via leavers agree with the after shown.
+    after_l = np.clip(before_leavers[None, :] + step, 0.0, hc[None, :])
     d_leavers = after_l - before_leavers[None, :]
     ratio = after_l / np.maximum(before_leavers[None, :], 1e-12)
     d_rate = d_leavers / hc[None, :]
